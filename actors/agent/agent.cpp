@@ -1,0 +1,190 @@
+#include "actors/agent/agent.hpp"
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+
+#include "actors/agent/context.hpp"
+#include "actors/api/api_actor.hpp"
+#include "actors/monitor/monitor_actor.hpp"
+#include "actors/node/identity.hpp"
+#include "actors/node/node_actor.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/supervisor.hpp"
+#include "runtime/type_ids.hpp"
+#include "storage/data_dir.hpp"
+
+namespace troupe {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Checks that a TCP port can be bound before any actor starts, so that a
+// taken port is one clear error at start rather than a crash loop later.
+status check_port(const std::string& ip, uint16_t port, const char* flag) {
+  bool v6 = ip.find(':') != std::string::npos;
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return error{std::string{"socket: "} + std::strerror(errno)};
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int rc;
+  if (v6) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    ::inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
+    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  } else {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    return error{std::string{flag} + " " + std::to_string(port) + " on " + ip + ": " +
+                 std::strerror(err)};
+  return {};
+}
+
+/// Forwards supervisor events to the monitor. Events raised while the
+/// monitor is down (its own death, for one) wait here, bounded, and go out
+/// once it is back.
+event_sink forward_to_monitor(std::shared_ptr<directory> names) {
+  auto held = std::make_shared<std::deque<v1::ActorEvent>>();
+  return [names, held](const v1::ActorEvent& ev) {
+    held->push_back(ev);
+    if (held->size() > 256)
+      held->pop_front();
+    auto mon = names->get("monitor");
+    if (!mon)
+      return;
+    for (auto& e : *held)
+      caf::anon_send(mon, wire::make_pb(std::move(e)));
+    held->clear();
+  };
+}
+
+std::vector<child_spec> children(const agent_context_ptr& ctx) {
+  return {
+    {"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }},
+    {"monitor", [ctx](caf::actor_system& sys) { return sys.spawn(monitor::monitor_actor, ctx); }},
+    {"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }},
+  };
+}
+
+struct agent_system_config : caf::actor_system_config {
+  agent_system_config() {
+    add_message_types<caf::id_block::troupe_runtime>();
+    // Mostly idle agents: the sharing policy does not burn a core polling.
+    set("scheduler.policy", caf::atom("sharing"));
+    set("scheduler.max-threads", 4);
+  }
+};
+
+/// Waits for SIGTERM/SIGINT or the supervisor's end. Returns the exit code.
+int run_until_stopped(caf::actor_system& sys, const caf::actor& sup, std::atomic<bool>& sup_down,
+                      const caf::error& sup_reason, spdlog::logger& log) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  bool asked = false;
+  while (!sup_down.load()) {
+    timespec tick{0, 100'000'000};
+    int sig = ::sigtimedwait(&sigs, nullptr, &tick);
+    if (sig <= 0)
+      continue;
+    if (!asked) {
+      log.info("shutdown signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      caf::anon_send(sup, atoms::stop_atom_v);
+      asked = true;
+    } else {
+      log.warn("second signal: killing actors now");
+      caf::anon_send_exit(sup, caf::exit_reason::kill);
+    }
+  }
+  (void) sys;
+  if (sup_reason) {
+    log.critical("agent_exit reason=\"{}\"", describe_exit(sup_reason));
+    return exit_crash_loop;
+  }
+  return exit_ok;
+}
+
+} // namespace
+
+int run_agent(const agent_config& config) {
+  if (auto st = logging::init(config.log_level); !st) {
+    std::fprintf(stderr, "troupe: %s\n", st.error().message().c_str());
+    return exit_usage;
+  }
+  auto log = logging::get("agent");
+  auto lock = storage::data_dir_lock::acquire(config.data_dir);
+  if (!lock) {
+    log->error("start_failed reason=\"{}\"", lock.error().message());
+    return exit_failure;
+  }
+  auto env = storage::environment::open(config.data_dir / "state");
+  if (!env) {
+    log->error("start_failed reason=\"{}\"", env.error().message());
+    return exit_failure;
+  }
+  auto record = node::boot(**env, config.name);
+  if (!record) {
+    log->error("start_failed reason=\"{}\"", record.error().message());
+    return exit_failure;
+  }
+  if (auto st = check_port(config.bind, config.http_port, "--http-port"); !st) {
+    log->error("start_failed reason=\"{}\"", st.error().message());
+    return exit_failure;
+  }
+  log->info("starting name={} id={} boot={} data_dir={} pid={}", config.name, record->id(),
+            record->boot_count(), config.data_dir.string(), ::getpid());
+
+  // Signals are taken synchronously by the main thread: block them before
+  // any thread exists so that every thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto ctx = std::make_shared<agent_context>();
+  ctx->config = config;
+  ctx->env = *env;
+  ctx->names = std::make_shared<directory>();
+  int code;
+  {
+    agent_system_config cfg;
+    caf::actor_system sys{cfg};
+    std::atomic<bool> sup_down{false};
+    caf::error sup_reason;
+    auto sup = sys.spawn(supervisor, config.name, children(ctx), config.supervisor, ctx->names,
+                         forward_to_monitor(ctx->names));
+    sup->attach_functor([&](const caf::error& reason) {
+      sup_reason = reason;
+      sup_down.store(true);
+    });
+    ctx->names->put("supervisor", sup);
+    code = run_until_stopped(sys, sup, sup_down, sup_reason, *log);
+    ctx->names->clear();
+    sup = nullptr;
+    sys.await_all_actors_done();
+  }
+  ctx.reset();
+  env->reset();
+  log->info("stopped lmdb=closed exit_code={}", code);
+  return code;
+}
+
+} // namespace troupe

@@ -1,0 +1,204 @@
+#include "actors/api/api_actor.hpp"
+
+#include <thread>
+
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+
+#include "runtime/ask.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/named_actor.hpp"
+#include "troupe/v1/envelope.pb.h"
+#include "troupe/v1/runtime.pb.h"
+
+namespace troupe::api {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto actor_timeout = 2000ms;
+
+std::string to_json(const google::protobuf::Message& msg) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  std::string out;
+  if (auto st = google::protobuf::util::MessageToJsonString(msg, &out, opts); !st.ok())
+    return R"({"code":"internal","message":"cannot render reply as JSON"})";
+  return out + "\n";
+}
+
+void reply(httplib::Response& res, const google::protobuf::Message& msg) {
+  res.status = 200;
+  res.set_content(to_json(msg), "application/json");
+}
+
+void reply_error(httplib::Response& res, int http_status, const std::string& code,
+                 const std::string& message) {
+  v1::ErrorReply err;
+  err.set_code(code);
+  err.set_message(message);
+  res.status = http_status;
+  res.set_content(to_json(err), "application/json");
+}
+
+/// Maps a failed ask to an HTTP error naming the actor.
+void reply_failure(httplib::Response& res, const std::string& actor, ask_failure why,
+                   const error& err) {
+  switch (why) {
+    case ask_failure::no_actor:
+      return reply_error(res, 503, "unavailable", "actor " + actor + " is not running; retry shortly");
+    case ask_failure::timeout:
+      return reply_error(res, 504, "timeout", "actor " + actor + ": " + err.message());
+    default:
+      return reply_error(res, 500, "actor_error", "actor " + actor + ": " + err.message());
+  }
+}
+
+// Parses an optional unsigned query parameter; false (and a 400) if bad.
+bool query_u64(const httplib::Request& req, httplib::Response& res, const char* name,
+               uint64_t& out) {
+  if (!req.has_param(name))
+    return true;
+  auto text = req.get_param_value(name);
+  try {
+    std::size_t used = 0;
+    if (!text.empty() && text[0] != '-') {
+      out = std::stoull(text, &used);
+      if (used == text.size())
+        return true;
+    }
+  } catch (const std::exception&) {
+  }
+  reply_error(res, 400, "bad_request",
+              "query parameter " + std::string{name} + "='" + text + "' is not an unsigned integer");
+  return false;
+}
+
+} // namespace
+
+class routes {
+public:
+  routes(caf::actor_system& sys, agent_context_ptr ctx) : sys_(sys), ctx_(std::move(ctx)) {}
+
+  void install(httplib::Server& svr) {
+    svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
+    svr.Get("/v1/actors", [this](const httplib::Request&, httplib::Response& res) { actors(res); });
+    svr.Post(R"(/v1/actors/([^/]+)/kill)", [this](const httplib::Request& req, httplib::Response& res) {
+      kill(req.matches[1], req, res);
+    });
+    svr.Get("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
+      events(req, res);
+    });
+  }
+
+private:
+  caf::actor actor(const std::string& name) const { return ctx_->names->get(name); }
+
+  void status(httplib::Response& res) {
+    ask_failure why{};
+    auto st = ask<v1::NodeStatus>(sys_, actor("node"), v1::GetStatus{}, actor_timeout, &why);
+    if (!st)
+      return reply_failure(res, "node", why, st.error());
+    auto list = ask<v1::ActorList>(sys_, actor("supervisor"), v1::GetActors{}, actor_timeout, &why);
+    if (!list)
+      return reply_failure(res, "supervisor", why, list.error());
+    *st->mutable_actors() = std::move(*list->mutable_actors());
+    reply(res, *st);
+  }
+
+  void actors(httplib::Response& res) {
+    ask_failure why{};
+    auto list = ask<v1::ActorList>(sys_, actor("supervisor"), v1::GetActors{}, actor_timeout, &why);
+    if (!list)
+      return reply_failure(res, "supervisor", why, list.error());
+    reply(res, *list);
+  }
+
+  void kill(const std::string& name, const httplib::Request& req, httplib::Response& res) {
+    v1::KillActor k;
+    k.set_name(name);
+    k.set_reason("api request from " + req.remote_addr);
+    ask_failure why{};
+    auto rep = ask<v1::KillActorReply>(sys_, actor("supervisor"), k, actor_timeout, &why);
+    if (!rep && why == ask_failure::refused)
+      return reply_error(res, 404, "not_found", rep.error().message());
+    if (!rep)
+      return reply_failure(res, "supervisor", why, rep.error());
+    reply(res, *rep);
+  }
+
+  void events(const httplib::Request& req, httplib::Response& res) {
+    uint64_t after = 0, limit = 0;
+    if (!query_u64(req, res, "after", after) || !query_u64(req, res, "limit", limit))
+      return;
+    v1::GetEvents q;
+    q.set_after_seq(after);
+    q.set_limit(static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
+    ask_failure why{};
+    auto list = ask<v1::EventList>(sys_, actor("monitor"), q, actor_timeout, &why);
+    if (!list)
+      return reply_failure(res, "monitor", why, list.error());
+    reply(res, *list);
+  }
+
+  caf::actor_system& sys_;
+  agent_context_ptr ctx_;
+};
+
+api_state::api_state() = default;
+
+api_state::~api_state() {
+  if (server)
+    server->stop();
+  if (listener.joinable())
+    listener.join();
+  if (log && server)
+    log->info("stopped listening");
+}
+
+caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr ctx) {
+  auto& st = self->state;
+  st.log = logging::get("api");
+  auto& cfg = ctx->config;
+  st.handlers = std::make_unique<routes>(self->system(), ctx);
+  st.server = std::make_unique<httplib::Server>();
+  auto& svr = *st.server;
+  svr.new_task_queue = [] { return new httplib::ThreadPool(4); };
+  svr.set_payload_max_length(1u << 20);
+  svr.set_read_timeout(5, 0);
+  svr.set_write_timeout(5, 0);
+  st.handlers->install(svr);
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty())
+      return;
+    if (res.status == 404)
+      reply_error(res, 404, "not_found", "no endpoint " + req.method + " " + req.path);
+    else
+      reply_error(res, res.status, "bad_request", "request refused (HTTP " + std::to_string(res.status) + ")");
+  });
+  svr.set_exception_handler([log = st.log](const httplib::Request& req, httplib::Response& res,
+                                           std::exception_ptr eptr) {
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log->error("handler_failed path={} reason=\"{}\"", req.path, what);
+    reply_error(res, 500, "internal", what);
+  });
+  if (!svr.bind_to_port(cfg.bind, cfg.http_port)) {
+    auto why = "cannot listen on " + cfg.bind + ":" + std::to_string(cfg.http_port) +
+               " (--bind, --http-port): " + std::strerror(errno);
+    st.log->error("listen_failed reason=\"{}\"", why);
+    self->quit(caf::make_error(caf::sec::runtime_error, why));
+    return {};
+  }
+  st.listener = std::thread([&svr] { svr.listen_after_bind(); });
+  st.log->info("listening addr={}:{}", cfg.bind, cfg.http_port);
+  return supervised_behavior(self);
+}
+
+} // namespace troupe::api

@@ -1,0 +1,85 @@
+#include "actors/monitor/monitor_actor.hpp"
+
+#include "runtime/ask.hpp"
+#include "runtime/type_ids.hpp"
+#include "storage/testing.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+using storage::testing::temp_dir;
+
+namespace {
+
+v1::ActorEvent event(const std::string& actor, const std::string& kind) {
+  v1::ActorEvent ev;
+  ev.set_actor(actor);
+  ev.set_kind(kind);
+  return ev;
+}
+
+v1::EventList events(caf::actor_system& sys, const caf::actor& mon, uint64_t after = 0,
+                     uint32_t limit = 0) {
+  v1::GetEvents q;
+  q.set_after_seq(after);
+  q.set_limit(limit);
+  auto list = ask<v1::EventList>(sys, mon, q, 5000ms);
+  REQUIRE_MESSAGE(list, list.error().message());
+  return *list;
+}
+
+struct monitor_fixture {
+  temp_dir dir;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  agent_context_ptr ctx;
+
+  monitor_fixture() {
+    cfg.add_message_types<caf::id_block::troupe_runtime>();
+    sys = std::make_unique<caf::actor_system>(cfg);
+    auto c = std::make_shared<agent_context>();
+    c->env = storage::testing::open_env(dir);
+    ctx = c;
+  }
+
+  caf::actor spawn() { return sys->spawn(monitor::monitor_actor, ctx); }
+
+  void stop(const caf::actor& a) {
+    caf::scoped_actor self{*sys};
+    self->send_exit(a, caf::exit_reason::kill);
+    self->wait_for(a);
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(monitor_fixture, "events are numbered, kept in LMDB and survive a respawn") {
+  auto mon = spawn();
+  for (int i = 0; i < 5; ++i)
+    caf::anon_send(mon, wire::make_pb(event("node", i % 2 ? "died" : "restarted")));
+  auto list = events(*sys, mon);
+  REQUIRE(list.events_size() == 5);
+  CHECK(list.events(0).seq() == 1);
+  CHECK(list.events(4).seq() == 5);
+  CHECK(events(*sys, mon, 3).events_size() == 2);
+  CHECK(events(*sys, mon, 0, 2).events_size() == 2);
+  stop(mon);
+
+  auto again = spawn();
+  caf::anon_send(again, wire::make_pb(event("api", "died")));
+  list = events(*sys, again);
+  REQUIRE(list.events_size() == 6);
+  CHECK(list.events(5).seq() == 6);
+  CHECK(list.events(5).actor() == "api");
+  stop(again);
+}
+
+TEST_CASE_FIXTURE(monitor_fixture, "the event log keeps only the newest events") {
+  auto mon = spawn();
+  for (std::size_t i = 0; i < monitor::max_events + 25; ++i)
+    caf::anon_send(mon, wire::make_pb(event("node", "died")));
+  auto list = events(*sys, mon);
+  REQUIRE(list.events_size() == static_cast<int>(monitor::max_events));
+  CHECK(list.events(0).seq() == 26);
+  CHECK(list.events(list.events_size() - 1).seq() == monitor::max_events + 25);
+  stop(mon);
+}

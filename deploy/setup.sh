@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of Troupe from Debian 12's
+# package archive. Idempotent and non-interactive; runs as root or via sudo.
+# This is the only install step anywhere: tests and scripts assume it ran.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ccache pkg-config
+  # libraries (see docs/architecture.md for what each one is for)
+  libcaf-dev libssl-dev
+  libprotobuf-dev protobuf-compiler
+  liblmdb-dev lmdb-utils
+  libasio-dev
+  libspdlog-dev
+  libcli11-dev libyaml-cpp-dev
+  libcpp-httplib-dev
+  # tests
+  doctest-dev
+  # run
+  procps
+)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup.sh: not root and no sudo: cannot install packages" >&2; exit 1; }
+  sudo="sudo"
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,43 @@
+// ask(): a blocking request from a thread that is not an actor (an HTTP
+// handler, main, a test) to a named actor, typed on both ends. Never call it
+// inside an actor's handler: actors use request().then().
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+#include <caf/all.hpp>
+
+#include "runtime/result.hpp"
+#include "runtime/supervisor.hpp"
+#include "runtime/wire.hpp"
+
+namespace troupe {
+
+/// What went wrong with an ask, for callers that map it (to HTTP codes).
+enum class ask_failure { none, no_actor, timeout, refused };
+
+template <class Rep, class Req>
+result<Rep> ask(caf::actor_system& sys, const caf::actor& target, Req req,
+                std::chrono::milliseconds timeout, ask_failure* why = nullptr) {
+  auto fail = [&](ask_failure f, std::string msg) {
+    if (why != nullptr)
+      *why = f;
+    return result<Rep>{error{std::move(msg)}};
+  };
+  if (!target)
+    return fail(ask_failure::no_actor, "actor is not running");
+  caf::scoped_actor self{sys};
+  std::optional<result<Rep>> out;
+  self->request(target, timeout, wire::make_pb(std::move(req)))
+    .receive([&](wire::pb<Rep>& rep) { out.emplace(std::move(rep.msg)); },
+             [&](caf::error& err) {
+               bool late = err == caf::sec::request_timeout;
+               out.emplace(fail(late ? ask_failure::timeout : ask_failure::refused,
+                                late ? "no answer within " + std::to_string(timeout.count()) + "ms"
+                                     : describe_exit(err)));
+             });
+  return std::move(*out);
+}
+
+} // namespace troupe

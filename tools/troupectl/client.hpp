@@ -1,0 +1,34 @@
+// The console's side of the HTTP/JSON API: GET/POST a path, parse the JSON
+// reply into its protobuf message, turn ErrorReply bodies into errors.
+#pragma once
+
+#include <string>
+
+#include <google/protobuf/message.h>
+
+#include "runtime/result.hpp"
+
+namespace troupectl {
+
+class client {
+public:
+  /// addr: "HOST:PORT"; token: sent as a bearer token when not empty.
+  client(std::string addr, std::string token);
+
+  /// Validates the address ("--addr: 'x' is not HOST:PORT").
+  troupe::status check() const;
+
+  troupe::status get(const std::string& path, google::protobuf::Message& out) const;
+  troupe::status post(const std::string& path, google::protobuf::Message& out) const;
+
+private:
+  troupe::status call(const char* method, const std::string& path,
+                      google::protobuf::Message& out) const;
+
+  std::string addr_;
+  std::string host_;
+  int port_ = 0;
+  std::string token_;
+};
+
+} // namespace troupectl

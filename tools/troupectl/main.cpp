@@ -1,0 +1,204 @@
+// troupectl: the actor console. One-shot commands against an agent's
+// HTTP/JSON API (docs/console.md). Exit status: 0 success, 1 the operation
+// failed, 2 usage error.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/text.hpp"
+#include "tools/troupectl/client.hpp"
+#include "tools/troupectl/output.hpp"
+#include "troupe/v1/runtime.pb.h"
+
+namespace {
+
+using namespace troupectl;
+namespace v1 = troupe::v1;
+
+constexpr int exit_ok = 0, exit_failed = 1, exit_usage = 2;
+
+struct globals {
+  std::string addr = "127.0.0.1:7070";
+  std::string token;
+  std::string output = "table";
+  format fmt = format::table;
+};
+
+int fail(const troupe::error& err) {
+  std::fprintf(stderr, "troupectl: %s\n", err.message().c_str());
+  return exit_failed;
+}
+
+void print(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+
+table actor_table(const google::protobuf::RepeatedPtrField<v1::ActorInfo>& actors) {
+  table t{{"ACTOR", "STATE", "RESTARTS", "MAILBOX", "UPTIME", "ID", "LAST EXIT"}};
+  for (auto& a : actors)
+    t.add({a.name(), a.state(), std::to_string(a.restarts()),
+           a.mailbox() < 0 ? "?" : std::to_string(a.mailbox()),
+           a.state() == "running" ? human_duration(a.uptime_ms()) : "-",
+           a.actor_id() ? std::to_string(a.actor_id()) : "-", a.last_exit()});
+  return t;
+}
+
+int cmd_status(const globals& g, const client& c) {
+  v1::NodeStatus st;
+  if (auto r = c.get("/v1/status", st); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(st, g.fmt)), exit_ok;
+  std::string labels;
+  for (auto& [k, v] : st.labels())
+    labels += (labels.empty() ? "" : ",") + k + "=" + v;
+  table info{{"NODE", st.name()}};
+  info.add({"ID", st.id()});
+  info.add({"ROLE", st.role()});
+  info.add({"VERSION", st.version()});
+  info.add({"ADDRESS", st.bind() + "  http " + std::to_string(st.http_port()) + "  gossip " +
+                         std::to_string(st.gossip_port()) + "  rpc " + std::to_string(st.rpc_port())});
+  info.add({"LABELS", labels.empty() ? "-" : labels});
+  info.add({"UPTIME", human_duration(st.uptime_ms()) + "  (boot " + std::to_string(st.boot_count()) +
+                        ", pid " + std::to_string(st.pid()) + ")"});
+  info.add({"DATA DIR", st.data_dir()});
+  print(info.str(false) + "\n" + actor_table(st.actors()).str(use_colour()));
+  return exit_ok;
+}
+
+int cmd_actors(const globals& g, const client& c) {
+  v1::ActorList list;
+  if (auto r = c.get("/v1/actors", list); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(list, g.fmt)), exit_ok;
+  print(actor_table(list.actors()).str(use_colour()));
+  return exit_ok;
+}
+
+int cmd_actor_kill(const globals& g, const client& c, const std::string& target) {
+  auto slash = target.find('/');
+  auto name = slash == std::string::npos ? target : target.substr(slash + 1);
+  if (name.empty())
+    return std::fprintf(stderr, "troupectl: actor kill: give ACTOR or NODE/ACTOR\n"), exit_usage;
+  if (slash != std::string::npos) {
+    // Only this agent is reachable until membership lands: refuse other nodes.
+    v1::NodeStatus st;
+    if (auto r = c.get("/v1/status", st); !r)
+      return fail(r.error());
+    auto node = target.substr(0, slash);
+    if (node != st.name() && node != st.id())
+      return fail(troupe::error{"unknown node " + troupe::quote(node) + " (the agent at " + g.addr +
+                                " is " + troupe::quote(st.name()) + ")"});
+  }
+  v1::KillActorReply rep;
+  if (auto r = c.post("/v1/actors/" + name + "/kill", rep); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(rep, g.fmt)), exit_ok;
+  print("killed " + rep.name() + " (actor id " + std::to_string(rep.killed_actor_id()) +
+        "); its supervisor respawns it\n");
+  return exit_ok;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t prev = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+/// "did you mean 'status'?" for a mistyped command, or "".
+std::string suggestion(const std::string& word, const std::vector<std::string>& commands) {
+  for (auto& c : commands)
+    if (edit_distance(word, c) <= 2)
+      return "; did you mean '" + c + "'?";
+  return "";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  globals g;
+  if (auto* env = std::getenv("TROUPE_ADDR"); env && *env)
+    g.addr = env;
+  if (auto* env = std::getenv("TROUPE_TOKEN"); env && *env)
+    g.token = env;
+
+  CLI::App app{"troupectl: the Troupe actor console"};
+  app.footer("Examples:\n  troupectl status\n  troupectl -o json actors\n  troupectl actor kill monitor\n\n"
+             "Exit status: 0 success, 1 the operation failed, 2 usage error.");
+  app.add_option("--addr", g.addr, "agent API address HOST:PORT (env TROUPE_ADDR)")->capture_default_str();
+  app.add_option("--token", g.token, "API token (env TROUPE_TOKEN)");
+  app.add_option("-o,--output", g.output, "output format")
+    ->check(CLI::IsMember({"table", "json", "yaml"}))
+    ->capture_default_str();
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  auto* status = app.add_subcommand("status", "this node: identity, addresses, uptime and its actors");
+  status->footer("Example: troupectl status");
+  auto* actors = app.add_subcommand("actors", "the node's actors: state, restarts, mailbox, uptime");
+  actors->footer("Example: troupectl -o json actors");
+  auto* actor = app.add_subcommand("actor", "act on one actor");
+  actor->require_subcommand(1);
+  std::string target;
+  auto* kill = actor->add_subcommand("kill", "kill an actor; its supervisor respawns it");
+  kill->add_option("ACTOR", target, "ACTOR or NODE/ACTOR")->required();
+  kill->footer("Example: troupectl actor kill monitor");
+  auto* version = app.add_subcommand("version", "print troupectl's version");
+
+  std::vector<std::string> commands{"status", "actors", "actor", "version"};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    // An unknown first word: suggest the nearest command.
+    for (int i = 1; i < argc; ++i) {
+      std::string word = argv[i];
+      if (word == "--addr" || word == "--token" || word == "-o" || word == "--output") {
+        ++i;  // skip the option's value
+        continue;
+      }
+      if (word.empty() || word[0] == '-')
+        continue;
+      if (std::find(commands.begin(), commands.end(), word) == commands.end())
+        msg = "unknown command " + troupe::quote(word) + suggestion(word, commands);
+      break;
+    }
+    std::fprintf(stderr, "troupectl: %s\nRun 'troupectl --help' for usage.\n", msg.c_str());
+    return exit_usage;
+  }
+  g.fmt = g.output == "json" ? format::json : g.output == "yaml" ? format::yaml : format::table;
+  client c{g.addr, g.token};
+  if (auto st = c.check(); !st) {
+    std::fprintf(stderr, "troupectl: %s\n", st.error().message().c_str());
+    return exit_usage;
+  }
+  if (*version) {
+    std::printf("troupectl %s\n", TROUPE_VERSION);
+    return exit_ok;
+  }
+  if (*status)
+    return cmd_status(g, c);
+  if (*actors)
+    return cmd_actors(g, c);
+  if (*kill)
+    return cmd_actor_kill(g, c, target);
+  return exit_usage;
+}

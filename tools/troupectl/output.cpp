@@ -1,0 +1,99 @@
+#include "tools/troupectl/output.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <sstream>
+
+#include <google/protobuf/util/json_util.h>
+#include <yaml-cpp/yaml.h>
+
+namespace troupectl {
+
+namespace {
+
+std::string json_of(const google::protobuf::Message& msg) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  opts.add_whitespace = true;
+  std::string out;
+  (void) google::protobuf::util::MessageToJsonString(msg, &out, opts);
+  return out;
+}
+
+// Parsed JSON keeps JSON's flow style; people read YAML in block style.
+void block_style(YAML::Node node) {
+  if (node.IsMap() || node.IsSequence()) {
+    node.SetStyle(YAML::EmitterStyle::Block);
+    for (auto it = node.begin(); it != node.end(); ++it)
+      block_style(node.IsMap() ? it->second : *it);
+  }
+}
+
+const char* colour_of(const std::string& cell) {
+  if (cell == "running" || cell == "alive")
+    return "\033[32m";
+  if (cell == "restarting" || cell == "stopping" || cell == "suspect")
+    return "\033[33m";
+  if (cell == "stopped" || cell == "dead" || cell == "failed")
+    return "\033[31m";
+  return nullptr;
+}
+
+} // namespace
+
+std::string render(const google::protobuf::Message& msg, format f) {
+  auto json = json_of(msg);
+  if (f == format::json)
+    return json;
+  // JSON is YAML: load it and emit block style.
+  auto doc = YAML::Load(json);
+  block_style(doc);
+  YAML::Emitter out;
+  out << doc;
+  return std::string{out.c_str()} + "\n";
+}
+
+std::string table::str(bool colour) const {
+  std::vector<std::size_t> width;
+  for (auto& row : rows_)
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i)
+        width.push_back(0);
+      width[i] = std::max(width[i], row[i].size());
+    }
+  std::ostringstream out;
+  for (auto& row : rows_) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      bool last = i + 1 == row.size();
+      auto* c = colour ? colour_of(row[i]) : nullptr;
+      line += c ? c + row[i] + "\033[0m" : row[i];
+      if (!last)
+        line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ')
+      line.pop_back();
+    out << line << "\n";
+  }
+  return out.str();
+}
+
+std::string human_duration(uint64_t ms) {
+  if (ms < 1000)
+    return std::to_string(ms) + "ms";
+  uint64_t s = ms / 1000, m = s / 60, h = m / 60, d = h / 24;
+  if (d > 0)
+    return std::to_string(d) + "d" + std::to_string(h % 24) + "h";
+  if (h > 0)
+    return std::to_string(h) + "h" + std::to_string(m % 60) + "m";
+  if (m > 0)
+    return std::to_string(m) + "m" + std::to_string(s % 60) + "s";
+  return std::to_string(s) + "s";
+}
+
+bool use_colour() {
+  return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+}
+
+} // namespace troupectl

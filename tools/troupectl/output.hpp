@@ -1,0 +1,36 @@
+// How troupectl prints: tables for people (sized to the content, colour only
+// on a terminal), or one JSON / YAML document per command for scripts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+
+namespace troupectl {
+
+enum class format { table, json, yaml };
+
+/// One document: protobuf's JSON mapping, or the same as YAML.
+std::string render(const google::protobuf::Message& msg, format f);
+
+/// Columns padded to their widest cell; `colour` styles cells through
+/// `style` (a cell that starts with "running" is green, etc.).
+class table {
+public:
+  explicit table(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::string str(bool colour) const;
+
+private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+/// "3d4h", "5m3s", "12s", "850ms".
+std::string human_duration(uint64_t ms);
+
+/// True when stdout is a terminal and NO_COLOR is unset.
+bool use_colour();
+
+} // namespace troupectl
