@@ -165,6 +165,12 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   st.server = std::make_unique<httplib::Server>();
   auto& svr = *st.server;
   svr.new_task_queue = [] { return new httplib::ThreadPool(4); };
+  // httplib's default adds SO_REUSEPORT, which would let a second agent
+  // share this port silently. SO_REUSEADDR alone allows a quick restart.
+  svr.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   svr.set_payload_max_length(1u << 20);
   svr.set_read_timeout(5, 0);
   svr.set_write_timeout(5, 0);

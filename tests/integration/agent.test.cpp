@@ -1,0 +1,251 @@
+// End to end: real `troupe agent` processes driven by real `troupectl`
+// commands over the HTTP API, on loopback, each with its own data dir.
+#include <doctest/doctest.h>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "tests/integration/process.hpp"
+#include "troupe/v1/runtime.pb.h"
+
+using namespace troupe;
+using namespace troupe::testing;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+class scratch_dir {
+public:
+  scratch_dir() {
+    std::string pattern = "/tmp/troupe-it-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+private:
+  fs::path path_;
+};
+
+template <class Msg>
+Msg parse_json(const std::string& text) {
+  Msg msg;
+  auto st = google::protobuf::util::JsonStringToMessage(text, &msg);
+  REQUIRE_MESSAGE(st.ok(), "not a " << msg.GetTypeName() << ": " << text);
+  return msg;
+}
+
+const v1::ActorInfo* find_actor(const v1::ActorList& list, const std::string& name) {
+  for (auto& a : list.actors())
+    if (a.name() == name)
+      return &a;
+  return nullptr;
+}
+
+/// One agent on 127.0.0.1 with free ports and a fresh data dir.
+struct agent {
+  scratch_dir dir;
+  fs::path data = dir.path() / "data";
+  fs::path log = dir.path() / "agent.log";
+  uint16_t http = free_port();
+  uint16_t gossip = free_port();
+  uint16_t rpc = free_port();
+  std::unique_ptr<process> proc;
+
+  std::vector<std::string> argv(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a{TROUPE_BIN, "agent", "--name", "it", "--data-dir", data.string(),
+                               "--bind", "127.0.0.1", "--http-port", std::to_string(http),
+                               "--gossip-port", std::to_string(gossip), "--rpc-port",
+                               std::to_string(rpc)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  void start(std::vector<std::string> extra = {}) {
+    proc = std::make_unique<process>(argv(std::move(extra)), log);
+    bool up = eventually(10s, [&] { return ctl({"status"}).code == 0 || !proc->running(); });
+    REQUIRE_MESSAGE(up, "agent did not answer within 10s; log:\n" << read_file(log));
+    REQUIRE_MESSAGE(proc->running(), "agent exited at start; log:\n" << read_file(log));
+  }
+
+  run_result ctl(std::vector<std::string> args) const {
+    std::vector<std::string> a{TROUPECTL_BIN, "--addr", "127.0.0.1:" + std::to_string(http)};
+    a.insert(a.end(), args.begin(), args.end());
+    return run(a, dir.path());
+  }
+
+  v1::ActorList actors() const {
+    auto r = ctl({"-o", "json", "actors"});
+    REQUIRE_MESSAGE(r.code == 0, r.output);
+    return parse_json<v1::ActorList>(r.output);
+  }
+
+  v1::NodeStatus status() const {
+    auto r = ctl({"-o", "json", "status"});
+    REQUIRE_MESSAGE(r.code == 0, r.output);
+    return parse_json<v1::NodeStatus>(r.output);
+  }
+
+  /// True once `name` runs again with `restarts` restarts.
+  bool respawned(const std::string& name, uint32_t restarts) const {
+    auto r = ctl({"-o", "json", "actors"});
+    if (r.code != 0)
+      return false;
+    auto list = parse_json<v1::ActorList>(r.output);
+    auto* a = find_actor(list, name);
+    return a && a->state() == "running" && a->restarts() == restarts;
+  }
+
+  std::string log_text() const { return read_file(log); }
+};
+
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("troupectl lists the agent's actors as JSON") {
+  agent a;
+  a.start();
+  auto list = a.actors();
+  CHECK(list.node() == "it");
+  REQUIRE(list.actors_size() == 3);
+  for (auto& name : {"node", "monitor", "api"}) {
+    auto* info = find_actor(list, name);
+    REQUIRE_MESSAGE(info, name);
+    CHECK(info->state() == "running");
+    CHECK(info->restarts() == 0);
+    CHECK(info->mailbox() >= 0);
+  }
+}
+
+TEST_CASE("an actor killed with troupectl is respawned within a second") {
+  agent a;
+  a.start();
+  for (std::string victim : {"monitor", "node"}) {
+    auto killed = a.ctl({"actor", "kill", victim});
+    REQUIRE_MESSAGE(killed.code == 0, killed.output);
+    CHECK(contains(killed.output, "killed " + victim));
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(eventually(1s, [&] { return a.respawned(victim, 1); }));
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    MESSAGE(victim, " back in ", ms.count(), " ms");
+  }
+  auto log = a.log_text();
+  CHECK(contains(log, "died actor=monitor reason=\"killed\""));
+  CHECK(contains(log, "started actor=monitor id="));
+  CHECK(contains(log, "restarts=1"));
+}
+
+TEST_CASE("the api actor killed through its own API comes back and answers") {
+  agent a;
+  a.start();
+  auto killed = a.ctl({"actor", "kill", "it/api"});
+  REQUIRE_MESSAGE(killed.code == 0, killed.output);
+  CHECK(eventually(1s, [&] { return a.respawned("api", 1); }));
+}
+
+TEST_CASE("killing an actor that does not exist fails with its name and exit status 1") {
+  agent a;
+  a.start();
+  auto r = a.ctl({"actor", "kill", "ghost"});
+  CHECK(r.code == 1);
+  CHECK(contains(r.output, "no actor named 'ghost'"));
+  r = a.ctl({"actor", "kill", "elsewhere/node"});
+  CHECK(r.code == 1);
+  CHECK(contains(r.output, "unknown node 'elsewhere'"));
+  r = a.ctl({"stauts"});
+  CHECK(r.code == 2);
+  CHECK(contains(r.output, "did you mean 'status'?"));
+}
+
+TEST_CASE("SIGTERM stops actors in reverse order, closes LMDB, and a restart keeps the node") {
+  agent a;
+  a.start();
+  auto before = a.status();
+  CHECK(before.boot_count() == 1);
+  a.proc->signal(SIGTERM);
+  auto code = a.proc->wait(10s);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  auto log = a.log_text();
+  auto api = log.find("stopping actor=api");
+  auto monitor = log.find("stopping actor=monitor");
+  auto node = log.find("stopping actor=node");
+  REQUIRE(api != std::string::npos);
+  CHECK(api < monitor);
+  CHECK(monitor < node);
+  CHECK(contains(log, "lmdb=closed exit_code=0"));
+
+  a.start();
+  auto after = a.status();
+  CHECK(after.id() == before.id());
+  CHECK(after.boot_count() == 2);
+}
+
+TEST_CASE("after kill -9 the data dir opens again and the node keeps its id") {
+  agent a;
+  a.start();
+  auto id = a.status().id();
+  a.proc->signal(SIGKILL);
+  REQUIRE(a.proc->wait(5s));
+  a.start();
+  CHECK(a.status().id() == id);
+}
+
+TEST_CASE("a second agent on the same data dir exits at once naming the dir and the pid") {
+  agent a;
+  a.start();
+  auto argv = a.argv();
+  argv[std::find(argv.begin(), argv.end(), "--http-port") - argv.begin() + 1] =
+    std::to_string(free_port());
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run(argv, a.dir.path());
+  CHECK(r.code == 1);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(contains(r.output, "data dir " + a.data.string() + " is in use by another agent (pid " +
+                             std::to_string(a.proc->pid()) + ")"));
+}
+
+TEST_CASE("a second agent on a taken API port exits at once naming the port") {
+  agent a;
+  a.start();
+  agent b;
+  b.http = a.http;
+  auto r = run(b.argv(), b.dir.path());
+  CHECK(r.code == 1);
+  CHECK(contains(r.output, "--http-port " + std::to_string(a.http) + " on 127.0.0.1: Address already in use"));
+}
+
+TEST_CASE("a crash loop ends the agent with exit status 3 and a clear log line") {
+  agent a;
+  a.start({"--max-restarts", "2", "--restart-window", "1m"});
+  for (uint32_t i = 1; i <= 2; ++i) {
+    REQUIRE(a.ctl({"actor", "kill", "node"}).code == 0);
+    REQUIRE(eventually(2s, [&] { return a.respawned("node", i); }));
+  }
+  REQUIRE(a.ctl({"actor", "kill", "node"}).code == 0);
+  auto code = a.proc->wait(10s);
+  REQUIRE(code);
+  CHECK(*code == 3);
+  auto log = a.log_text();
+  CHECK(contains(log, "crash_loop actor=node restarts=2"));
+  CHECK(contains(log, "crash loop: actor node died 3 times"));
+}
+
+TEST_CASE("bad agent flags exit with status 2 and name the flag") {
+  scratch_dir dir;
+  auto r = run({TROUPE_BIN, "agent", "--name", "x", "--data-dir", (dir.path() / "d").string(),
+                "--bind", "127.0.0.1", "--http-port", "70000"},
+               dir.path());
+  CHECK(r.code == 2);
+  CHECK(contains(r.output, "--http-port"));
+  r = run({TROUPE_BIN, "agnet"}, dir.path());
+  CHECK(r.code == 2);
+}

@@ -1,0 +1,143 @@
+// Real processes for integration tests: start a program with its output in
+// a file, wait for it with a deadline, signal it. A process still running
+// when its handle is destroyed is killed and reaped, so a failing test
+// leaves nothing behind.
+#pragma once
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace troupe::testing {
+
+class process {
+public:
+  /// Starts argv[0] with stdout and stderr appended to `log`.
+  process(std::vector<std::string> argv, const std::filesystem::path& log) {
+    pid_ = ::fork();
+    if (pid_ < 0)
+      throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::vector<char*> args;
+      for (auto& a : argv)
+        args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+
+  ~process() {
+    if (running()) {
+      ::kill(pid_, SIGKILL);
+      wait(std::chrono::seconds(10));
+    }
+  }
+
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  bool running() {
+    if (status_)
+      return false;
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      status_ = st;
+      return false;
+    }
+    return true;
+  }
+
+  void signal(int sig) { ::kill(pid_, sig); }
+
+  /// The exit code (128 + signal if killed), or nothing if still running at the deadline.
+  std::optional<int> wait(std::chrono::milliseconds deadline) {
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (running()) {
+      if (std::chrono::steady_clock::now() >= until)
+        return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return WIFEXITED(*status_) ? WEXITSTATUS(*status_) : 128 + WTERMSIG(*status_);
+  }
+
+private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+/// Runs a program to completion; returns its exit code and output.
+struct run_result {
+  int code = -1;
+  std::string output;
+};
+
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in{p};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline run_result run(std::vector<std::string> argv, const std::filesystem::path& scratch) {
+  auto out = scratch / ("run-" + std::to_string(::getpid()) + "-" +
+                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  run_result r;
+  {
+    process p{std::move(argv), out};
+    auto code = p.wait(std::chrono::seconds(30));
+    r.code = code ? *code : -1;
+  }
+  r.output = read_file(out);
+  std::filesystem::remove(out);
+  return r;
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+inline uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// Polls `pred` every 10 ms until it holds or `deadline` passes.
+template <class Pred>
+bool eventually(std::chrono::milliseconds deadline, Pred pred) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    if (pred())
+      return true;
+    if (std::chrono::steady_clock::now() >= until)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+} // namespace troupe::testing
