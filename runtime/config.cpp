@@ -56,7 +56,7 @@ constexpr std::array<scalar_field, 13> scalar_fields{{
   {"gossip-port", "PORT", "UDP port for gossip", "7946", "a port number 1..65535", "Node"},
   {"rpc-port", "PORT", "TCP port for RPC between agents", "7947", "a port number 1..65535", "Node"},
   {"http-port", "PORT", "TCP port for the HTTP API and /metrics", "7070", "a port number 1..65535", "Node"},
-  {"driver", "runc|process", "How containers run (default: runc if usable)", "", "runc or process", "Node"},
+  {"driver", "auto|runc|process", "How containers run (default auto: runc if usable)", "", "auto, runc or process", "Node"},
   {"encrypt", "KEY", "Gossip encryption key: 32 bytes, base64", "", "a base64 key", "Cluster"},
   {"log-level", "LEVEL", "trace, debug, info, warn, error, critical or off", "info", "a log level", "Node"},
   {"max-restarts", "N", "Crash loop: more than N restarts within --restart-window (1..10000)", "10",

@@ -50,7 +50,7 @@ void emit(supervisor_actor* self, const child& c, const char* kind, const std::s
   ev.set_reason(reason);
   ev.set_restarts(c.restarts);
   ev.set_backoff_ms(static_cast<uint64_t>(backoff.count()));
-  ev.set_actor_id(c.hdl ? c.hdl.id() : 0);
+  ev.set_actor_id(c.last_id);
   st.on_event(ev);
 }
 
@@ -92,6 +92,7 @@ void start(supervisor_actor* self, child& c) {
     return;
   }
   self->monitor(c.hdl);
+  c.last_id = c.hdl.id();
   c.state = "running";
   st.names->put(c.spec.name, c.hdl);
   st.log->info("started actor={} id={} restarts={}", c.spec.name, c.hdl.id(), c.restarts);

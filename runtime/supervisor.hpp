@@ -34,6 +34,7 @@ struct supervisor_state {
   struct child {
     child_spec spec;
     caf::actor hdl;                                   // invalid while restarting or stopped
+    uint64_t last_id = 0;                             // actor id of the latest incarnation
     std::string state = "restarting";
     uint32_t restarts = 0;
     uint64_t generation = 0;                          // bumps per incarnation; stale timers ignored

@@ -7,10 +7,11 @@
 
 namespace troupe {
 
-/// 'text' with non-printable bytes escaped as \xNN and long input cut, so
-/// that hostile input can be named in a log line or error without harm.
-inline std::string quote(std::string_view s, std::size_t max = 80) {
-  std::string out = "'";
+/// `s` with backslashes, quotes and non-printable bytes escaped (\xNN), cut
+/// after `max` bytes with the full length noted, so that hostile input can
+/// be named in a log line or an error without harm.
+inline std::string escape(std::string_view s, std::size_t max = 80) {
+  std::string out;
   for (std::size_t i = 0; i < s.size() && i < max; ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c == '\'' || c == '\\') {
@@ -25,9 +26,13 @@ inline std::string quote(std::string_view s, std::size_t max = 80) {
     }
   }
   if (s.size() > max)
-    out += "...";
-  out += "'";
+    out += "... (" + std::to_string(s.size()) + " bytes)";
   return out;
+}
+
+/// 'text', escaped as above.
+inline std::string quote(std::string_view s, std::size_t max = 80) {
+  return "'" + escape(s, max) + "'";
 }
 
 } // namespace troupe

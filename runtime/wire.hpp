@@ -18,8 +18,8 @@
 
 namespace troupe::wire {
 
-/// The protocol version this build speaks. Receivers refuse other versions
-/// with an ErrorReply whose code is "unsupported_version".
+/// The protocol version this build speaks. open() refuses envelopes of other
+/// versions with an error that names both versions.
 inline constexpr uint32_t protocol_version = 1;
 
 /// The largest envelope a receiver parses; larger frames are refused unread.

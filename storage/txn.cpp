@@ -1,5 +1,7 @@
 #include "storage/txn.hpp"
 
+#include "runtime/text.hpp"
+
 #include "storage/environment.hpp"
 
 #include <lmdb.h>
@@ -43,27 +45,8 @@ status check_table(std::string_view table) {
 } // namespace
 
 std::string describe_key(std::string_view key) {
-  if (key.empty())
-    return "<empty>";
-  constexpr std::size_t shown = 64; // enough to recognise, short enough to log
-  std::string out;
-  for (std::size_t i = 0; i < key.size(); ++i) {
-    if (out.size() >= shown) {
-      out += "... (" + std::to_string(key.size()) + " bytes)";
-      break;
-    }
-    auto c = static_cast<unsigned char>(key[i]);
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    }
-  }
-  return out;
+  // 64 bytes: enough to recognise a key, short enough to log.
+  return key.empty() ? "<empty>" : escape(key, 64);
 }
 
 // -- read_txn ----------------------------------------------------------------

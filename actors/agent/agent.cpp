@@ -75,9 +75,11 @@ event_sink forward_to_monitor(std::shared_ptr<directory> names) {
 }
 
 std::vector<child_spec> children(const agent_context_ptr& ctx) {
+  // The monitor starts first and stops last, so that it records what
+  // happens to the others.
   return {
-    {"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }},
     {"monitor", [ctx](caf::actor_system& sys) { return sys.spawn(monitor::monitor_actor, ctx); }},
+    {"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }},
     {"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }},
   };
 }
@@ -114,7 +116,7 @@ int run_until_stopped(caf::actor_system& sys, const caf::actor& sup, std::atomic
     }
   }
   (void) sys;
-  if (sup_reason) {
+  if (sup_reason && !asked) {
     log.critical("agent_exit reason=\"{}\"", describe_exit(sup_reason));
     return exit_crash_loop;
   }
@@ -123,7 +125,10 @@ int run_until_stopped(caf::actor_system& sys, const caf::actor& sup, std::atomic
 
 } // namespace
 
-int run_agent(const agent_config& config) {
+int run_agent(const agent_config& given) {
+  auto config = given;
+  std::error_code ec;
+  config.data_dir = std::filesystem::absolute(given.data_dir, ec).lexically_normal();
   if (auto st = logging::init(config.log_level); !st) {
     std::fprintf(stderr, "troupe: %s\n", st.error().message().c_str());
     return exit_usage;
@@ -134,7 +139,11 @@ int run_agent(const agent_config& config) {
     log->error("start_failed reason=\"{}\"", lock.error().message());
     return exit_failure;
   }
-  auto env = storage::environment::open(config.data_dir / "state");
+  if (auto st = check_port(config.bind, config.http_port, "--http-port"); !st) {
+    log->error("start_failed reason=\"{}\"", st.error().message());
+    return exit_failure;
+  }
+  auto env = storage::environment::open(config.data_dir);
   if (!env) {
     log->error("start_failed reason=\"{}\"", env.error().message());
     return exit_failure;
@@ -142,10 +151,6 @@ int run_agent(const agent_config& config) {
   auto record = node::boot(**env, config.name);
   if (!record) {
     log->error("start_failed reason=\"{}\"", record.error().message());
-    return exit_failure;
-  }
-  if (auto st = check_port(config.bind, config.http_port, "--http-port"); !st) {
-    log->error("start_failed reason=\"{}\"", st.error().message());
     return exit_failure;
   }
   log->info("starting name={} id={} boot={} data_dir={} pid={}", config.name, record->id(),

@@ -9,7 +9,7 @@ namespace troupe {
 
 /// Exit codes of `troupe agent`.
 enum agent_exit : int {
-  exit_ok = 0,          // stopped by SIGTERM/SIGINT, everything closed
+  exit_ok = 0,          // stopped by SIGTERM/SIGINT (a second signal forces it)
   exit_failure = 1,     // could not start (data dir locked or unreadable, port taken, ...)
   exit_usage = 2,       // bad flags or config file
   exit_crash_loop = 3,  // an actor kept dying: the supervisor gave up

@@ -121,8 +121,13 @@ private:
     k.set_reason("api request from " + req.remote_addr);
     ask_failure why{};
     auto rep = ask<v1::KillActorReply>(sys_, actor("supervisor"), k, actor_timeout, &why);
-    if (!rep && why == ask_failure::refused)
-      return reply_error(res, 404, "not_found", rep.error().message());
+    if (!rep && why == ask_failure::refused) {
+      // The supervisor refuses a name it does not know, or an actor that is
+      // between incarnations (restarting, stopping): retry may succeed.
+      bool unknown = rep.error().message().rfind("no actor named", 0) == 0;
+      return reply_error(res, unknown ? 404 : 409, unknown ? "not_found" : "conflict",
+                         rep.error().message());
+    }
     if (!rep)
       return reply_failure(res, "supervisor", why, rep.error());
     reply(res, *rep);
@@ -178,10 +183,18 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty())
       return;
-    if (res.status == 404)
-      reply_error(res, 404, "not_found", "no endpoint " + req.method + " " + req.path);
-    else
-      reply_error(res, res.status, "bad_request", "request refused (HTTP " + std::to_string(res.status) + ")");
+    switch (res.status) {
+      case 404:
+        return reply_error(res, 404, "not_found", "no endpoint " + req.method + " " + req.path);
+      case 413:
+        return reply_error(res, 413, "too_large", "request body over the 1 MiB limit");
+      case 400:
+        return reply_error(res, 400, "bad_request",
+                           "malformed HTTP request (a POST needs a Content-Length, even 0)");
+      default:
+        return reply_error(res, res.status, "http_" + std::to_string(res.status),
+                           "request refused with HTTP " + std::to_string(res.status));
+    }
   });
   svr.set_exception_handler([log = st.log](const httplib::Request& req, httplib::Response& res,
                                            std::exception_ptr eptr) {

@@ -56,6 +56,8 @@ status store(monitor_state& st, v1::ActorEvent ev) {
 
 v1::EventList events_after(monitor_state& st, const v1::GetEvents& req) {
   v1::EventList out;
+  if (req.after_seq() >= st.last_seq)
+    return out;
   auto from = std::max(req.after_seq() + 1, st.first_seq);
   auto read = st.ctx->env->read([&](storage::read_txn& txn) -> status {
     return events_table.scan(txn, prefix, [&](std::string_view, v1::ActorEvent&& ev) {

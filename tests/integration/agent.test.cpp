@@ -143,6 +143,34 @@ TEST_CASE("an actor killed with troupectl is respawned within a second") {
   CHECK(contains(log, "restarts=1"));
 }
 
+TEST_CASE("the monitor's event log records deaths and restarts and survives a restart") {
+  agent a;
+  a.start();
+  REQUIRE(a.ctl({"actor", "kill", "node"}).code == 0);
+  REQUIRE(eventually(1s, [&] { return a.respawned("node", 1); }));
+  auto r = a.ctl({"-o", "json", "events"});
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  auto list = parse_json<v1::EventList>(r.output);
+  std::vector<std::string> seen;
+  uint64_t died_id = 0;
+  for (auto& ev : list.events()) {
+    seen.push_back(ev.actor() + ":" + ev.kind());
+    if (ev.actor() == "node" && ev.kind() == "died") {
+      died_id = ev.actor_id();
+      CHECK(ev.reason() == "killed");
+    }
+  }
+  CHECK(std::find(seen.begin(), seen.end(), "node:restarted") != seen.end());
+  CHECK(died_id != 0);
+
+  a.proc->signal(SIGTERM);
+  REQUIRE(a.proc->wait(10s));
+  a.start();
+  auto again = parse_json<v1::EventList>(a.ctl({"-o", "json", "events"}).output);
+  CHECK(again.events_size() > list.events_size());
+  CHECK(again.events(0).seq() == list.events(0).seq());
+}
+
 TEST_CASE("the api actor killed through its own API comes back and answers") {
   agent a;
   a.start();
@@ -176,11 +204,12 @@ TEST_CASE("SIGTERM stops actors in reverse order, closes LMDB, and a restart kee
   CHECK(*code == 0);
   auto log = a.log_text();
   auto api = log.find("stopping actor=api");
-  auto monitor = log.find("stopping actor=monitor");
   auto node = log.find("stopping actor=node");
+  auto monitor = log.find("stopping actor=monitor");
   REQUIRE(api != std::string::npos);
-  CHECK(api < monitor);
-  CHECK(monitor < node);
+  CHECK(api < node);
+  CHECK(node < monitor);
+  CHECK(monitor != std::string::npos);
   CHECK(contains(log, "lmdb=closed exit_code=0"));
 
   a.start();

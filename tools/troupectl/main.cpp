@@ -1,8 +1,11 @@
 // troupectl: the actor console. One-shot commands against an agent's
 // HTTP/JSON API (docs/console.md). Exit status: 0 success, 1 the operation
 // failed, 2 usage error.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <thread>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -103,6 +106,42 @@ int cmd_actor_kill(const globals& g, const client& c, const std::string& target)
   return exit_ok;
 }
 
+/// Prints events after `after`; returns the last sequence number shown.
+uint64_t print_events(const globals& g, const v1::EventList& list) {
+  if (g.fmt != format::table) {
+    print(render(list, g.fmt));
+    return list.events_size() ? list.events(list.events_size() - 1).seq() : 0;
+  }
+  table t{{"SEQ", "TIME", "ACTOR", "EVENT", "ACTOR ID", "RESTARTS", "REASON"}};
+  uint64_t last = 0;
+  for (auto& ev : list.events()) {
+    std::time_t secs = static_cast<std::time_t>(ev.at_ms() / 1000);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", std::localtime(&secs));
+    t.add({std::to_string(ev.seq()), when, ev.actor(), ev.kind(), std::to_string(ev.actor_id()),
+           std::to_string(ev.restarts()), ev.reason()});
+    last = ev.seq();
+  }
+  if (last != 0)
+    print(t.str(false));
+  return last;
+}
+
+int cmd_events(const globals& g, const client& c, bool follow) {
+  uint64_t after = 0;
+  do {
+    v1::EventList list;
+    if (auto r = c.get("/v1/events?after=" + std::to_string(after), list); !r)
+      return fail(r.error());
+    if (auto last = print_events(g, list); last != 0)
+      after = last;
+    std::fflush(stdout);
+    if (follow)
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  } while (follow);
+  return exit_ok;
+}
+
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j)
@@ -144,6 +183,7 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", g.output, "output format")
     ->check(CLI::IsMember({"table", "json", "yaml"}))
     ->capture_default_str();
+  app.set_version_flag("--version", std::string{"troupectl "} + TROUPE_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
 
@@ -157,14 +197,20 @@ int main(int argc, char** argv) {
   auto* kill = actor->add_subcommand("kill", "kill an actor; its supervisor respawns it");
   kill->add_option("ACTOR", target, "ACTOR or NODE/ACTOR")->required();
   kill->footer("Example: troupectl actor kill monitor");
+  bool follow = false;
+  auto* events = app.add_subcommand("events", "the node's events: actor starts, deaths, restarts");
+  events->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
+  events->footer("Example: troupectl events -f");
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
-  std::vector<std::string> commands{"status", "actors", "actor", "version"};
+  std::vector<std::string> commands{"status", "actors", "actor", "events", "version"};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string msg = e.what();
@@ -185,14 +231,14 @@ int main(int argc, char** argv) {
     return exit_usage;
   }
   g.fmt = g.output == "json" ? format::json : g.output == "yaml" ? format::yaml : format::table;
+  if (*version) {
+    std::printf("troupectl %s\n", TROUPE_VERSION);
+    return exit_ok;
+  }
   client c{g.addr, g.token};
   if (auto st = c.check(); !st) {
     std::fprintf(stderr, "troupectl: %s\n", st.error().message().c_str());
     return exit_usage;
-  }
-  if (*version) {
-    std::printf("troupectl %s\n", TROUPE_VERSION);
-    return exit_ok;
   }
   if (*status)
     return cmd_status(g, c);
@@ -200,5 +246,7 @@ int main(int argc, char** argv) {
     return cmd_actors(g, c);
   if (*kill)
     return cmd_actor_kill(g, c, target);
+  if (*events)
+    return cmd_events(g, c, follow);
   return exit_usage;
 }
