@@ -2,6 +2,7 @@
 
 #include "runtime/duration.hpp"
 #include "runtime/text.hpp"
+#include "runtime/values.hpp"
 
 #include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
@@ -84,126 +85,6 @@ constexpr std::array<std::string_view, 7> log_levels{
   {"trace", "debug", "info", "warn", "error", "critical", "off"}};
 
 constexpr std::string_view key_form = "32 bytes, base64-encoded (44 characters, e.g. from 'openssl rand -base64 32')";
-constexpr std::string_view seed_form = "expected IP:PORT or [IPv6]:PORT";
-
-// ---- Small readers --------------------------------------------------------
-
-// A decimal integer, or nullopt. Values beyond long long saturate, which every
-// range check then rejects.
-std::optional<long long> parse_integer(std::string_view text) {
-  long long value = 0;
-  const char* end = text.data() + text.size();
-  auto [stop, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || stop != end) return std::nullopt;
-  if (ec == std::errc::result_out_of_range) return text.front() == '-' ? LLONG_MIN : LLONG_MAX;
-  if (ec != std::errc{}) return std::nullopt;
-  return value;
-}
-
-struct ip_literal {
-  bool valid = false;
-  bool v6 = false;
-  bool unspecified = false;  // 0.0.0.0 or ::
-};
-
-ip_literal read_ip(const std::string& text) {
-  ip_literal ip;
-  if (text.find('\0') != std::string::npos) return ip;  // inet_pton would stop there
-  std::array<unsigned char, 16> bytes{};
-  if (inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) {
-    ip.valid = true;
-  } else if (inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) {
-    ip.valid = ip.v6 = true;
-  } else {
-    return ip;
-  }
-  ip.unspecified = bytes == std::array<unsigned char, 16>{};
-  return ip;
-}
-
-// Strict base64: the standard alphabet, '=' padding to a multiple of four,
-// and zero bits in the unused tail, so that every key has one spelling.
-std::optional<std::string> decode_base64(std::string_view text) {
-  auto sextet = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  std::size_t padding = text.size() - text.find_last_not_of('=') - 1;
-  if (padding > 2) return std::nullopt;
-  std::string out;
-  unsigned bits = 0;
-  int bit_count = 0;
-  for (char c : text.substr(0, text.size() - padding)) {
-    int value = sextet(c);
-    if (value < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<unsigned>(value);
-    bit_count += 6;
-    if (bit_count >= 8) {
-      bit_count -= 8;
-      out += static_cast<char>((bits >> bit_count) & 0xffu);
-      bits &= (1u << bit_count) - 1;
-    }
-  }
-  if (bits != 0) return std::nullopt;
-  return out;
-}
-
-// What is wrong with a seed, or nullopt if it is a valid IP:PORT / [IPv6]:PORT.
-std::optional<std::string> seed_problem(const std::string& seed) {
-  std::string host, port;
-  if (!seed.empty() && seed.front() == '[') {
-    auto close = seed.find("]:");
-    if (close == std::string::npos) return std::string{seed_form};
-    host = seed.substr(1, close - 1);
-    port = seed.substr(close + 2);
-    ip_literal ip = read_ip(host);
-    if (!ip.valid || !ip.v6) return quote(host) + " is not an IPv6 address; " + std::string{seed_form};
-  } else {
-    auto colon = seed.rfind(':');
-    if (colon == std::string::npos) return std::string{seed_form};
-    host = seed.substr(0, colon);
-    port = seed.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return "an IPv6 address needs brackets; " + std::string{seed_form};
-    if (!read_ip(host).valid) return quote(host) + " is not an IP address; " + std::string{seed_form};
-  }
-  auto number = parse_integer(port);
-  if (!number) return "port " + quote(port) + " is not a number; " + std::string{seed_form};
-  if (*number < 1 || *number > 65535) return "port " + port + " is outside 1..65535";
-  return std::nullopt;
-}
-
-bool valid_node_name(std::string_view name) {
-  auto allowed = [](char c, bool first) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (!first && (c == '.' || c == '_' || c == '-'));
-  };
-  if (name.empty() || name.size() > 63) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    if (!allowed(name[i], i == 0)) return false;
-  }
-  return true;
-}
-
-bool valid_label_key(std::string_view key) {
-  if (key.empty() || key.size() > 63) return false;
-  for (char c : key) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '/' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool printable(std::string_view text) {
-  for (char c : text) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 // ---- Where values came from -----------------------------------------------
 

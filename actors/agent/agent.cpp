@@ -74,6 +74,17 @@ event_sink forward_to_monitor(std::shared_ptr<directory> names) {
   };
 }
 
+// Flags of the contract whose subsystems are not in this build yet: accepted
+// and validated, so that scripts keep working, and said to be inactive.
+void warn_inactive(const agent_config& config, spdlog::logger& log) {
+  if (!config.seeds.empty())
+    log.warn("inactive flag=--seed: no cluster membership in this build; running as a single node");
+  if (!config.encrypt_key.empty())
+    log.warn("inactive flag=--encrypt: no gossip traffic in this build to encrypt");
+  if (config.driver != driver_kind::auto_detect)
+    log.warn("inactive flag=--driver: no container driver in this build yet");
+}
+
 std::vector<child_spec> children(const agent_context_ptr& ctx) {
   // The monitor starts first and stops last, so that it records what
   // happens to the others.
@@ -155,6 +166,8 @@ int run_agent(const agent_config& given) {
   }
   log->info("starting name={} id={} boot={} data_dir={} pid={}", config.name, record->id(),
             record->boot_count(), config.data_dir.string(), ::getpid());
+
+  warn_inactive(config, *log);
 
   // Signals are taken synchronously by the main thread: block them before
   // any thread exists so that every thread inherits the mask.
