@@ -15,8 +15,10 @@ packages=(
   libspdlog-dev
   libcli11-dev libyaml-cpp-dev
   libcpp-httplib-dev
+  # containers: runc runs them, libarchive unpacks image layers
+  runc libarchive-dev
   # tests
-  doctest-dev
+  doctest-dev busybox-static
   # run
   procps
 )

@@ -459,7 +459,7 @@ void convert_scalar(const std::string& key, const std::string& text, agent_confi
     if (text == "runc") c.driver = driver_kind::runc;
     else if (text == "process") c.driver = driver_kind::process;
     else if (text == "auto") c.driver = driver_kind::auto_detect;
-    else fail(quote(text) + " is not a driver; expected runc or process");
+    else fail(quote(text) + " is not a driver; expected auto, runc or process");
   } else if (key == "encrypt") {
     // Never echo the key: it is a secret even when it is malformed.
     auto key_bytes = decode_base64(text);

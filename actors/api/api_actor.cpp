@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include "runtime/ask.hpp"
+#include "runtime/text.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
 #include "troupe/v1/envelope.pb.h"
@@ -71,7 +72,7 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
   } catch (const std::exception&) {
   }
   reply_error(res, 400, "bad_request",
-              "query parameter " + std::string{name} + "='" + text + "' is not an unsigned integer");
+              "query parameter " + std::string{name} + "=" + quote(text) + " is not an unsigned integer");
   return false;
 }
 

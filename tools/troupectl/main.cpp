@@ -107,7 +107,9 @@ int cmd_actor_kill(const globals& g, const client& c, const std::string& target)
 }
 
 /// Prints events after `after`; returns the last sequence number shown.
-uint64_t print_events(const globals& g, const v1::EventList& list) {
+uint64_t print_events(const globals& g, const v1::EventList& list, bool follow) {
+  if (follow && list.events_size() == 0)
+    return 0;
   if (g.fmt != format::table) {
     print(render(list, g.fmt));
     return list.events_size() ? list.events(list.events_size() - 1).seq() : 0;
@@ -131,10 +133,14 @@ int cmd_events(const globals& g, const client& c, bool follow) {
   uint64_t after = 0;
   do {
     v1::EventList list;
-    if (auto r = c.get("/v1/events?after=" + std::to_string(after), list); !r)
-      return fail(r.error());
-    if (auto last = print_events(g, list); last != 0)
+    if (auto r = c.get("/v1/events?after=" + std::to_string(after), list); !r) {
+      if (!follow)
+        return fail(r.error());
+      // Following rides out a restarting monitor or agent: say so, retry.
+      std::fprintf(stderr, "troupectl: %s; retrying\n", r.error().message().c_str());
+    } else if (auto last = print_events(g, list, follow); last != 0) {
       after = last;
+    }
     std::fflush(stdout);
     if (follow)
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
