@@ -11,6 +11,8 @@
 
 #include "actors/agent/context.hpp"
 #include "actors/api/api_actor.hpp"
+#include "actors/image/store.hpp"
+#include "actors/node/runc/runc.hpp"
 #include "actors/monitor/monitor_actor.hpp"
 #include "actors/node/identity.hpp"
 #include "actors/node/node_actor.hpp"
@@ -81,8 +83,27 @@ void warn_inactive(const agent_config& config, spdlog::logger& log) {
     log.warn("inactive flag=--seed: no cluster membership in this build; running as a single node");
   if (!config.encrypt_key.empty())
     log.warn("inactive flag=--encrypt: no gossip traffic in this build to encrypt");
-  if (config.driver != driver_kind::auto_detect)
-    log.warn("inactive flag=--driver: no container driver in this build yet");
+}
+
+/// The container driver: runc unless --driver process, or why there is none.
+void pick_driver(agent_context& ctx, const std::string& node_id, spdlog::logger& log) {
+  if (ctx.config.driver == driver_kind::process) {
+    ctx.driver_problem = "--driver process: the process driver is not built yet";
+  } else {
+    runc::driver_config dc;
+    dc.state_root = ctx.config.data_dir / "runc";
+    dc.cgroup_parent = "troupe-" + node_id.substr(0, 12);
+    auto driver = runc::runc_driver::detect(dc);
+    if (driver)
+      ctx.driver = std::make_shared<runc::runc_driver>(std::move(*driver));
+    else
+      ctx.driver_problem = driver.error().message();
+  }
+  if (ctx.driver)
+    log.info("driver=runc version=\"{}\" cgroup={}", ctx.driver->runc_version(),
+             runc::describe(ctx.driver->mode()));
+  else
+    log.warn("driver=none reason=\"{}\": containers cannot run on this node", ctx.driver_problem);
 }
 
 std::vector<child_spec> children(const agent_context_ptr& ctx) {
@@ -181,6 +202,8 @@ int run_agent(const agent_config& given) {
   ctx->config = config;
   ctx->env = *env;
   ctx->names = std::make_shared<directory>();
+  ctx->images = std::make_shared<image::image_store>(config.data_dir / "images", *env);
+  pick_driver(*ctx, record->id(), *log);
   int code;
   {
     agent_system_config cfg;

@@ -1,13 +1,22 @@
 // What the agent hands every actor it spawns: its configuration, its LMDB
-// environment and the names of its actors. Read-only after start.
+// environment, the names of its actors, and the node-wide services built
+// once at start (image store, container driver). Read-only after start.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <string>
 
 #include "runtime/config.hpp"
 #include "runtime/directory.hpp"
 #include "storage/environment.hpp"
+
+namespace troupe::image {
+class image_store;
+}
+namespace troupe::runc {
+class runc_driver;
+}
 
 namespace troupe {
 
@@ -16,6 +25,9 @@ struct agent_context {
   std::shared_ptr<storage::environment> env;
   std::shared_ptr<directory> names;
   std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
+  std::shared_ptr<image::image_store> images;
+  std::shared_ptr<runc::runc_driver> driver;   // null when containers cannot run here
+  std::string driver_problem;                  // why driver is null
 };
 
 using agent_context_ptr = std::shared_ptr<const agent_context>;

@@ -9,7 +9,12 @@
 #include "runtime/text.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
+#include <fstream>
+
+#include "actors/image/store.hpp"
+#include "troupe/v1/api.pb.h"
 #include "troupe/v1/envelope.pb.h"
+#include "troupe/v1/task.pb.h"
 #include "troupe/v1/runtime.pb.h"
 
 namespace troupe::api {
@@ -78,6 +83,25 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
 
 } // namespace
 
+namespace {
+
+/// Parses a JSON request body into `out`; false (and a 400 naming the
+/// problem, unknown fields included) when it does not fit.
+bool parse_body(const httplib::Request& req, httplib::Response& res, google::protobuf::Message& out) {
+  auto st = google::protobuf::util::JsonStringToMessage(req.body, &out);
+  if (st.ok())
+    return true;
+  reply_error(res, 400, "bad_request",
+              "body is not a " + out.GetTypeName() + ": " + std::string{st.message()});
+  return false;
+}
+
+bool valid_alloc_id(const std::string& id) {
+  return id.size() == 12 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+} // namespace
+
 class routes {
 public:
   routes(caf::actor_system& sys, agent_context_ptr ctx) : sys_(sys), ctx_(std::move(ctx)) {}
@@ -91,6 +115,18 @@ public:
     svr.Get("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
       events(req, res);
     });
+    svr.Post("/v1/tasks", [this](const httplib::Request& req, httplib::Response& res) { run(req, res); });
+    svr.Get("/v1/tasks", [this](const httplib::Request&, httplib::Response& res) { tasks(res); });
+    svr.Post(R"(/v1/tasks/([^/]+)/stop)", [this](const httplib::Request& req, httplib::Response& res) {
+      stop(req.matches[1], res);
+    });
+    svr.Get(R"(/v1/tasks/([^/]+)/logs)", [this](const httplib::Request& req, httplib::Response& res) {
+      logs(req.matches[1], req, res);
+    });
+    svr.Post("/v1/images/import", [this](const httplib::Request& req, httplib::Response& res) {
+      import_image(req, res);
+    });
+    svr.Get("/v1/images", [this](const httplib::Request&, httplib::Response& res) { images(res); });
   }
 
 private:
@@ -146,6 +182,87 @@ private:
     if (!list)
       return reply_failure(res, "monitor", why, list.error());
     reply(res, *list);
+  }
+
+  void run(const httplib::Request& req, httplib::Response& res) {
+    v1::RunTask run;
+    if (!parse_body(req, res, *run.mutable_spec()))
+      return;
+    ask_failure why{};
+    auto rep = ask<v1::RunTaskReply>(sys_, actor("node"), run, actor_timeout, &why);
+    if (!rep && why == ask_failure::refused)
+      return reply_error(res, 400, "bad_request", rep.error().message());
+    if (!rep)
+      return reply_failure(res, "node", why, rep.error());
+    reply(res, *rep);
+  }
+
+  void tasks(httplib::Response& res) {
+    ask_failure why{};
+    auto list = ask<v1::TaskList>(sys_, actor("node"), v1::ListTasks{}, actor_timeout, &why);
+    if (!list)
+      return reply_failure(res, "node", why, list.error());
+    reply(res, *list);
+  }
+
+  void stop(const std::string& id, httplib::Response& res) {
+    v1::StopTask req;
+    req.set_alloc_id(id);
+    ask_failure why{};
+    // Stopping waits for the container's grace period (at most an hour).
+    auto st = ask<v1::TaskStatus>(sys_, actor("node"), req, std::chrono::hours{1}, &why);
+    if (!st && why == ask_failure::refused)
+      return reply_error(res, 404, "not_found", st.error().message());
+    if (!st)
+      return reply_failure(res, "node", why, st.error());
+    reply(res, *st);
+  }
+
+  void logs(const std::string& id, const httplib::Request& req, httplib::Response& res) {
+    if (!valid_alloc_id(id))
+      return reply_error(res, 400, "bad_request", "allocation id " + quote(id) + " is not 12 hex digits");
+    auto stream = req.has_param("stream") ? req.get_param_value("stream") : std::string{"stdout"};
+    if (stream != "stdout" && stream != "stderr")
+      return reply_error(res, 400, "bad_request", "stream " + quote(stream) + " must be stdout or stderr");
+    uint64_t tail = 64 * 1024;
+    if (!query_u64(req, res, "tail", tail))
+      return;
+    tail = std::min<uint64_t>(tail, 1u << 20);
+    auto file = ctx_->config.data_dir / "logs" / id / (stream + ".log");
+    std::ifstream in{file, std::ios::binary | std::ios::ate};
+    if (!in)
+      return reply_error(res, 404, "not_found", "no " + stream + " log for allocation " + id);
+    v1::TaskLogs out;
+    out.set_alloc_id(id);
+    out.set_stream(stream);
+    auto size = static_cast<uint64_t>(in.tellg());
+    out.set_size(size);
+    auto from = size > tail ? size - tail : 0;
+    in.seekg(static_cast<std::streamoff>(from));
+    std::string text(size - from, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    out.set_data(std::move(text));
+    reply(res, out);
+  }
+
+  void import_image(const httplib::Request& req, httplib::Response& res) {
+    v1::ImportImage body;
+    if (!parse_body(req, res, body))
+      return;
+    auto rec = ctx_->images->import(body.source(), body.name());
+    if (!rec)
+      return reply_error(res, 400, "bad_request", rec.error().message());
+    reply(res, *rec);
+  }
+
+  void images(httplib::Response& res) {
+    auto list = ctx_->images->list();
+    if (!list)
+      return reply_error(res, 500, "internal", list.error().message());
+    v1::ImageList out;
+    for (auto& rec : *list)
+      *out.add_images() = std::move(rec);
+    reply(res, out);
   }
 
   caf::actor_system& sys_;

@@ -1,18 +1,39 @@
 #include "actors/node/node_actor.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <random>
+
 #include "actors/node/identity.hpp"
-#include "runtime/logging.hpp"
+#include "actors/node/resolve.hpp"
 #include "runtime/named_actor.hpp"
+#include "runtime/text.hpp"
 #include "runtime/wire.hpp"
 
 namespace troupe::node {
 
 namespace {
 
+using node = caf::stateful_actor<node_state>;
+using namespace std::chrono;
+
+int64_t unix_ms() {
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string new_alloc_id() {
+  std::random_device rd;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 12; ++i)
+    id += hex[rd() & 0xf];
+  return id;
+}
+
 v1::NodeStatus status_of(const node_state& st) {
-  using namespace std::chrono;
   auto& cfg = st.ctx->config;
   v1::NodeStatus out;
   out.set_name(st.record.name());
@@ -34,6 +55,187 @@ v1::NodeStatus status_of(const node_state& st) {
   return out;
 }
 
+// A TCP port on the bind address that nothing listens on right now.
+bool port_free(const std::string& ip, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1)
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+/// Host ports for a spec: static ones as given (refused if another
+/// allocation holds them), dynamic ones from the node's range.
+result<std::map<std::string, int>> allocate_ports(node_state& st, const v1::TaskSpec& spec) {
+  std::set<int> taken;
+  for (auto& [alloc, named] : st.ports)
+    for (auto& [name, port] : named)
+      taken.insert(port);
+  std::map<std::string, int> out;
+  for (auto& p : spec.ports())
+    if (p.port() != 0) {
+      if (taken.count(static_cast<int>(p.port())))
+        return error{"ports." + p.name() + ": host port " + std::to_string(p.port()) +
+                     " is held by another allocation on this node"};
+      out[p.name()] = static_cast<int>(p.port());
+      taken.insert(static_cast<int>(p.port()));
+    }
+  int next = dynamic_port_min;
+  for (auto& p : spec.ports()) {
+    if (p.port() != 0)
+      continue;
+    while (next <= dynamic_port_max && (taken.count(next) || !port_free(st.ctx->config.bind, next)))
+      ++next;
+    if (next > dynamic_port_max)
+      return error{"ports." + p.name() + ": no free port left in " + std::to_string(dynamic_port_min) +
+                   ".." + std::to_string(dynamic_port_max)};
+    out[p.name()] = next;
+    taken.insert(next++);
+  }
+  return out;
+}
+
+void spawn_task(node* self, const v1::Allocation& alloc, v1::TaskStatus last,
+                std::map<std::string, int> ports) {
+  auto& st = self->state;
+  st.ports[alloc.id()] = ports;
+  st.tasks[alloc.id()] =
+    self->spawn<caf::detached + caf::linked>(task_actor, st.deps, alloc, std::move(last), std::move(ports));
+}
+
+/// Ports a running allocation holds: what its container got (PORT_ env is
+/// not kept, so the spec's static ports plus recorded dynamic ones).
+std::map<std::string, int> ports_of(const v1::Allocation& alloc) {
+  std::map<std::string, int> out;
+  for (auto& p : alloc.spec().ports())
+    out[p.name()] = static_cast<int>(p.port());
+  return out;
+}
+
+/// Starts a task actor for every allocation that should run, and removes
+/// containers under this agent's runc root that no allocation owns.
+void recover(node* self) {
+  auto& st = self->state;
+  std::vector<std::pair<v1::Allocation, v1::TaskStatus>> found;
+  auto read = st.ctx->env->read([&](storage::read_txn& txn) -> status {
+    return allocations_table.scan(txn, "", [&](std::string_view id, v1::Allocation&& alloc) {
+      v1::TaskStatus last;
+      if (auto t = tasks_table.get(txn, id); t && *t)
+        last = std::move(**t);
+      found.emplace_back(std::move(alloc), std::move(last));
+      return true;
+    });
+  });
+  if (!read)
+    st.log->error("recover_failed reason=\"{}\"", read.error().message());
+  std::set<std::string> owned;
+  for (auto& [alloc, last] : found) {
+    owned.insert("t-" + alloc.id());
+    if (alloc.desired() == "run" && !st.tasks.count(alloc.id()))
+      spawn_task(self, alloc, std::move(last), ports_of(alloc));
+  }
+  if (!st.deps->driver)
+    return;
+  auto ids = st.deps->driver->list();
+  if (!ids)
+    return st.log->warn("list_failed reason=\"{}\"", ids.error().message());
+  for (auto& id : *ids) {
+    if (owned.count(id) || id.rfind("t-", 0) != 0)
+      continue;
+    st.log->warn("orphan container={}: no allocation owns it, removing", id);
+    (void) st.deps->driver->stop(id, st.deps->containers_root / id.substr(2), milliseconds{5000});
+  }
+  st.log->info("recovered allocations={} running_tasks={}", found.size(), st.tasks.size());
+}
+
+caf::result<wire::pb<v1::RunTaskReply>> run_task(node* self, v1::TaskSpec& spec) {
+  auto& st = self->state;
+  if (auto ok = validate_spec(spec); !ok)
+    return caf::make_error(caf::sec::invalid_argument, ok.error().message());
+  if (!st.deps->driver)
+    return caf::make_error(caf::sec::invalid_argument,
+                           "this node cannot run containers: " + st.ctx->driver_problem);
+  auto ports = allocate_ports(st, spec);
+  if (!ports)
+    return caf::make_error(caf::sec::invalid_argument, ports.error().message());
+  v1::Allocation alloc;
+  alloc.set_id(new_alloc_id());
+  if (spec.name().empty())
+    spec.set_name(alloc.id());
+  *alloc.mutable_spec() = spec;
+  for (auto& p : *alloc.mutable_spec()->mutable_ports())
+    p.set_port(static_cast<uint32_t>((*ports)[p.name()]));  // dynamic ports stay as allocated
+  alloc.set_desired("run");
+  alloc.set_created_at_ms(unix_ms());
+  v1::TaskStatus status;
+  status.set_alloc_id(alloc.id());
+  status.set_name(spec.name());
+  status.set_state("pending");
+  status.set_image(spec.image());
+  auto saved = st.ctx->env->write([&](storage::write_txn& txn) -> troupe::status {
+    if (auto a = allocations_table.put(txn, alloc.id(), alloc); !a)
+      return a;
+    return tasks_table.put(txn, alloc.id(), status);
+  });
+  if (!saved)
+    return caf::make_error(caf::sec::runtime_error, saved.error().message());
+  st.log->info("allocation id={} name={} image={}", alloc.id(), spec.name(), spec.image());
+  spawn_task(self, alloc, v1::TaskStatus{}, *ports);
+  v1::RunTaskReply rep;
+  *rep.mutable_allocation() = alloc;
+  *rep.mutable_status() = status;
+  return wire::make_pb(std::move(rep));
+}
+
+v1::TaskList list_tasks(node_state& st) {
+  v1::TaskList out;
+  auto read = st.ctx->env->read([&](storage::read_txn& txn) -> status {
+    return tasks_table.scan(txn, "", [&](std::string_view, v1::TaskStatus&& t) {
+      *out.add_tasks() = std::move(t);
+      return true;
+    });
+  });
+  if (!read)
+    st.log->error("list_failed reason=\"{}\"", read.error().message());
+  return out;
+}
+
+caf::response_promise stop_task(node* self, const std::string& alloc_id) {
+  auto rp = self->make_response_promise();
+  auto i = self->state.tasks.find(alloc_id);
+  if (i == self->state.tasks.end()) {
+    rp.deliver(caf::make_error(caf::sec::invalid_argument, "no allocation " + quote(alloc_id)));
+    return rp;
+  }
+  v1::StopTask req;
+  req.set_alloc_id(alloc_id);
+  self->request(i->second, minutes{2}, wire::make_pb(req))
+    .then(
+      [self, rp, alloc_id](wire::pb<v1::TaskStatus>& final_status) mutable {
+        auto& st = self->state;
+        st.tasks.erase(alloc_id);
+        st.ports.erase(alloc_id);
+        auto gone = st.ctx->env->write([&](storage::write_txn& txn) -> status {
+          if (auto a = allocations_table.erase(txn, alloc_id); !a)
+            return a.error();
+          if (auto t = tasks_table.erase(txn, alloc_id); !t)
+            return t.error();
+          return {};
+        });
+        if (!gone)
+          st.log->error("forget_failed alloc={} reason=\"{}\"", alloc_id, gone.error().message());
+        rp.deliver(std::move(final_status));
+      },
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 } // namespace
 
 caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_ptr ctx) {
@@ -49,10 +251,42 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
     return {};
   }
   st.record = std::move(*rec);
-  st.log->info("ready id={} boot={}", st.record.id(), st.record.boot_count());
-  return supervised_behavior(self, [self](wire::pb<v1::GetStatus>&) {
-    return wire::make_pb(status_of(self->state));
+  auto deps = std::make_shared<task_deps>();
+  auto& dir = st.ctx->config.data_dir;
+  deps->ctx = st.ctx;
+  deps->driver = st.ctx->driver;
+  deps->images = st.ctx->images;
+  deps->containers_root = dir / "containers";
+  deps->logs_root = dir / "logs";
+  deps->volumes_root = dir / "volumes";
+  st.deps = std::move(deps);
+  // A task actor that dies (not through a stop) is started again: it adopts
+  // its container if that still runs.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& s = self->state;
+    for (auto i = s.tasks.begin(); i != s.tasks.end(); ++i) {
+      if (i->second.address() != msg.source)
+        continue;
+      auto alloc_id = i->first;
+      s.tasks.erase(i);
+      if (!msg.reason)
+        return;
+      s.log->warn("task_died alloc={} reason=\"{}\": restarting its actor", alloc_id,
+                  caf::to_string(msg.reason));
+      recover(self);
+      return;
+    }
+    self->quit(msg.reason);
   });
+  recover(self);
+  st.log->info("ready id={} boot={} driver={}", st.record.id(), st.record.boot_count(),
+               st.deps->driver ? "runc" : "none (" + st.ctx->driver_problem + ")");
+  return supervised_behavior(
+    self,
+    [self](wire::pb<v1::GetStatus>&) { return wire::make_pb(status_of(self->state)); },
+    [self](wire::pb<v1::RunTask>& req) { return run_task(self, *req.msg.mutable_spec()); },
+    [self](wire::pb<v1::ListTasks>&) { return wire::make_pb(list_tasks(self->state)); },
+    [self](wire::pb<v1::StopTask>& req) { return stop_task(self, req.msg.alloc_id()); });
 }
 
 } // namespace troupe::node

@@ -1,25 +1,43 @@
-// The node actor: this agent as a container host. For now it owns the
-// node's identity and reports the node's status; the containers issue gives
-// it the allocations of this node and one task actor per container.
+// The node actor: this agent as a container host. It owns the allocations
+// assigned to this node (table "allocations"), runs one task actor per
+// allocation (linked: if the node actor dies they die with it, and the
+// respawned node actor re-adopts their containers), allocates host ports,
+// removes containers no allocation owns, and reports the node's status.
 #pragma once
+
+#include <map>
+#include <set>
 
 #include <caf/all.hpp>
 
 #include "actors/agent/context.hpp"
+#include "actors/node/task_actor.hpp"
 #include "runtime/logging.hpp"
 #include "troupe/v1/runtime.pb.h"
+#include "troupe/v1/task.pb.h"
 
 namespace troupe::node {
+
+/// Table "allocations": the Allocation records of this node (key: id).
+inline const storage::table<v1::Allocation> allocations_table{"allocations"};
+
+/// Dynamic host ports come from this range (Nomad's default is 20000-32000).
+inline constexpr int dynamic_port_min = 20000;
+inline constexpr int dynamic_port_max = 32000;
 
 struct node_state {
   agent_context_ptr ctx;
   v1::NodeRecord record;
+  std::shared_ptr<task_deps> deps;
+  std::map<std::string, caf::actor> tasks;                  // alloc id -> task actor
+  std::map<std::string, std::map<std::string, int>> ports;  // alloc id -> name -> port
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "node";
 };
 
-/// Handles pb<GetStatus> -> pb<NodeStatus> (without the actor list, which
-/// the supervisor owns). Rebuilds its state from LMDB when (re)spawned.
+/// Handles pb<GetStatus> -> pb<NodeStatus>, pb<RunTask> -> pb<RunTaskReply>,
+/// pb<ListTasks> -> pb<TaskList>, pb<StopTask> -> pb<TaskStatus>.
+/// Rebuilds everything from LMDB and runc when (re)spawned.
 caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_ptr ctx);
 
 } // namespace troupe::node

@@ -33,24 +33,32 @@ status client::check() const {
 }
 
 status client::get(const std::string& path, google::protobuf::Message& out) const {
-  return call("GET", path, out);
+  return call("GET", path, "", out);
 }
 
 status client::post(const std::string& path, google::protobuf::Message& out) const {
-  return call("POST", path, out);
+  return call("POST", path, "", out);
 }
 
-status client::call(const char* method, const std::string& path,
+status client::post_json(const std::string& path, const google::protobuf::Message& body,
+                         google::protobuf::Message& out) const {
+  std::string json;
+  if (auto st = google::protobuf::util::MessageToJsonString(body, &json); !st.ok())
+    return error{"cannot encode the request: " + std::string{st.message()}};
+  return call("POST", path, json, out);
+}
+
+status client::call(const char* method, const std::string& path, const std::string& body,
                     google::protobuf::Message& out) const {
   if (auto st = check(); !st)
     return st;
   httplib::Client cli{host_, port_};
   cli.set_connection_timeout(3, 0);
-  cli.set_read_timeout(10, 0);
+  cli.set_read_timeout(120, 0);  // stopping a task waits for its grace period
   httplib::Headers headers;
   if (!token_.empty())
     headers.emplace("Authorization", "Bearer " + token_);
-  auto res = std::string{method} == "POST" ? cli.Post(path, headers, "", "application/json")
+  auto res = std::string{method} == "POST" ? cli.Post(path, headers, body, "application/json")
                                            : cli.Get(path, headers);
   if (!res) {
     auto why = res.error() == httplib::Error::Connection ? std::string{"connection failed"}

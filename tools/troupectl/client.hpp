@@ -20,9 +20,12 @@ public:
 
   troupe::status get(const std::string& path, google::protobuf::Message& out) const;
   troupe::status post(const std::string& path, google::protobuf::Message& out) const;
+  /// POST with `body` as JSON (protobuf's JSON mapping).
+  troupe::status post_json(const std::string& path, const google::protobuf::Message& body,
+                           google::protobuf::Message& out) const;
 
 private:
-  troupe::status call(const char* method, const std::string& path,
+  troupe::status call(const char* method, const std::string& path, const std::string& body,
                       google::protobuf::Message& out) const;
 
   std::string addr_;

@@ -13,30 +13,13 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/text.hpp"
-#include "tools/troupectl/client.hpp"
-#include "tools/troupectl/output.hpp"
+#include "tools/troupectl/commands.hpp"
 #include "troupe/v1/runtime.pb.h"
 
 namespace {
 
 using namespace troupectl;
 namespace v1 = troupe::v1;
-
-constexpr int exit_ok = 0, exit_failed = 1, exit_usage = 2;
-
-struct globals {
-  std::string addr = "127.0.0.1:7070";
-  std::string token;
-  std::string output = "table";
-  format fmt = format::table;
-};
-
-int fail(const troupe::error& err) {
-  std::fprintf(stderr, "troupectl: %s\n", err.message().c_str());
-  return exit_failed;
-}
-
-void print(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
 table actor_table(const google::protobuf::RepeatedPtrField<v1::ActorInfo>& actors) {
   table t{{"ACTOR", "STATE", "RESTARTS", "MAILBOX", "UPTIME", "ID", "LAST EXIT"}};
@@ -207,9 +190,45 @@ int main(int argc, char** argv) {
   auto* events = app.add_subcommand("events", "the node's events: actor starts, deaths, restarts");
   events->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
   events->footer("Example: troupectl events -f");
+  run_flags rf;
+  auto* run = app.add_subcommand("run", "run one container on this node");
+  run->add_option("--name", rf.name, "task name (default: the allocation id)");
+  run->add_option("-e,--env", rf.env, "KEY=VALUE, repeatable");
+  run->add_option("-p,--port", rf.ports, "NAME or NAME=PORT (0: dynamic), given as PORT_<NAME>");
+  run->add_option("-v,--volume", rf.volumes, "SOURCE:TARGET[:ro]; SOURCE a host path or a volume name");
+  run->add_option("--cpu", rf.cpu, "CPU limit: 250m, 0.5, 2");
+  run->add_option("--memory", rf.memory, "memory limit: 64Mi, 1Gi");
+  run->add_option("--restart", rf.restart, "always | on-failure | never (default on-failure)")
+    ->check(CLI::IsMember({"always", "on-failure", "never"}));
+  run->add_option("--max-attempts", rf.max_attempts, "on-failure: restarts before giving up (0: no limit)");
+  run->add_flag("--read-only", rf.read_only, "read-only root filesystem");
+  run->add_option("IMAGE", rf.image, "REPO[:TAG] imported with troupectl image import")->required();
+  run->add_option("CMD", rf.command, "command and arguments, after --");
+  run->footer("Example: troupectl run --name hello --memory 32Mi busybox -- echo hello");
+  auto* ps = app.add_subcommand("ps", "containers on this node: id, name, image, state, restarts");
+  ps->footer("Example: troupectl ps");
+  std::string rm_target;
+  auto* rm = app.add_subcommand("rm", "stop and remove a container (SIGTERM, grace, SIGKILL)");
+  rm->add_option("TASK", rm_target, "allocation id, id prefix or task name")->required();
+  rm->footer("Example: troupectl rm hello");
+  std::string logs_target, logs_stream = "stdout";
+  auto* logs = app.add_subcommand("logs", "a container's output");
+  logs->add_option("TASK", logs_target, "allocation id, id prefix or task name")->required();
+  logs->add_option("--stream", logs_stream, "stdout or stderr")->check(CLI::IsMember({"stdout", "stderr"}))
+    ->capture_default_str();
+  logs->footer("Example: troupectl logs hello");
+  auto* image = app.add_subcommand("image", "images in this node's store");
+  image->require_subcommand(1);
+  std::string import_source, import_name;
+  auto* image_import = image->add_subcommand("import", "import a rootfs directory, tarball or OCI layout");
+  image_import->add_option("SOURCE", import_source, "path on the agent's host")->required();
+  image_import->add_option("--name", import_name, "REPO[:TAG]")->required();
+  image_import->footer("Example: troupectl image import ./rootfs --name busybox:1");
+  auto* image_ls = image->add_subcommand("ls", "list images");
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
-  std::vector<std::string> commands{"status", "actors", "actor", "events", "version"};
+  std::vector<std::string> commands{"status", "actors", "actor", "events", "run",
+                                    "ps", "rm", "logs", "image", "version"};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -254,5 +273,17 @@ int main(int argc, char** argv) {
     return cmd_actor_kill(g, c, target);
   if (*events)
     return cmd_events(g, c, follow);
+  if (*run)
+    return cmd_run(g, c, rf);
+  if (*ps)
+    return cmd_ps(g, c);
+  if (*rm)
+    return cmd_rm(g, c, rm_target);
+  if (*logs)
+    return cmd_logs(g, c, logs_target, logs_stream);
+  if (*image_import)
+    return cmd_image_import(g, c, import_source, import_name);
+  if (*image_ls)
+    return cmd_image_ls(g, c);
   return exit_usage;
 }

@@ -1,0 +1,251 @@
+#include "actors/node/runc/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "runtime/text.hpp"
+
+extern char** environ;
+
+namespace troupe::runc {
+namespace {
+
+using clock = std::chrono::steady_clock;
+constexpr std::size_t capture_limit = 1 << 20;
+
+// Closes a descriptor when it leaves scope.
+class fd_guard {
+public:
+  explicit fd_guard(int fd = -1) : fd_(fd) {}
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+  ~fd_guard() { reset(); }
+  int get() const { return fd_; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = fd;
+  }
+
+private:
+  int fd_;
+};
+
+error errno_error(const std::string& what) {
+  return error{what + ": " + std::strerror(errno)};
+}
+
+bool plain_word(const std::string& s) {
+  if (s.empty())
+    return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_./=:,+@%-", c) != nullptr;
+  });
+}
+
+std::chrono::milliseconds remaining(clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+  return left.count() < 0 ? std::chrono::milliseconds{0} : left;
+}
+
+} // namespace
+
+std::string describe_command(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& word : argv) {
+    if (!out.empty())
+      out += ' ';
+    out += plain_word(word) ? word : quote(word, 200);
+  }
+  return out;
+}
+
+std::filesystem::path find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    auto end = dirs.find(':', start);
+    if (end == std::string::npos)
+      end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (!dir.empty()) {
+      std::filesystem::path candidate = std::filesystem::path{dir} / name;
+      struct stat st {};
+      if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+        return candidate;
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
+result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::pair<int, int>>& fds) {
+  if (argv.empty())
+    return error{"spawning a process: empty argv"};
+  // Sources move above every target first, so that a source that is also
+  // another mapping's target is not overwritten before it is used.
+  std::vector<fd_guard> high(fds.size());
+  int max_target = 2;
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    high[i].reset(::fcntl(fds[i].first, F_DUPFD_CLOEXEC, 16));
+    if (high[i].get() < 0)
+      return errno_error("spawning " + describe_command(argv) + ": duplicating fd " + std::to_string(fds[i].first));
+    max_target = std::max(max_target, fds[i].second);
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  for (std::size_t i = 0; i < fds.size(); ++i)
+    posix_spawn_file_actions_adddup2(&actions, high[i].get(), fds[i].second);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  // Descriptors the agent opened without O_CLOEXEC must not reach runc or
+  // a container (a held pipe keeps a reader waiting forever).
+  posix_spawn_file_actions_addclosefrom_np(&actions, max_target + 1);
+#endif
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> args;
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0)
+    return error{"spawning " + describe_command(argv) + ": " + std::strerror(rc)};
+  return pid;
+}
+
+std::string command_result::describe() const {
+  std::string text = signal != 0 ? "killed by signal " + std::to_string(signal) : "exit code " + std::to_string(exit_code);
+  auto detail = trim(err.empty() ? out : err);
+  return detail.empty() ? text : text + ": " + detail;
+}
+
+result<command_result> run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                                   child_stdio io) {
+  fd_guard devnull, out_read, out_write, err_read, err_write;
+  if (io.in < 0) {
+    devnull.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (devnull.get() < 0)
+      return errno_error("opening /dev/null");
+    io.in = devnull.get();
+  }
+  auto capture = [&](int& target, fd_guard& reader, fd_guard& writer) -> status {
+    if (target >= 0)
+      return {};
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0)
+      return errno_error("creating a pipe for " + describe_command(argv));
+    reader.reset(p[0]);
+    writer.reset(p[1]);
+    target = p[1];
+    return {};
+  };
+  if (auto s = capture(io.out, out_read, out_write); !s)
+    return s.error();
+  if (auto s = capture(io.err, err_read, err_write); !s)
+    return s.error();
+  auto pid = spawn_process(argv, {{io.in, 0}, {io.out, 1}, {io.err, 2}});
+  if (!pid)
+    return pid.error();
+  out_write.reset();
+  err_write.reset();
+
+  command_result result;
+  auto deadline = clock::now() + timeout;
+  std::optional<clock::time_point> drain_until;
+  bool reaped = false;
+  for (;;) {
+    pollfd pfds[2];
+    std::string* sinks[2];
+    fd_guard* owners[2];
+    nfds_t n = 0;
+    for (auto [reader, sink] : {std::pair{&out_read, &result.out}, std::pair{&err_read, &result.err}}) {
+      if (reader->get() < 0)
+        continue;
+      pfds[n] = {reader->get(), POLLIN, 0};
+      sinks[n] = sink;
+      owners[n++] = reader;
+    }
+    auto slice = std::min<std::chrono::milliseconds>(remaining(deadline), std::chrono::milliseconds{10});
+    ::poll(pfds, n, static_cast<int>(slice.count()));
+    for (nfds_t i = 0; i < n; ++i) {
+      if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+        continue;
+      char buf[4096];
+      ssize_t got = ::read(pfds[i].fd, buf, sizeof buf);
+      if (got > 0 && sinks[i]->size() < capture_limit)
+        sinks[i]->append(buf, static_cast<std::size_t>(got));
+      else if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+        owners[i]->reset();
+    }
+    if (!reaped) {
+      int wstatus = 0;
+      pid_t r = ::waitpid(*pid, &wstatus, WNOHANG);
+      if (r == *pid) {
+        reaped = true;
+        result.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+        result.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+        // A grandchild may still hold the pipes; read what is there, briefly.
+        drain_until = clock::now() + std::chrono::milliseconds{100};
+      }
+    }
+    if (reaped && ((out_read.get() < 0 && err_read.get() < 0) || clock::now() >= *drain_until))
+      return result;
+    if (!reaped && clock::now() >= deadline) {
+      ::kill(*pid, SIGKILL);
+      ::waitpid(*pid, nullptr, 0);
+      return error{describe_command(argv) + ": timed out after " + std::to_string(timeout.count()) + " ms"};
+    }
+  }
+}
+
+result<std::optional<int>> wait_child(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = clock::now() + timeout;
+  auto pause = std::chrono::milliseconds{1};
+  for (;;) {
+    int wstatus = 0;
+    pid_t r = ::waitpid(pid, &wstatus, WNOHANG);
+    if (r == pid)
+      return std::optional<int>{wstatus};
+    if (r < 0 && errno != EINTR)
+      return errno_error("waiting for process " + std::to_string(pid));
+    if (clock::now() >= deadline)
+      return std::optional<int>{};
+    std::this_thread::sleep_for(std::min(pause, remaining(deadline)));
+    pause = std::min(pause * 2, std::chrono::milliseconds{20});
+  }
+}
+
+std::string trim(const std::string& s, std::size_t max) {
+  auto begin = s.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos)
+    return {};
+  auto end = s.find_last_not_of(" \t\r\n");
+  std::string out = s.substr(begin, end - begin + 1);
+  if (out.size() > max)
+    out = out.substr(0, max) + "...";
+  return out;
+}
+
+} // namespace troupe::runc

@@ -1,0 +1,61 @@
+// process: starting programs without a shell and waiting for them with a
+// deadline. posix_spawn keeps this safe in a multi-threaded agent (no code
+// runs between fork and exec), and every wait has a timeout so that a hung
+// runc never hangs the caller.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/result.hpp"
+
+namespace troupe::runc {
+
+/// argv as one line for messages, each word quoted when it needs to be.
+std::string describe_command(const std::vector<std::string>& argv);
+
+/// `name` found in $PATH (executable regular file), or empty.
+std::filesystem::path find_in_path(const std::string& name);
+
+/// Starts argv[0] (a path; no PATH search) with exactly the descriptors in
+/// `fds` ({parent fd, child fd}); every other descriptor is closed in the
+/// child, and signal dispositions and the mask are reset to defaults.
+result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::pair<int, int>>& fds);
+
+/// The child's fds 0, 1, 2: -1 means /dev/null for stdin and a captured
+/// pipe for stdout/stderr.
+struct child_stdio {
+  int in = -1;
+  int out = -1;
+  int err = -1;
+};
+
+struct command_result {
+  int exit_code = -1; // when signal == 0
+  int signal = 0;
+  std::string out; // captured stdout (at most 1 MiB)
+  std::string err; // captured stderr (at most 1 MiB)
+  bool success() const { return signal == 0 && exit_code == 0; }
+  /// "exit code 1: <stderr trimmed>" or "killed by signal 9".
+  std::string describe() const;
+};
+
+/// Runs argv to completion. After `timeout` the child is SIGKILLed and an
+/// error names the command; a non-zero exit is a command_result, not an error.
+result<command_result> run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                                   child_stdio io = {});
+
+/// Waits up to `timeout` for our child `pid`: its wait status, or nullopt if
+/// it is still running.
+result<std::optional<int>> wait_child(pid_t pid, std::chrono::milliseconds timeout);
+
+/// `s` without leading and trailing whitespace, cut to `max` bytes.
+std::string trim(const std::string& s, std::size_t max = 2000);
+
+} // namespace troupe::runc

@@ -1,0 +1,207 @@
+// troupe-shim: the per-container monitor (see shim.hpp). Started by the
+// driver with fd 3 as its report pipe; outlives the agent that started it.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "actors/node/runc/cgroup.hpp"
+#include "actors/node/runc/exit_record.hpp"
+#include "actors/node/runc/process.hpp"
+#include "actors/node/runc/shim.hpp"
+
+namespace {
+
+using namespace troupe;
+using namespace troupe::runc;
+
+void log_line(const std::string& text) {
+  std::fprintf(stderr, "troupe-shim[%d] %s\n", static_cast<int>(::getpid()), text.c_str());
+  std::fflush(stderr);
+}
+
+// The one report to the driver; the pipe closes right after it.
+void report(const std::string& line) {
+  std::string text = line + "\n";
+  if (::write(shim::report_fd, text.data(), text.size()) < 0)
+    log_line("event=report_failed error=" + std::string{std::strerror(errno)});
+  ::close(shim::report_fd);
+  log_line("event=reported " + line);
+}
+
+int open_log(const std::filesystem::path& file) {
+  return ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+}
+
+// A lock held for the shim's whole life tells drivers it is still there;
+// the kernel drops it when the shim exits, however it exits.
+bool take_lock(const std::filesystem::path& bundle) {
+  int fd = ::open((bundle / shim::lock_file).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return false;
+  for (int attempt = 0; attempt < 100; ++attempt) { // a driver's probe holds it for microseconds
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      std::string pid = std::to_string(::getpid()) + "\n";
+      if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0)
+        log_line("event=lock_write_failed");
+      return true; // fd stays open on purpose
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  ::close(fd);
+  return false;
+}
+
+void force_delete(const shim::arguments& a) {
+  auto r = run_command({a.runc.native(), "--root", a.root.native(), "delete", "--force", a.id}, a.timeout);
+  if (!r || !r->success())
+    log_line("event=delete_failed error=" + (r ? r->describe() : r.error().message()));
+}
+
+std::string runc_failure(const shim::arguments& a, const std::vector<std::string>& argv, const result<command_result>& r) {
+  if (!r)
+    return r.error().message();
+  auto detail = shim::runc_log_errors(a.bundle / shim::runc_log);
+  if (detail.empty())
+    detail = trim(r->err);
+  std::string why = r->signal != 0 ? "killed by signal " + std::to_string(r->signal)
+                                   : "exit code " + std::to_string(r->exit_code);
+  return describe_command(argv) + " failed (" + why + ")" + (detail.empty() ? "" : ": " + detail);
+}
+
+int read_pid(const std::filesystem::path& file) {
+  std::ifstream in{file};
+  int pid = 0;
+  in >> pid;
+  return pid;
+}
+
+int wait_for_init(pid_t pid, int& wstatus) {
+  for (;;) {
+    pid_t r = ::waitpid(pid, &wstatus, 0);
+    if (r == pid)
+      return 0;
+    if (r < 0 && errno != EINTR)
+      return errno;
+  }
+}
+
+int run(const shim::arguments& a) {
+  if (!take_lock(a.bundle)) {
+    report("error another troupe-shim holds " + (a.bundle / shim::lock_file).native());
+    return 1;
+  }
+  for (const char* stale : {shim::exit_file, shim::pid_file, shim::runc_log})
+    ::unlink((a.bundle / stale).c_str());
+  int out = open_log(a.stdout_log);
+  int err = a.stderr_log == a.stdout_log ? out : open_log(a.stderr_log);
+  if (out < 0 || err < 0) {
+    report("error opening container logs " + a.stdout_log.native() + ", " + a.stderr_log.native() + ": " +
+           std::strerror(errno));
+    return 1;
+  }
+  std::vector<std::string> runc{a.runc.native(), "--root", a.root.native(), "--log", (a.bundle / shim::runc_log).native()};
+
+  // create in pass-through mode: the init inherits these fds as its stdio.
+  auto create = runc;
+  create.insert(create.end(), {"create", "--bundle", a.bundle.native(), "--pid-file",
+                               (a.bundle / shim::pid_file).native(), a.id});
+  auto created = run_command(create, a.timeout, child_stdio{-1, out, err});
+  if (!created || !created->success()) {
+    auto why = runc_failure(a, create, created);
+    force_delete(a); // before the report: the driver finds runc clean when it hears
+    report("error " + why);
+    return 1;
+  }
+  pid_t pid = read_pid(a.bundle / shim::pid_file);
+  if (pid <= 0) {
+    force_delete(a);
+    report("error runc create wrote no pid to " + (a.bundle / shim::pid_file).native());
+    return 1;
+  }
+  auto oom_before = read_oom_kills(a.memory_cgroup);
+
+  auto start = runc;
+  start.insert(start.end(), {"start", a.id});
+  auto started = run_command(start, a.timeout);
+  if (!started || !started->success()) {
+    auto why = runc_failure(a, start, started);
+    force_delete(a);
+    int ignored = 0;
+    wait_for_init(pid, ignored);
+    report("error " + why);
+    return 1;
+  }
+  report("started " + std::to_string(pid));
+
+  int wstatus = 0;
+  exit_info info;
+  if (int e = wait_for_init(pid, wstatus); e != 0) {
+    // Not our child after all (a subreaper closer to it?): the status is lost.
+    log_line("event=wait_failed pid=" + std::to_string(pid) + " error=" + std::strerror(e));
+    while (::kill(pid, 0) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    info = exit_info_from_wait_status(0);
+    info.exit_code = 255;
+  } else {
+    info = exit_info_from_wait_status(wstatus);
+  }
+  auto oom_after = read_oom_kills(a.memory_cgroup);
+  if (oom_after)
+    info.oom_killed = *oom_after > oom_before.value_or(0);
+  else // kernels before 4.13 do not count OOM kills: a SIGKILL at the limit is the best hint
+    info.oom_killed = info.signal == SIGKILL && read_memory_failcnt(a.memory_cgroup).value_or(0) > 0;
+  if (auto s = write_exit_record(a.bundle / shim::exit_file, info); !s)
+    log_line("event=exit_record_failed error=" + s.error().message());
+  log_line("event=exited pid=" + std::to_string(pid) + " " + info.describe());
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
+  // The report pipe must not leak into runc or the container.
+  if (::fcntl(shim::report_fd, F_SETFD, FD_CLOEXEC) != 0) {
+    std::fprintf(stderr, "troupe-shim: fd %d is not open (run by the runc driver only)\n", shim::report_fd);
+    return 2;
+  }
+  auto args = shim::parse_argv(argc, argv);
+  if (!args) {
+    report("error " + args.error().message());
+    return 2;
+  }
+  // Detach: the driver reaps the parent at once; the child is adopted by
+  // init (or the nearest subreaper) and lives in a session of its own, so
+  // signals to the agent's process group do not reach it.
+  pid_t child = ::fork();
+  if (child < 0) {
+    report("error fork: " + std::string{std::strerror(errno)});
+    return 1;
+  }
+  if (child > 0)
+    ::_exit(0);
+  ::setsid();
+  if (::chdir("/") != 0)
+    log_line("event=chdir_failed");
+  // Orphans below us (the container's init once runc create exits) become
+  // our children, so waitpid gives their real exit status.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    report("error prctl(PR_SET_CHILD_SUBREAPER): " + std::string{std::strerror(errno)});
+    return 1;
+  }
+  return run(*args);
+}

@@ -1,0 +1,219 @@
+#include "actors/node/task_actor.hpp"
+
+#include "actors/node/resolve.hpp"
+#include "runtime/named_actor.hpp"
+#include "runtime/type_ids.hpp"
+#include "runtime/wire.hpp"
+
+namespace troupe::node {
+
+using namespace std::chrono;
+
+std::filesystem::path bundle_dir(const task_deps& deps, const std::string& alloc_id) {
+  return deps.containers_root / alloc_id;
+}
+
+std::filesystem::path stdout_log(const task_deps& deps, const std::string& alloc_id) {
+  return deps.logs_root / alloc_id / "stdout.log";
+}
+
+std::filesystem::path stderr_log(const task_deps& deps, const std::string& alloc_id) {
+  return deps.logs_root / alloc_id / "stderr.log";
+}
+
+namespace {
+
+using task = caf::stateful_actor<task_state>;
+
+int64_t unix_ms() {
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+const std::string& id_of(task* self) { return self->state.alloc.id(); }
+
+/// Moves to `to` with a reason: logged, persisted, and the status updated.
+void transition(task* self, const std::string& to, const std::string& reason) {
+  auto& st = self->state;
+  auto from = st.status.state();
+  st.status.set_state(to);
+  st.status.set_reason(reason);
+  st.log->info("task alloc={} from={} to={} reason=\"{}\"", id_of(self), from.empty() ? "new" : from,
+               to, reason);
+  auto saved = st.deps->ctx->env->write([&](storage::write_txn& txn) {
+    return tasks_table.put(txn, id_of(self), st.status);
+  });
+  if (!saved)
+    st.log->error("persist_failed alloc={} reason=\"{}\"", id_of(self), saved.error().message());
+}
+
+void schedule_poll(task* self) {
+  self->delayed_send(self, self->state.deps->poll, caf::tick_atom_v, self->state.generation);
+}
+
+void start_container(task* self) {
+  auto& st = self->state;
+  auto& deps = *st.deps;
+  ++st.generation;
+  transition(self, "starting", st.status.restarts() == 0 ? "new allocation" : "restart");
+  auto image = deps.images->get(st.alloc.spec().image());
+  if (!image)
+    return transition(self, "failed", image.error().message());
+  auto rootfs = deps.images->rootfs(*image);
+  if (!rootfs)
+    return transition(self, "failed", "image " + image->name() + ": " + rootfs.error().message());
+  resolve_input in;
+  in.container_id = "t-" + id_of(self);
+  in.spec = &st.alloc.spec();
+  in.image = &*image;
+  in.rootfs = *rootfs;
+  in.volumes_root = deps.volumes_root;
+  in.ports = st.ports;
+  auto cfg = resolve(in);
+  if (!cfg)
+    return transition(self, "failed", cfg.error().message());
+  std::error_code ec;
+  std::filesystem::create_directories(stdout_log(deps, id_of(self)).parent_path(), ec);
+  auto started = deps.driver->start(*cfg, bundle_dir(deps, id_of(self)), stdout_log(deps, id_of(self)),
+                                    stderr_log(deps, id_of(self)));
+  if (!started)
+    return transition(self, "failed", started.error().message());
+  if (!started->layer_note.empty())
+    st.log->warn("rootfs_copied alloc={} reason=\"{}\"", id_of(self), started->layer_note);
+  st.status.set_container_id(cfg->id);
+  st.status.set_pid(started->pid);
+  st.status.set_started_at_ms(unix_ms());
+  st.status.set_finished_at_ms(0);
+  st.status.set_exit_code(0);
+  st.status.set_signal(0);
+  st.status.set_oom_killed(false);
+  st.status.set_image(image->name());
+  st.status.set_driver("runc");
+  transition(self, "running", "pid " + std::to_string(started->pid));
+  schedule_poll(self);
+}
+
+milliseconds restart_delay(const v1::TaskStatus& status, const v1::RestartPolicy& policy) {
+  milliseconds d{policy.delay_ms() > 0 ? policy.delay_ms() : 1000};
+  for (uint32_t i = 0; i < status.restarts() && d < minutes{5}; ++i)
+    d *= 2;
+  return std::min<milliseconds>(d, minutes{5});
+}
+
+/// The container ended: record how, clean up, and restart if the policy says so.
+void on_exit(task* self, const runc::exit_info& how) {
+  auto& st = self->state;
+  auto& deps = *st.deps;
+  if (auto gone = deps.driver->remove(st.status.container_id(), bundle_dir(deps, id_of(self))); !gone)
+    st.log->warn("remove_failed alloc={} reason=\"{}\"", id_of(self), gone.error().message());
+  st.status.set_exit_code(how.exit_code);
+  st.status.set_signal(how.signal);
+  st.status.set_oom_killed(how.oom_killed);
+  st.status.set_finished_at_ms(how.finished_at_ms ? how.finished_at_ms : unix_ms());
+  st.status.set_pid(0);
+  bool ok = how.exit_code == 0 && how.signal == 0 && !how.oom_killed;
+  auto& policy = st.alloc.spec().restart();
+  auto kind = policy.policy().empty() ? std::string{"on-failure"} : policy.policy();
+  bool again = kind == "always" || (kind == "on-failure" && !ok);
+  if (again && kind == "on-failure" && policy.max_attempts() > 0 &&
+      st.status.restarts() >= policy.max_attempts()) {
+    return transition(self, "failed", how.describe() + "; restart limit of " +
+                                        std::to_string(policy.max_attempts()) + " reached");
+  }
+  if (!again)
+    return transition(self, ok ? "exited" : "failed", how.describe());
+  auto delay = restart_delay(st.status, policy);
+  transition(self, "restarting", how.describe() + "; restart in " + std::to_string(delay.count()) + "ms");
+  self->delayed_send(self, delay, atoms::respawn_atom_v, st.generation);
+}
+
+void poll(task* self) {
+  auto& st = self->state;
+  auto ended = st.deps->driver->wait_exit(bundle_dir(*st.deps, id_of(self)), milliseconds{0});
+  if (!ended) {
+    // The shim died without a record (killed, or the host rebooted): the
+    // container's fate is unknown, so it is treated as failed.
+    runc::exit_info lost;
+    lost.exit_code = -1;
+    st.log->warn("exit_unknown alloc={} reason=\"{}\"", id_of(self), ended.error().message());
+    return on_exit(self, lost);
+  }
+  if (*ended)
+    return on_exit(self, **ended);
+  schedule_poll(self);
+}
+
+/// Picks up a container that outlived the previous task actor, or starts one.
+void adopt_or_start(task* self) {
+  auto& st = self->state;
+  auto& id = st.status.container_id();
+  auto& was = st.status.state();
+  if (was == "exited" || was == "failed" || was == "stopped")
+    return;  // finished for good: nothing to adopt or start
+  if (id.empty())
+    return start_container(self);
+  auto state = st.deps->driver->state(id);
+  if (state && state->status == runc::container_status::running) {
+    ++st.generation;
+    st.status.set_pid(state->pid);
+    transition(self, "running", "adopted after restart (pid " + std::to_string(state->pid) + ")");
+    return schedule_poll(self);
+  }
+  ++st.generation;
+  poll(self);  // gone: its exit record (if any) says how it ended
+}
+
+v1::TaskStatus stop(task* self) {
+  auto& st = self->state;
+  ++st.generation;  // no poll or restart after this
+  if (st.status.state() == "running" || st.status.state() == "starting") {
+    milliseconds grace{st.alloc.spec().stop_grace_ms() ? st.alloc.spec().stop_grace_ms() : 10000};
+    auto how = st.deps->driver->stop(st.status.container_id(), bundle_dir(*st.deps, id_of(self)), grace);
+    if (how) {
+      st.status.set_exit_code(how->exit_code);
+      st.status.set_signal(how->signal);
+      st.status.set_finished_at_ms(unix_ms());
+    } else {
+      st.log->warn("stop_failed alloc={} reason=\"{}\"", id_of(self), how.error().message());
+    }
+  } else if (!st.status.container_id().empty()) {
+    (void) st.deps->driver->remove(st.status.container_id(), bundle_dir(*st.deps, id_of(self)));
+  }
+  st.status.set_pid(0);
+  transition(self, "stopped", "stop requested");
+  return st.status;
+}
+
+} // namespace
+
+caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<task_deps> deps,
+                         v1::Allocation alloc, v1::TaskStatus last, std::map<std::string, int> ports) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.alloc = std::move(alloc);
+  st.status = std::move(last);
+  st.status.set_alloc_id(st.alloc.id());
+  st.status.set_name(st.alloc.spec().name());
+  st.ports = std::move(ports);
+  st.log = logging::get("task");
+  adopt_or_start(self);
+  return supervised_behavior(
+    self,
+    [self](caf::tick_atom, uint64_t generation) {
+      if (generation == self->state.generation && self->state.status.state() == "running")
+        poll(self);
+    },
+    [self](atoms::respawn_atom, uint64_t generation) {
+      if (generation != self->state.generation)
+        return;
+      self->state.status.set_restarts(self->state.status.restarts() + 1);
+      start_container(self);
+    },
+    [self](wire::pb<v1::StopTask>&) {
+      auto out = stop(self);
+      self->quit();
+      return wire::make_pb(std::move(out));
+    },
+    [self](wire::pb<v1::ListTasks>&) { return wire::make_pb(self->state.status); });
+}
+
+} // namespace troupe::node

@@ -1,0 +1,57 @@
+// The task actor: owns one allocation's container through the runc driver.
+// Starts it (or adopts it when it still runs after an agent or node-actor
+// restart), watches for its exit, applies the restart policy with backoff,
+// stops it (SIGTERM, grace, SIGKILL) and records every state change in the
+// node's LMDB. Spawned detached by the node actor: driver calls block.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include <caf/all.hpp>
+
+#include "actors/agent/context.hpp"
+#include "actors/image/store.hpp"
+#include "actors/node/runc/runc.hpp"
+#include "runtime/logging.hpp"
+#include "storage/table.hpp"
+#include "troupe/v1/task.pb.h"
+
+namespace troupe::node {
+
+/// Table "tasks": the last known TaskStatus of each allocation (key: its id).
+inline const storage::table<v1::TaskStatus> tasks_table{"tasks"};
+
+/// What every task of a node shares.
+struct task_deps {
+  agent_context_ptr ctx;
+  std::shared_ptr<runc::runc_driver> driver;
+  std::shared_ptr<image::image_store> images;
+  std::filesystem::path containers_root;  // <data dir>/containers/<alloc id>: bundles
+  std::filesystem::path logs_root;        // <data dir>/logs/<alloc id>/{stdout,stderr}.log
+  std::filesystem::path volumes_root;     // <data dir>/volumes/<name>
+  std::chrono::milliseconds poll{200};    // how often a running container's exit is checked
+};
+
+struct task_state {
+  std::shared_ptr<task_deps> deps;
+  v1::Allocation alloc;
+  v1::TaskStatus status;
+  std::map<std::string, int> ports;
+  uint64_t generation = 0;                // bumps per container; stale timers are ignored
+  std::shared_ptr<spdlog::logger> log;
+  static inline const char* name = "task";
+};
+
+/// Runs `alloc`. `last` is what the node knew of it (empty for a new one):
+/// a container id in it means "adopt if still there".
+caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<task_deps> deps,
+                         v1::Allocation alloc, v1::TaskStatus last, std::map<std::string, int> ports);
+
+/// Paths of an allocation's bundle and logs.
+std::filesystem::path bundle_dir(const task_deps& deps, const std::string& alloc_id);
+std::filesystem::path stdout_log(const task_deps& deps, const std::string& alloc_id);
+std::filesystem::path stderr_log(const task_deps& deps, const std::string& alloc_id);
+
+} // namespace troupe::node

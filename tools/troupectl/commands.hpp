@@ -1,0 +1,63 @@
+// What troupectl's command files share: the global flags and the ways a
+// command ends.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "runtime/result.hpp"
+#include "tools/troupectl/client.hpp"
+#include "tools/troupectl/output.hpp"
+
+namespace troupectl {
+
+inline constexpr int exit_ok = 0, exit_failed = 1, exit_usage = 2;
+
+struct globals {
+  std::string addr = "127.0.0.1:7070";
+  std::string token;
+  std::string output = "table";
+  format fmt = format::table;
+};
+
+inline int fail(const troupe::error& err) {
+  std::fprintf(stderr, "troupectl: %s\n", err.message().c_str());
+  return exit_failed;
+}
+
+inline int usage(const std::string& message) {
+  std::fprintf(stderr, "troupectl: %s\n", message.c_str());
+  return exit_usage;
+}
+
+inline void print(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+
+/// `troupectl run` flags.
+struct run_flags {
+  std::string name;
+  std::string image;
+  std::vector<std::string> command;
+  std::vector<std::string> env;      // K=V
+  std::vector<std::string> ports;    // name=port (0: dynamic)
+  std::vector<std::string> volumes;  // source:target[:ro]
+  std::string cpu;                   // 250m, 0.5, 2
+  std::string memory;                // 64Mi, 1Gi, 100M, bytes
+  std::string restart;               // always | on-failure | never
+  unsigned max_attempts = 0;
+  bool read_only = false;
+};
+
+int cmd_run(const globals& g, const client& c, const run_flags& f);
+int cmd_ps(const globals& g, const client& c);
+int cmd_rm(const globals& g, const client& c, const std::string& target);
+int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream);
+int cmd_image_import(const globals& g, const client& c, const std::string& source, const std::string& name);
+int cmd_image_ls(const globals& g, const client& c);
+
+/// "250m" -> 250, "0.5" -> 500, "2" -> 2000; an error naming the value.
+troupe::result<uint32_t> parse_cpu(const std::string& text);
+/// "64Mi", "1Gi", "100M", "512k", "1048576" -> bytes.
+troupe::result<uint64_t> parse_memory(const std::string& text);
+
+} // namespace troupectl

@@ -1,0 +1,206 @@
+// troupectl run / ps / rm / logs / image: containers on the agent addressed.
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+
+#include "runtime/text.hpp"
+#include "tools/troupectl/commands.hpp"
+#include "troupe/v1/api.pb.h"
+#include "troupe/v1/task.pb.h"
+
+namespace troupectl {
+
+namespace v1 = troupe::v1;
+using troupe::error;
+using troupe::quote;
+using troupe::result;
+
+result<uint32_t> parse_cpu(const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit = end ? std::string{end} : std::string{};
+  double millis = unit == "m" ? v : unit.empty() ? v * 1000 : -1;
+  if (text.empty() || end == text.c_str() || !(millis >= 1) || millis > 1e6 || std::isnan(v))
+    return error{"--cpu " + quote(text) + " is not a CPU amount (250m, 0.5 or 2)"};
+  return static_cast<uint32_t>(std::llround(millis));
+}
+
+result<uint64_t> parse_memory(const std::string& text) {
+  static const std::pair<const char*, uint64_t> units[] = {
+    {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30}, {"Ti", 1ull << 40},
+    {"k", 1000ull}, {"K", 1000ull}, {"M", 1000000ull}, {"G", 1000000000ull}, {"", 1}};
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit = end ? std::string{end} : std::string{};
+  for (auto& [name, factor] : units)
+    if (unit == name && end != text.c_str() && v > 0 && v * static_cast<double>(factor) < 1.8e19)
+      return static_cast<uint64_t>(v * static_cast<double>(factor));
+  return error{"--memory " + quote(text) + " is not a size (64Mi, 1Gi, 100M or bytes)"};
+}
+
+namespace {
+
+result<v1::TaskSpec> spec_of(const run_flags& f) {
+  v1::TaskSpec spec;
+  spec.set_name(f.name);
+  spec.set_image(f.image);
+  for (auto& a : f.command)
+    spec.add_command(a);
+  for (auto& kv : f.env) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return error{"--env " + quote(kv) + " is not KEY=VALUE"};
+    (*spec.mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (auto& p : f.ports) {
+    auto eq = p.find('=');
+    auto* port = spec.add_ports();
+    port->set_name(p.substr(0, eq));
+    if (eq != std::string::npos) {
+      auto number = p.substr(eq + 1);
+      if (number.empty() || number.size() > 5 || number.find_first_not_of("0123456789") != std::string::npos)
+        return error{"--port " + quote(p) + " is not NAME or NAME=PORT"};
+      port->set_port(static_cast<uint32_t>(std::stoul(number)));
+    }
+  }
+  for (auto& v : f.volumes) {
+    auto first = v.find(':');
+    if (first == std::string::npos)
+      return error{"--volume " + quote(v) + " is not SOURCE:TARGET[:ro]"};
+    auto* vol = spec.add_volumes();
+    vol->set_source(v.substr(0, first));
+    auto rest = v.substr(first + 1);
+    if (rest.size() > 3 && rest.compare(rest.size() - 3, 3, ":ro") == 0) {
+      vol->set_read_only(true);
+      rest.resize(rest.size() - 3);
+    }
+    vol->set_target(rest);
+  }
+  if (!f.cpu.empty()) {
+    auto cpu = parse_cpu(f.cpu);
+    if (!cpu)
+      return cpu.error();
+    spec.mutable_resources()->set_cpu_millis(*cpu);
+  }
+  if (!f.memory.empty()) {
+    auto mem = parse_memory(f.memory);
+    if (!mem)
+      return mem.error();
+    spec.mutable_resources()->set_memory_bytes(*mem);
+  }
+  spec.mutable_restart()->set_policy(f.restart);
+  spec.mutable_restart()->set_max_attempts(f.max_attempts);
+  spec.set_read_only_rootfs(f.read_only);
+  return spec;
+}
+
+/// The allocation id for an id, an id prefix or a task name.
+result<std::string> find_alloc(const client& c, const std::string& target) {
+  v1::TaskList list;
+  if (auto r = c.get("/v1/tasks", list); !r)
+    return r.error();
+  std::vector<std::string> hits;
+  for (auto& t : list.tasks())
+    if (t.alloc_id() == target || t.name() == target || t.alloc_id().rfind(target, 0) == 0)
+      hits.push_back(t.alloc_id());
+  if (hits.empty())
+    return error{"no task or allocation " + quote(target) + " on this node (see troupectl ps)"};
+  if (hits.size() > 1)
+    return error{quote(target) + " matches " + std::to_string(hits.size()) + " allocations; give the id"};
+  return hits[0];
+}
+
+std::string ago(int64_t at_ms) {
+  if (at_ms <= 0)
+    return "-";
+  auto now = static_cast<int64_t>(std::time(nullptr)) * 1000;
+  return human_duration(static_cast<uint64_t>(std::max<int64_t>(0, now - at_ms))) + " ago";
+}
+
+} // namespace
+
+int cmd_run(const globals& g, const client& c, const run_flags& f) {
+  auto spec = spec_of(f);
+  if (!spec)
+    return usage(spec.error().message());
+  v1::RunTaskReply rep;
+  if (auto r = c.post_json("/v1/tasks", *spec, rep); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(rep, g.fmt)), exit_ok;
+  print(rep.allocation().id() + "\n");
+  return exit_ok;
+}
+
+int cmd_ps(const globals& g, const client& c) {
+  v1::TaskList list;
+  if (auto r = c.get("/v1/tasks", list); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(list, g.fmt)), exit_ok;
+  table t{{"ID", "NAME", "IMAGE", "STATE", "PID", "RESTARTS", "STARTED", "REASON"}};
+  for (auto& task : list.tasks())
+    t.add({task.alloc_id(), task.name(), task.image(), task.state(),
+           task.pid() ? std::to_string(task.pid()) : "-", std::to_string(task.restarts()),
+           ago(task.started_at_ms()), task.reason()});
+  print(t.str(use_colour()));
+  return exit_ok;
+}
+
+int cmd_rm(const globals& g, const client& c, const std::string& target) {
+  auto id = find_alloc(c, target);
+  if (!id)
+    return fail(id.error());
+  v1::TaskStatus st;
+  if (auto r = c.post("/v1/tasks/" + *id + "/stop", st); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(st, g.fmt)), exit_ok;
+  print("removed " + *id + " (" + st.reason() + ")\n");
+  return exit_ok;
+}
+
+int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream) {
+  auto id = find_alloc(c, target);
+  if (!id)
+    return fail(id.error());
+  v1::TaskLogs logs;
+  if (auto r = c.get("/v1/tasks/" + *id + "/logs?stream=" + stream, logs); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(logs, g.fmt)), exit_ok;
+  print(logs.data());
+  return exit_ok;
+}
+
+int cmd_image_import(const globals& g, const client& c, const std::string& source, const std::string& name) {
+  v1::ImportImage req;
+  std::error_code ec;
+  // The agent reads the path on its own host: send it absolute.
+  req.set_source(std::filesystem::absolute(source, ec).string());
+  req.set_name(name);
+  v1::ImageRecord rec;
+  if (auto r = c.post_json("/v1/images/import", req, rec); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(rec, g.fmt)), exit_ok;
+  print(rec.name() + " " + rec.id() + "\n");
+  return exit_ok;
+}
+
+int cmd_image_ls(const globals& g, const client& c) {
+  v1::ImageList list;
+  if (auto r = c.get("/v1/images", list); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(list, g.fmt)), exit_ok;
+  table t{{"NAME", "ID", "LAYERS", "SIZE", "SOURCE"}};
+  for (auto& img : list.images())
+    t.add({img.name(), img.id().substr(0, 19), std::to_string(img.layers_size()),
+           std::to_string(img.size_bytes() / 1024) + " KiB", img.source()});
+  print(t.str(false));
+  return exit_ok;
+}
+
+} // namespace troupectl
