@@ -222,6 +222,10 @@ int run_agent(const agent_config& given) {
     sup = nullptr;
     sys.await_all_actors_done();
   }
+  // The cgroup parent goes once no container of this agent is left in it
+  // (containers outlive the agent; the next start adopts them).
+  if (ctx->driver)
+    runc::remove_cgroup_parent(ctx->driver->config().cgroup_parent);
   ctx.reset();
   env->reset();
   log->info("stopped lmdb=closed exit_code={}", code);

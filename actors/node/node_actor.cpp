@@ -276,7 +276,10 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
       recover(self);
       return;
     }
-    self->quit(msg.reason);
+    // Not a running task: a stopped one saying goodbye (normal), or the
+    // supervisor asking this actor to go.
+    if (msg.reason)
+      self->quit(msg.reason);
   });
   recover(self);
   st.log->info("ready id={} boot={} driver={}", st.record.id(), st.record.boot_count(),

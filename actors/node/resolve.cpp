@@ -107,6 +107,15 @@ status validate_spec(const v1::TaskSpec& spec) {
   for (auto& [k, v] : spec.env())
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       return error{"env: key " + quote(k) + " is not a variable name"};
+  auto& res = spec.resources();
+  if (res.memory_bytes() != 0 && static_cast<int64_t>(res.memory_bytes()) < runc::min_memory_bytes)
+    return error{"resources.memory_bytes: " + std::to_string(res.memory_bytes()) +
+                 " is under the 4 MiB minimum"};
+  if (res.cpu_millis() != 0 && (res.cpu_millis() < runc::min_cpu_millis || res.cpu_millis() > runc::max_cpu_millis))
+    return error{"resources.cpu_millis: " + std::to_string(res.cpu_millis()) + " is outside " +
+                 std::to_string(runc::min_cpu_millis) + ".." + std::to_string(runc::max_cpu_millis)};
+  if (res.pids() > runc::max_pids_limit)
+    return error{"resources.pids: " + std::to_string(res.pids()) + " is over " + std::to_string(runc::max_pids_limit)};
   if (spec.stop_grace_ms() > 3600 * 1000)
     return error{"stop_grace_ms " + std::to_string(spec.stop_grace_ms()) + " is over 1 hour"};
   return {};

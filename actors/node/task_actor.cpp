@@ -193,6 +193,8 @@ caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<
   st.status = std::move(last);
   st.status.set_alloc_id(st.alloc.id());
   st.status.set_name(st.alloc.spec().name());
+  if (st.status.image().empty())
+    st.status.set_image(st.alloc.spec().image());
   st.ports = std::move(ports);
   st.log = logging::get("task");
   adopt_or_start(self);

@@ -1,0 +1,113 @@
+// One real `troupe agent` process on 127.0.0.1 with free ports and a fresh
+// data dir, driven with real `troupectl` commands; shared by the
+// integration tests.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "tests/integration/process.hpp"
+#include "troupe/v1/runtime.pb.h"
+#include "troupe/v1/task.pb.h"
+
+namespace troupe::testing {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+class scratch_dir {
+public:
+  scratch_dir() {
+    std::string pattern = "/tmp/troupe-it-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+private:
+  fs::path path_;
+};
+
+template <class Msg>
+inline Msg parse_json(const std::string& text) {
+  Msg msg;
+  auto st = google::protobuf::util::JsonStringToMessage(text, &msg);
+  REQUIRE_MESSAGE(st.ok(), "not a " << msg.GetTypeName() << ": " << text);
+  return msg;
+}
+
+inline const v1::ActorInfo* find_actor(const v1::ActorList& list, const std::string& name) {
+  for (auto& a : list.actors())
+    if (a.name() == name)
+      return &a;
+  return nullptr;
+}
+
+/// One agent on 127.0.0.1 with free ports and a fresh data dir.
+struct agent {
+  scratch_dir dir;
+  fs::path data = dir.path() / "data";
+  fs::path log = dir.path() / "agent.log";
+  uint16_t http = free_port();
+  uint16_t gossip = free_port();
+  uint16_t rpc = free_port();
+  std::unique_ptr<process> proc;
+
+  std::vector<std::string> argv(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a{TROUPE_BIN, "agent", "--name", "it", "--data-dir", data.string(),
+                               "--bind", "127.0.0.1", "--http-port", std::to_string(http),
+                               "--gossip-port", std::to_string(gossip), "--rpc-port",
+                               std::to_string(rpc)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  void start(std::vector<std::string> extra = {}) {
+    proc = std::make_unique<process>(argv(std::move(extra)), log);
+    bool up = eventually(10s, [&] { return ctl({"status"}).code == 0 || !proc->running(); });
+    REQUIRE_MESSAGE(up, "agent did not answer within 10s; log:\n" << read_file(log));
+    REQUIRE_MESSAGE(proc->running(), "agent exited at start; log:\n" << read_file(log));
+  }
+
+  run_result ctl(std::vector<std::string> args) const {
+    std::vector<std::string> a{TROUPECTL_BIN, "--addr", "127.0.0.1:" + std::to_string(http)};
+    a.insert(a.end(), args.begin(), args.end());
+    return run(a, dir.path());
+  }
+
+  v1::ActorList actors() const {
+    auto r = ctl({"-o", "json", "actors"});
+    REQUIRE_MESSAGE(r.code == 0, r.output);
+    return parse_json<v1::ActorList>(r.output);
+  }
+
+  v1::NodeStatus status() const {
+    auto r = ctl({"-o", "json", "status"});
+    REQUIRE_MESSAGE(r.code == 0, r.output);
+    return parse_json<v1::NodeStatus>(r.output);
+  }
+
+  /// True once `name` runs again with `restarts` restarts.
+  bool respawned(const std::string& name, uint32_t restarts) const {
+    auto r = ctl({"-o", "json", "actors"});
+    if (r.code != 0)
+      return false;
+    auto list = parse_json<v1::ActorList>(r.output);
+    auto* a = find_actor(list, name);
+    return a && a->state() == "running" && a->restarts() == restarts;
+  }
+
+  std::string log_text() const { return read_file(log); }
+};
+
+inline bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+} // namespace troupe::testing
