@@ -22,6 +22,10 @@ stop() {
     return 0
   fi
   pid=$(cat "$pidfile")
+  # Containers outlive their agent by design; quickstart removes its own.
+  for id in $(ctl -o json ps 2>/dev/null | grep -o '"allocId": *"[0-9a-f]*"' | grep -o '[0-9a-f]\{12\}'); do
+    ctl rm "$id" >/dev/null || true
+  done
   kill -TERM "$pid"
   for _ in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || break
@@ -35,10 +39,35 @@ stop() {
   echo "quickstart: agent $pid stopped (log: $qs/agent.log)"
 }
 
+# A busybox image made from the host's static busybox, and one container
+# that runs from it (needs root and runc; skipped with a note otherwise).
+demo_container() {
+  if [ "$(id -u)" -ne 0 ] || ! command -v runc >/dev/null || [ ! -x /bin/busybox ]; then
+    echo "quickstart: not root or no runc/busybox: skipping the demo container"
+    return 0
+  fi
+  rootfs=$qs/busybox-rootfs
+  if [ ! -x "$rootfs/bin/busybox" ]; then
+    mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/dev" "$rootfs/sys" "$rootfs/tmp" "$rootfs/etc"
+    cp /bin/busybox "$rootfs/bin/busybox"
+    for tool in sh echo cat ls ps sleep httpd; do ln -sf busybox "$rootfs/bin/$tool"; done
+  fi
+  ctl image import "$rootfs" --name busybox:1 >/dev/null
+  if ! ctl ps | grep -q ' hello '; then
+    ctl run --name hello --memory 32Mi busybox:1 -- \
+      sh -c "trap 'exit 0' TERM; echo hello from a troupe container; while true; do sleep 1; done" >/dev/null
+  fi
+  sleep 0.5
+  echo
+  ctl ps
+  echo
+  ctl logs hello
+}
+
 start() {
   "$root/deploy/setup.sh"
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target troupe troupectl
+  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim
   mkdir -p "$qs"
   if running; then
     echo "quickstart: agent already running (pid $(cat "$pidfile"))"
@@ -53,9 +82,10 @@ start() {
     done
   fi
   ctl status
+  demo_container
   cat <<EOT
 
-Try:  $build/tools/troupectl actor kill monitor && $build/tools/troupectl actors
+Try:  $build/tools/troupectl actor kill node && $build/tools/troupectl ps   # the container is adopted, not restarted
 Log:  $qs/agent.log
 Stop: deploy/quickstart.sh stop
 EOT

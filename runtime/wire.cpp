@@ -2,6 +2,7 @@
 
 #include "runtime/text.hpp"
 #include "troupe/v1/runtime.pb.h"
+#include "troupe/v1/task.pb.h"
 
 namespace troupe::wire {
 
@@ -91,6 +92,8 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::GetStatus, v1::NodeStatus>();
   c.add<v1::GetEvents, v1::EventList>();
   c.add<v1::ActorEvent>();
+  c.add<v1::TaskEvent>();
+  c.add<v1::GetTaskEvents, v1::TaskEventList>();
   return c;
 }
 

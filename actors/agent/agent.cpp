@@ -12,10 +12,11 @@
 #include "actors/agent/context.hpp"
 #include "actors/api/api_actor.hpp"
 #include "actors/image/store.hpp"
-#include "actors/node/runc/runc.hpp"
 #include "actors/monitor/monitor_actor.hpp"
 #include "actors/node/identity.hpp"
 #include "actors/node/node_actor.hpp"
+#include "actors/node/runc/process_driver.hpp"
+#include "actors/node/runc/runc.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/supervisor.hpp"
 #include "runtime/type_ids.hpp"
@@ -85,25 +86,54 @@ void warn_inactive(const agent_config& config, spdlog::logger& log) {
     log.warn("inactive flag=--encrypt: no gossip traffic in this build to encrypt");
 }
 
-/// The container driver: runc unless --driver process, or why there is none.
-void pick_driver(agent_context& ctx, const std::string& node_id, spdlog::logger& log) {
-  if (ctx.config.driver == driver_kind::process) {
-    ctx.driver_problem = "--driver process: the process driver is not built yet";
-  } else {
-    runc::driver_config dc;
-    dc.state_root = ctx.config.data_dir / "runc";
-    dc.cgroup_parent = "troupe-" + node_id.substr(0, 12);
-    auto driver = runc::runc_driver::detect(dc);
-    if (driver)
-      ctx.driver = std::make_shared<runc::runc_driver>(std::move(*driver));
+runc::driver_config runc_config(const agent_config& config, const std::string& node_id) {
+  runc::driver_config dc;
+  dc.state_root = config.data_dir / "runc";
+  dc.cgroup_parent = "troupe-" + node_id.substr(0, 12);
+  return dc;
+}
+
+runc::process_driver_config process_config(const agent_config& config, const std::string& node_id) {
+  runc::process_driver_config pc;
+  pc.state_root = config.data_dir / "process";
+  pc.cgroup_parent = "troupe-" + node_id.substr(0, 12);
+  return pc;
+}
+
+/// The container driver. --driver runc: runc, or an error (the agent does
+/// not start). --driver process: the process driver. auto: runc when this
+/// host can use it, else the process driver with a warning that says why.
+/// With neither, the node runs without containers and says why.
+status pick_driver(agent_context& ctx, const std::string& node_id, spdlog::logger& log) {
+  auto kind = ctx.config.driver;
+  std::string runc_problem;
+  if (kind != driver_kind::process) {
+    auto with_runc = runc::runc_driver::detect(runc_config(ctx.config, node_id));
+    if (with_runc)
+      ctx.driver = std::make_shared<runc::runc_driver>(std::move(*with_runc));
+    else if (kind == driver_kind::runc)
+      return error{"--driver runc: " + with_runc.error().message()};
     else
-      ctx.driver_problem = driver.error().message();
+      runc_problem = with_runc.error().message();
   }
-  if (ctx.driver)
-    log.info("driver=runc version=\"{}\" cgroup={}", ctx.driver->runc_version(),
-             runc::describe(ctx.driver->mode()));
-  else
+  if (!ctx.driver) {
+    auto plain = runc::process_driver::detect(process_config(ctx.config, node_id));
+    if (plain)
+      ctx.driver = std::make_shared<runc::process_driver>(std::move(*plain));
+    else if (kind == driver_kind::process)
+      return error{"--driver process: " + plain.error().message()};
+    else
+      ctx.driver_problem = "runc: " + runc_problem + "; process driver: " + plain.error().message();
+  }
+  if (!ctx.driver) {
     log.warn("driver=none reason=\"{}\": containers cannot run on this node", ctx.driver_problem);
+    return {};
+  }
+  if (!runc_problem.empty())
+    log.warn("driver=process reason=\"runc cannot be used: {}\": tasks run as plain host processes, "
+             "without image isolation", runc_problem);
+  log.info("driver={}", ctx.driver->describe());
+  return {};
 }
 
 std::vector<child_spec> children(const agent_context_ptr& ctx) {
@@ -203,7 +233,10 @@ int run_agent(const agent_config& given) {
   ctx->env = *env;
   ctx->names = std::make_shared<directory>();
   ctx->images = std::make_shared<image::image_store>(config.data_dir / "images", *env);
-  pick_driver(*ctx, record->id(), *log);
+  if (auto picked = pick_driver(*ctx, record->id(), *log); !picked) {
+    log->error("start_failed reason=\"{}\"", picked.error().message());
+    return exit_failure;
+  }
   int code;
   {
     agent_system_config cfg;
@@ -225,7 +258,7 @@ int run_agent(const agent_config& given) {
   // The cgroup parent goes once no container of this agent is left in it
   // (containers outlive the agent; the next start adopts them).
   if (ctx->driver)
-    runc::remove_cgroup_parent(ctx->driver->config().cgroup_parent);
+    ctx->driver->remove_cgroup_parent();
   ctx.reset();
   env->reset();
   log->info("stopped lmdb=closed exit_code={}", code);

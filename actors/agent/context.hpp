@@ -15,7 +15,7 @@ namespace troupe::image {
 class image_store;
 }
 namespace troupe::runc {
-class runc_driver;
+class container_driver;
 }
 
 namespace troupe {
@@ -26,7 +26,7 @@ struct agent_context {
   std::shared_ptr<directory> names;
   std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
   std::shared_ptr<image::image_store> images;
-  std::shared_ptr<runc::runc_driver> driver;   // null when containers cannot run here
+  std::shared_ptr<runc::container_driver> driver; // runc or process; null when containers cannot run here
   std::string driver_problem;                  // why driver is null
 };
 

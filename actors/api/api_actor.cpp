@@ -174,10 +174,23 @@ private:
     uint64_t after = 0, limit = 0;
     if (!query_u64(req, res, "after", after) || !query_u64(req, res, "limit", limit))
       return;
+    auto kind = req.has_param("kind") ? req.get_param_value("kind") : std::string{"actor"};
+    if (kind != "actor" && kind != "task")
+      return reply_error(res, 400, "bad_request", "kind " + quote(kind) + " must be actor or task");
+    auto bounded = static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX));
+    ask_failure why{};
+    if (kind == "task") {
+      v1::GetTaskEvents q;
+      q.set_after_seq(after);
+      q.set_limit(bounded);
+      auto list = ask<v1::TaskEventList>(sys_, actor("monitor"), q, actor_timeout, &why);
+      if (!list)
+        return reply_failure(res, "monitor", why, list.error());
+      return reply(res, *list);
+    }
     v1::GetEvents q;
     q.set_after_seq(after);
-    q.set_limit(static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
-    ask_failure why{};
+    q.set_limit(bounded);
     auto list = ask<v1::EventList>(sys_, actor("monitor"), q, actor_timeout, &why);
     if (!list)
       return reply_failure(res, "monitor", why, list.error());

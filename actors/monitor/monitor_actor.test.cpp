@@ -73,6 +73,24 @@ TEST_CASE_FIXTURE(monitor_fixture, "events are numbered, kept in LMDB and surviv
   stop(again);
 }
 
+TEST_CASE_FIXTURE(monitor_fixture, "task events have their own numbering") {
+  auto mon = spawn();
+  caf::anon_send(mon, wire::make_pb(event("node", "died")));
+  for (int i = 0; i < 3; ++i) {
+    v1::TaskEvent ev;
+    ev.set_alloc_id("abc");
+    ev.set_to(i == 2 ? "running" : "starting");
+    caf::anon_send(mon, wire::make_pb(ev));
+  }
+  auto list = ask<v1::TaskEventList>(*sys, mon, v1::GetTaskEvents{}, 5000ms);
+  REQUIRE(list);
+  REQUIRE(list->events_size() == 3);
+  CHECK(list->events(0).seq() == 1);
+  CHECK(list->events(2).to() == "running");
+  CHECK(events(*sys, mon).events_size() == 1);
+  stop(mon);
+}
+
 TEST_CASE_FIXTURE(monitor_fixture, "the event log keeps only the newest events") {
   auto mon = spawn();
   for (std::size_t i = 0; i < monitor::max_events + 25; ++i)

@@ -119,7 +119,8 @@ std::map<std::string, int> ports_of(const v1::Allocation& alloc) {
 }
 
 /// Starts a task actor for every allocation that should run, and removes
-/// containers under this agent's runc root that no allocation owns.
+/// containers under this agent's driver state root (runc's --root, or the
+/// process driver's <data dir>/process) that no allocation owns.
 void recover(node* self) {
   auto& st = self->state;
   std::vector<std::pair<v1::Allocation, v1::TaskStatus>> found;
@@ -148,7 +149,7 @@ void recover(node* self) {
   for (auto& id : *ids) {
     if (owned.count(id) || id.rfind("t-", 0) != 0)
       continue;
-    st.log->warn("orphan container={}: no allocation owns it, removing", id);
+    st.log->warn("orphan container={} driver={}: no allocation owns it, removing", id, st.deps->driver->name());
     (void) st.deps->driver->stop(id, st.deps->containers_root / id.substr(2), milliseconds{5000});
   }
   st.log->info("recovered allocations={} running_tasks={}", found.size(), st.tasks.size());
@@ -283,7 +284,7 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
   });
   recover(self);
   st.log->info("ready id={} boot={} driver={}", st.record.id(), st.record.boot_count(),
-               st.deps->driver ? "runc" : "none (" + st.ctx->driver_problem + ")");
+               st.deps->driver ? std::string{st.deps->driver->name()} : "none (" + st.ctx->driver_problem + ")");
   return supervised_behavior(
     self,
     [self](wire::pb<v1::GetStatus>&) { return wire::make_pb(status_of(self->state)); },

@@ -37,7 +37,7 @@ struct node_state {
 
 /// Handles pb<GetStatus> -> pb<NodeStatus>, pb<RunTask> -> pb<RunTaskReply>,
 /// pb<ListTasks> -> pb<TaskList>, pb<StopTask> -> pb<TaskStatus>.
-/// Rebuilds everything from LMDB and runc when (re)spawned.
+/// Rebuilds everything from LMDB and the container driver when (re)spawned.
 caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_ptr ctx);
 
 } // namespace troupe::node

@@ -1,7 +1,7 @@
 // From what an operator asked (TaskSpec) and the image it names to what the
-// runc driver runs (container_config): argv from command or entrypoint+cmd,
+// container driver runs (container_config): argv from command or entrypoint+cmd,
 // environment image-then-task, user names looked up in the image, volumes
-// turned into host paths, ports as allocated. Pure: no actors, no runc.
+// turned into host paths, ports as allocated. Pure: no actors, no driver.
 #pragma once
 
 #include <filesystem>

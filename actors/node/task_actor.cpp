@@ -1,6 +1,7 @@
 #include "actors/node/task_actor.hpp"
 
 #include "actors/node/resolve.hpp"
+#include "actors/node/runc/log_rotation.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
@@ -31,19 +32,36 @@ int64_t unix_ms() {
 
 const std::string& id_of(task* self) { return self->state.alloc.id(); }
 
-/// Moves to `to` with a reason: logged, persisted, and the status updated.
+/// One-way to the monitor, which numbers and keeps task events; dropped
+/// while it is down (the log line and the tasks table still have it).
+void tell_monitor(task* self, const std::string& from, const std::string& to, const std::string& reason) {
+  auto monitor = self->state.deps->ctx->names->get("monitor");
+  if (!monitor)
+    return;
+  v1::TaskEvent ev;
+  ev.set_seq(0);
+  ev.set_at_ms(unix_ms());
+  ev.set_alloc_id(id_of(self));
+  ev.set_from(from);
+  ev.set_to(to);
+  ev.set_reason(reason);
+  caf::anon_send(monitor, wire::make_pb(std::move(ev)));
+}
+
+/// Moves to `to` with a reason: logged, persisted, told to the monitor,
+/// and the status updated.
 void transition(task* self, const std::string& to, const std::string& reason) {
   auto& st = self->state;
-  auto from = st.status.state();
+  auto from = st.status.state().empty() ? std::string{"new"} : st.status.state();
   st.status.set_state(to);
   st.status.set_reason(reason);
-  st.log->info("task alloc={} from={} to={} reason=\"{}\"", id_of(self), from.empty() ? "new" : from,
-               to, reason);
+  st.log->info("task alloc={} from={} to={} reason=\"{}\"", id_of(self), from, to, reason);
   auto saved = st.deps->ctx->env->write([&](storage::write_txn& txn) {
     return tasks_table.put(txn, id_of(self), st.status);
   });
   if (!saved)
     st.log->error("persist_failed alloc={} reason=\"{}\"", id_of(self), saved.error().message());
+  tell_monitor(self, from, to, reason);
 }
 
 void schedule_poll(task* self) {
@@ -77,8 +95,8 @@ void start_container(task* self) {
                                     stderr_log(deps, id_of(self)));
   if (!started)
     return transition(self, "failed", started.error().message());
-  if (!started->layer_note.empty())
-    st.log->warn("rootfs_copied alloc={} reason=\"{}\"", id_of(self), started->layer_note);
+  if (!started->note.empty())
+    st.log->warn("driver_note alloc={} driver={} reason=\"{}\"", id_of(self), deps.driver->name(), started->note);
   st.status.set_container_id(cfg->id);
   st.status.set_pid(started->pid);
   st.status.set_started_at_ms(unix_ms());
@@ -87,8 +105,9 @@ void start_container(task* self) {
   st.status.set_signal(0);
   st.status.set_oom_killed(false);
   st.status.set_image(image->name());
-  st.status.set_driver("runc");
-  transition(self, "running", "pid " + std::to_string(started->pid));
+  st.status.set_driver(deps.driver->name());
+  auto why = "pid " + std::to_string(started->pid);
+  transition(self, "running", started->note.empty() ? why : why + "; " + started->note);
   schedule_poll(self);
 }
 
@@ -126,8 +145,18 @@ void on_exit(task* self, const runc::exit_info& how) {
   self->delayed_send(self, delay, atoms::respawn_atom_v, st.generation);
 }
 
+/// Copy-then-truncate past the size limit (log_rotation.hpp): the shim and
+/// the command keep writing to the same file, which `troupectl logs` reads.
+void rotate_logs(task* self) {
+  auto& deps = *self->state.deps;
+  for (auto& log : {stdout_log(deps, id_of(self)), stderr_log(deps, id_of(self))})
+    if (auto rotated = runc::rotate_if_larger(log, deps.log_max_bytes, deps.log_keep); !rotated)
+      self->state.log->warn("rotate_failed alloc={} reason=\"{}\"", id_of(self), rotated.error().message());
+}
+
 void poll(task* self) {
   auto& st = self->state;
+  rotate_logs(self);
   auto ended = st.deps->driver->wait_exit(bundle_dir(*st.deps, id_of(self)), milliseconds{0});
   if (!ended) {
     // The shim died without a record (killed, or the host rebooted): the
@@ -142,6 +171,15 @@ void poll(task* self) {
   schedule_poll(self);
 }
 
+/// True when a live container was started by a driver this agent does not
+/// run (the agent restarted with another --driver). Finished ones are gone:
+/// their restart runs on this agent's driver.
+bool foreign(const task_state& st) {
+  auto& state = st.status.state();
+  return (state == "running" || state == "starting") && !st.status.driver().empty() &&
+         st.status.driver() != st.deps->driver->name();
+}
+
 /// Picks up a container that outlived the previous task actor, or starts one.
 void adopt_or_start(task* self) {
   auto& st = self->state;
@@ -151,7 +189,16 @@ void adopt_or_start(task* self) {
     return;  // finished for good: nothing to adopt or start
   if (id.empty())
     return start_container(self);
-  auto state = st.deps->driver->state(id);
+  auto& driver = *st.deps->driver;
+  if (foreign(st)) {
+    // Another driver's container: this one can neither see nor stop it.
+    ++st.generation;
+    st.status.set_pid(0);
+    return transition(self, "failed", "container " + id + " was started by the " + st.status.driver() +
+                                        " driver; this agent runs the " + driver.name() +
+                                        " driver and cannot adopt it");
+  }
+  auto state = driver.state(id);
   if (state && state->status == runc::container_status::running) {
     ++st.generation;
     st.status.set_pid(state->pid);
@@ -165,7 +212,10 @@ void adopt_or_start(task* self) {
 v1::TaskStatus stop(task* self) {
   auto& st = self->state;
   ++st.generation;  // no poll or restart after this
-  if (st.status.state() == "running" || st.status.state() == "starting") {
+  if (foreign(st)) {
+    st.log->warn("stop_skipped alloc={} container={} reason=\"started by the {} driver\"", id_of(self),
+                 st.status.container_id(), st.status.driver());
+  } else if (st.status.state() == "running" || st.status.state() == "starting") {
     milliseconds grace{st.alloc.spec().stop_grace_ms() ? st.alloc.spec().stop_grace_ms() : 10000};
     auto how = st.deps->driver->stop(st.status.container_id(), bundle_dir(*st.deps, id_of(self)), grace);
     if (how) {

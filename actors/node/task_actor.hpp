@@ -1,8 +1,9 @@
-// The task actor: owns one allocation's container through the runc driver.
-// Starts it (or adopts it when it still runs after an agent or node-actor
-// restart), watches for its exit, applies the restart policy with backoff,
-// stops it (SIGTERM, grace, SIGKILL) and records every state change in the
-// node's LMDB. Spawned detached by the node actor: driver calls block.
+// The task actor: owns one allocation's container through the node's
+// container driver (runc or process). Starts it (or adopts it when it still
+// runs after an agent or node-actor restart), watches for its exit, applies
+// the restart policy with backoff, stops it (SIGTERM, grace, SIGKILL),
+// rotates its logs, records every state change in the node's LMDB and tells
+// the monitor about it. Spawned detached by the node actor: driver calls block.
 #pragma once
 
 #include <filesystem>
@@ -13,7 +14,7 @@
 
 #include "actors/agent/context.hpp"
 #include "actors/image/store.hpp"
-#include "actors/node/runc/runc.hpp"
+#include "actors/node/runc/driver.hpp"
 #include "runtime/logging.hpp"
 #include "storage/table.hpp"
 #include "troupe/v1/task.pb.h"
@@ -26,12 +27,14 @@ inline const storage::table<v1::TaskStatus> tasks_table{"tasks"};
 /// What every task of a node shares.
 struct task_deps {
   agent_context_ptr ctx;
-  std::shared_ptr<runc::runc_driver> driver;
+  std::shared_ptr<runc::container_driver> driver;
   std::shared_ptr<image::image_store> images;
   std::filesystem::path containers_root;  // <data dir>/containers/<alloc id>: bundles
   std::filesystem::path logs_root;        // <data dir>/logs/<alloc id>/{stdout,stderr}.log
   std::filesystem::path volumes_root;     // <data dir>/volumes/<name>
   std::chrono::milliseconds poll{200};    // how often a running container's exit is checked
+  std::uint64_t log_max_bytes = 10 << 20; // a log past this is rotated at the next poll
+  int log_keep = 3;                       // rotated files kept: stdout.log.1 .. stdout.log.3
 };
 
 struct task_state {

@@ -97,6 +97,8 @@ TEST_CASE("a container runs from an imported busybox rootfs and its output is ke
 
   run_id(a, {"--name", "hello", "--memory", "32Mi", "busybox:1", "--", "sh", "-c", "echo hello from $PORT_web; ps"});
   CHECK(eventually(10s, [&] { return task_in_state(a, "hello", "exited"); }));
+  auto hello = tasks(a);
+  CHECK(task_named(hello, "hello")->driver() == "runc");  // auto picks runc where it can run
   auto logs = a.ctl({"logs", "hello"});
   CHECK(logs.code == 0);
   CHECK(contains(logs.output, "hello from"));

@@ -15,6 +15,7 @@
 #include "runtime/text.hpp"
 #include "tools/troupectl/commands.hpp"
 #include "troupe/v1/runtime.pb.h"
+#include "troupe/v1/task.pb.h"
 
 namespace {
 
@@ -89,6 +90,13 @@ int cmd_actor_kill(const globals& g, const client& c, const std::string& target)
   return exit_ok;
 }
 
+std::string timestamp(int64_t at_ms) {
+  std::time_t secs = static_cast<std::time_t>(at_ms / 1000);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", std::localtime(&secs));
+  return when;
+}
+
 /// Prints events after `after`; returns the last sequence number shown.
 uint64_t print_events(const globals& g, const v1::EventList& list, bool follow) {
   if (follow && list.events_size() == 0)
@@ -100,10 +108,7 @@ uint64_t print_events(const globals& g, const v1::EventList& list, bool follow) 
   table t{{"SEQ", "TIME", "ACTOR", "EVENT", "ACTOR ID", "RESTARTS", "REASON"}};
   uint64_t last = 0;
   for (auto& ev : list.events()) {
-    std::time_t secs = static_cast<std::time_t>(ev.at_ms() / 1000);
-    char when[32];
-    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", std::localtime(&secs));
-    t.add({std::to_string(ev.seq()), when, ev.actor(), ev.kind(), std::to_string(ev.actor_id()),
+    t.add({std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.actor(), ev.kind(), std::to_string(ev.actor_id()),
            std::to_string(ev.restarts()), ev.reason()});
     last = ev.seq();
   }
@@ -112,16 +117,39 @@ uint64_t print_events(const globals& g, const v1::EventList& list, bool follow) 
   return last;
 }
 
-int cmd_events(const globals& g, const client& c, bool follow) {
+uint64_t print_task_events(const globals& g, const v1::TaskEventList& list, bool follow) {
+  if (follow && list.events_size() == 0)
+    return 0;
+  if (g.fmt != format::table) {
+    print(render(list, g.fmt));
+    return list.events_size() ? list.events(list.events_size() - 1).seq() : 0;
+  }
+  table t{{"SEQ", "TIME", "ALLOCATION", "FROM", "TO", "REASON"}};
+  uint64_t last = 0;
+  for (auto& ev : list.events()) {
+    t.add({std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.alloc_id(), ev.from(), ev.to(), ev.reason()});
+    last = ev.seq();
+  }
+  if (last != 0)
+    print(t.str(false));
+  return last;
+}
+
+/// Prints the node's actor events, or its task events, once or following.
+int cmd_events(const globals& g, const client& c, bool follow, bool of_tasks) {
   uint64_t after = 0;
   do {
-    v1::EventList list;
-    if (auto r = c.get("/v1/events?after=" + std::to_string(after), list); !r) {
+    auto path = "/v1/events?after=" + std::to_string(after) + (of_tasks ? "&kind=task" : "");
+    v1::EventList actor_list;
+    v1::TaskEventList task_list;
+    google::protobuf::Message& list = of_tasks ? static_cast<google::protobuf::Message&>(task_list) : actor_list;
+    if (auto r = c.get(path, list); !r) {
       if (!follow)
         return fail(r.error());
       // Following rides out a restarting monitor or agent: say so, retry.
       std::fprintf(stderr, "troupectl: %s; retrying\n", r.error().message().c_str());
-    } else if (auto last = print_events(g, list, follow); last != 0) {
+    } else if (auto last = of_tasks ? print_task_events(g, task_list, follow) : print_events(g, actor_list, follow);
+               last != 0) {
       after = last;
     }
     std::fflush(stdout);
@@ -188,7 +216,9 @@ int main(int argc, char** argv) {
   kill->footer("Example: troupectl actor kill monitor");
   bool follow = false;
   auto* events = app.add_subcommand("events", "the node's events: actor starts, deaths, restarts");
+  bool of_tasks = false;
   events->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
+  events->add_flag("--tasks", of_tasks, "task state changes instead of actor events");
   events->footer("Example: troupectl events -f");
   run_flags rf;
   auto* run = app.add_subcommand("run", "run one container on this node");
@@ -272,7 +302,7 @@ int main(int argc, char** argv) {
   if (*kill)
     return cmd_actor_kill(g, c, target);
   if (*events)
-    return cmd_events(g, c, follow);
+    return cmd_events(g, c, follow, of_tasks);
   if (*run)
     return cmd_run(g, c, rf);
   if (*ps)

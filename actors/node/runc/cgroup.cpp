@@ -3,6 +3,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -123,6 +124,17 @@ std::uint64_t v1_limit(std::uint64_t raw) {
 }
 
 } // namespace
+
+status check_cgroup_parent(const std::string& parent) {
+  bool ok = !parent.empty() && parent.size() <= 200 && parent.front() != '/' && parent.back() != '/';
+  for (char c : parent)
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' || c == '/');
+  for (const auto& part : std::filesystem::path{parent})
+    ok = ok && part != "." && part != ".." && !part.empty();
+  if (!ok)
+    return error{"cgroup_parent " + quote(parent) + " is not a relative path of [a-zA-Z0-9_.-] names"};
+  return {};
+}
 
 const char* describe(cgroup_mode mode) {
   switch (mode) {

@@ -23,6 +23,10 @@ enum class cgroup_mode {
 
 const char* describe(cgroup_mode mode);
 
+/// Ok for a cgroup parent ("troupe-<node id>"): a relative path of
+/// [a-zA-Z0-9_.-] names, or an error naming it.
+status check_cgroup_parent(const std::string& parent);
+
 /// statfs(/sys/fs/cgroup): CGROUP2_SUPER_MAGIC is v2; otherwise v1, or
 /// hybrid when /sys/fs/cgroup/unified is a cgroup2 mount. A host without
 /// /sys/fs/cgroup reads as v1 (runc then fails with its own words).

@@ -14,7 +14,7 @@
 
 namespace troupe::runc {
 
-enum class layer_kind { overlay, copy };
+enum class layer_kind { overlay, copy, none }; // none: the process driver uses no rootfs
 
 struct prepared_rootfs {
   std::filesystem::path path; // the container's root: merged/ or rootfs/

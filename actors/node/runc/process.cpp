@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "runtime/text.hpp"
@@ -72,9 +74,17 @@ std::string describe_command(const std::vector<std::string>& argv) {
   return out;
 }
 
+bool is_executable(const std::filesystem::path& file) {
+  struct stat st {};
+  return !file.empty() && ::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(file.c_str(), X_OK) == 0;
+}
+
 std::filesystem::path find_in_path(const std::string& name) {
   const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  return find_in_path(name, path != nullptr ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+}
+
+std::filesystem::path find_in_path(const std::string& name, const std::string& dirs) {
   std::size_t start = 0;
   while (start <= dirs.size()) {
     auto end = dirs.find(':', start);
@@ -83,8 +93,7 @@ std::filesystem::path find_in_path(const std::string& name) {
     std::string dir = dirs.substr(start, end - start);
     if (!dir.empty()) {
       std::filesystem::path candidate = std::filesystem::path{dir} / name;
-      struct stat st {};
-      if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      if (is_executable(candidate))
         return candidate;
     }
     start = end + 1;
@@ -235,6 +244,38 @@ result<std::optional<int>> wait_child(pid_t pid, std::chrono::milliseconds timeo
     std::this_thread::sleep_for(std::min(pause, remaining(deadline)));
     pause = std::min(pause * 2, std::chrono::milliseconds{20});
   }
+}
+
+std::optional<std::uint64_t> process_start_time(pid_t pid) {
+  if (pid <= 0)
+    return std::nullopt;
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string text;
+  if (!std::getline(in, text))
+    return std::nullopt;
+  // The command name (field 2) may hold spaces and parentheses: fields
+  // count from after its last ')'. State is field 3, start time field 22.
+  auto close = text.rfind(')');
+  if (close == std::string::npos)
+    return std::nullopt;
+  std::istringstream fields{text.substr(close + 1)};
+  std::string field;
+  for (int n = 3; n <= 22; ++n) {
+    if (!(fields >> field))
+      return std::nullopt;
+    if (n == 3 && field == "Z")
+      return std::nullopt; // a zombie has finished: only its parent's wait is left
+  }
+  try {
+    return static_cast<std::uint64_t>(std::stoull(field));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+bool same_process(pid_t pid, std::uint64_t start_time) {
+  auto started = process_start_time(pid);
+  return started && (start_time == 0 || *started == start_time);
 }
 
 std::string trim(const std::string& s, std::size_t max) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -22,6 +23,12 @@ std::string describe_command(const std::vector<std::string>& argv);
 
 /// `name` found in $PATH (executable regular file), or empty.
 std::filesystem::path find_in_path(const std::string& name);
+
+/// `name` found in `path` (a PATH value: directories separated by ':'), or empty.
+std::filesystem::path find_in_path(const std::string& name, const std::string& path);
+
+/// True for an executable regular file.
+bool is_executable(const std::filesystem::path& file);
 
 /// Starts argv[0] (a path; no PATH search) with exactly the descriptors in
 /// `fds` ({parent fd, child fd}); every other descriptor is closed in the
@@ -54,6 +61,14 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
 /// Waits up to `timeout` for our child `pid`: its wait status, or nullopt if
 /// it is still running.
 result<std::optional<int>> wait_child(pid_t pid, std::chrono::milliseconds timeout);
+
+/// When process `pid` started (clock ticks after boot, /proc/<pid>/stat
+/// field 22): with the pid, an identity that survives pid reuse. nullopt
+/// when there is no such process.
+std::optional<std::uint64_t> process_start_time(pid_t pid);
+
+/// True when `pid` runs and, if `start_time` is not 0, started then.
+bool same_process(pid_t pid, std::uint64_t start_time);
 
 /// `s` without leading and trailing whitespace, cut to `max` bytes.
 std::string trim(const std::string& s, std::size_t max = 2000);

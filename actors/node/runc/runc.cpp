@@ -1,9 +1,7 @@
 #include "actors/node/runc/runc.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,27 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-bool executable(const fs::path& p) {
-  struct stat st {};
-  return !p.empty() && ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
-}
-
-std::chrono::milliseconds remaining(clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-  return left.count() < 0 ? std::chrono::milliseconds{0} : left;
-}
-
-status valid_cgroup_parent(const std::string& parent) {
-  bool ok = !parent.empty() && parent.size() <= 200 && parent.front() != '/' && parent.back() != '/';
-  for (char c : parent)
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' || c == '/');
-  for (const auto& part : fs::path{parent})
-    ok = ok && part != "." && part != ".." && !part.empty();
-  if (!ok)
-    return error{"cgroup_parent " + quote(parent) + " is not a relative path of [a-zA-Z0-9_.-] names"};
-  return {};
-}
 
 status write_file(const fs::path& file, const std::string& text) {
   auto tmp = file;
@@ -78,51 +55,17 @@ result<container_status> parse_status(const std::string& s) {
   return error{"runc reports the unknown status " + quote(s)};
 }
 
-// Reads the shim's one-line report; the pipe closes after it.
-result<std::string> read_report(int fd, clock::time_point deadline) {
-  std::string text;
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    int ready = ::poll(&p, 1, static_cast<int>(remaining(deadline).count()));
-    if (ready == 0)
-      return error{"troupe-shim did not report within the timeout"};
-    if (ready < 0 && errno == EINTR)
-      continue;
-    char buf[1024];
-    ssize_t got = ::read(fd, buf, sizeof buf);
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got <= 0)
-      return text;
-    text.append(buf, static_cast<std::size_t>(got));
-    if (text.size() > 64 * 1024)
-      return text;
-  }
-}
-
 } // namespace
 
-const char* describe(container_status status) {
-  switch (status) {
-  case container_status::absent: return "absent";
-  case container_status::creating: return "creating";
-  case container_status::created: return "created";
-  case container_status::running: return "running";
-  case container_status::paused: return "paused";
-  case container_status::stopped: return "stopped";
-  }
-  return "unknown";
-}
-
 fs::path find_shim_binary() {
-  if (const char* env = std::getenv("TROUPE_SHIM"); env != nullptr && executable(env))
+  if (const char* env = std::getenv("TROUPE_SHIM"); env != nullptr && is_executable(env))
     return env;
   std::error_code ec;
   auto self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec && executable(self.parent_path() / "troupe-shim"))
+  if (!ec && is_executable(self.parent_path() / "troupe-shim"))
     return self.parent_path() / "troupe-shim";
 #ifdef TROUPE_SHIM_BUILD_PATH
-  if (executable(TROUPE_SHIM_BUILD_PATH))
+  if (is_executable(TROUPE_SHIM_BUILD_PATH))
     return TROUPE_SHIM_BUILD_PATH;
 #endif
   return find_in_path("troupe-shim");
@@ -139,13 +82,13 @@ runc_driver::runc_driver(driver_config config)
 result<runc_driver> runc_driver::detect(driver_config config) {
   if (::geteuid() != 0)
     return error{"the runc driver needs root; this process runs as uid " + std::to_string(::geteuid())};
-  if (auto s = valid_cgroup_parent(config.cgroup_parent); !s)
+  if (auto s = check_cgroup_parent(config.cgroup_parent); !s)
     return s.error();
   if (!config.state_root.is_absolute())
     return error{"state_root " + quote(config.state_root.native()) + " is not an absolute path"};
   runc_driver driver{std::move(config)};
   auto& c = driver.config_;
-  if (!executable(c.runc_binary))
+  if (!is_executable(c.runc_binary))
     return error{c.runc_binary.empty() ? "runc is not in PATH"
                                        : "runc binary " + quote(c.runc_binary.native()) + " is not executable"};
   auto version = run_command({c.runc_binary.native(), "--version"}, std::chrono::milliseconds{10000});
@@ -154,7 +97,7 @@ result<runc_driver> runc_driver::detect(driver_config config) {
   if (!version->success())
     return error{describe_command({c.runc_binary.native(), "--version"}) + " failed: " + version->describe()};
   driver.runc_version_ = trim(version->out.substr(0, version->out.find('\n')));
-  if (!executable(c.shim_binary))
+  if (!is_executable(c.shim_binary))
     return error{"troupe-shim not found ($TROUPE_SHIM, next to this program, in the build tree or in PATH); "
                  "set driver_config.shim_binary"};
   if (::access("/sys/fs/cgroup", F_OK) != 0)
@@ -165,6 +108,14 @@ result<runc_driver> runc_driver::detect(driver_config config) {
     return error{"creating state_root " + quote(c.state_root.native()) + ": " + ec.message()};
   fs::permissions(c.state_root, fs::perms::owner_all, ec);
   return driver;
+}
+
+std::string runc_driver::describe() const {
+  return "runc version=" + quote(runc_version_) + " cgroup=" + runc::describe(mode_);
+}
+
+void runc_driver::remove_cgroup_parent() const {
+  runc::remove_cgroup_parent(config_.cgroup_parent);
 }
 
 std::string runc_driver::cgroups_path(const std::string& id) const {
@@ -198,7 +149,7 @@ result<started_container> runc_driver::start(const container_config& config, con
   if (!existing)
     return existing.error().with_context(context);
   if (existing->status != container_status::absent)
-    return error{context + ": runc already has it (" + describe(existing->status) + ")"};
+    return error{context + ": runc already has it (" + runc::describe(existing->status) + ")"};
   if (shim::alive(bundle_dir)) // another container's live bundle: its layer must stay
     return error{context + ": bundle dir " + quote(bundle_dir.native()) + " belongs to a running container"};
   // Leftovers of a start that crashed half-way: nothing runs from them.
@@ -232,7 +183,7 @@ result<started_container> runc_driver::start(const container_config& config, con
 
 result<int> runc_driver::launch_shim(const container_config& config, const fs::path& bundle_dir,
                                      const fs::path& stdout_log, const fs::path& stderr_log) const {
-  if (!executable(config_.shim_binary))
+  if (!is_executable(config_.shim_binary))
     return error{"troupe-shim " + quote(config_.shim_binary.native()) + " is not executable"};
   shim::arguments args;
   args.runc = config_.runc_binary;
@@ -244,44 +195,7 @@ result<int> runc_driver::launch_shim(const container_config& config, const fs::p
   if (auto memory = cgroup_dir(mode_, "memory", cgroups_path(config.id)))
     args.memory_cgroup = *memory; // without it the shim cannot tell OOM kills
   args.timeout = config_.command_timeout;
-
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  int log = ::open((bundle_dir / shim::shim_log).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  int pipe_fds[2] = {-1, -1};
-  bool opened = devnull >= 0 && log >= 0 && ::pipe2(pipe_fds, O_CLOEXEC) == 0;
-  int saved = errno;
-  result<pid_t> pid = error{"not started"};
-  if (opened)
-    pid = spawn_process(shim::to_argv(config_.shim_binary, args),
-                        {{devnull, 0}, {log, 1}, {log, 2}, {pipe_fds[1], shim::report_fd}});
-  for (int fd : {devnull, log, pipe_fds[1]})
-    if (fd >= 0)
-      ::close(fd);
-  if (!opened) {
-    if (pipe_fds[0] >= 0)
-      ::close(pipe_fds[0]);
-    return error{"preparing troupe-shim's descriptors: " + std::string{std::strerror(saved)}};
-  }
-  if (!pid) {
-    ::close(pipe_fds[0]);
-    return pid.error();
-  }
-  // The first shim process forks the real shim and exits at once.
-  (void)wait_child(*pid, std::chrono::milliseconds{5000});
-  auto deadline = clock::now() + 2 * config_.command_timeout + std::chrono::seconds{5};
-  auto report = read_report(pipe_fds[0], deadline);
-  ::close(pipe_fds[0]);
-  if (!report)
-    return report.error();
-  auto line = trim(*report, 64 * 1024);
-  if (line.rfind("started ", 0) == 0) {
-    int container_pid = std::atoi(line.c_str() + 8);
-    if (container_pid > 0)
-      return container_pid;
-  }
-  if (line.rfind("error ", 0) == 0)
-    return error{line.substr(6)};
-  return error{"troupe-shim reported " + quote(line, 400) + " (see " + (bundle_dir / shim::shim_log).native() + ")"};
+  return shim::launch(config_.shim_binary, args, 2 * config_.command_timeout + std::chrono::seconds{5});
 }
 
 result<container_state> runc_driver::state(const std::string& id) const {
@@ -336,45 +250,7 @@ status runc_driver::kill(const std::string& id, int signal) const {
 
 result<std::optional<exit_info>> runc_driver::wait_exit(const fs::path& bundle_dir,
                                                        std::chrono::milliseconds timeout) const {
-  auto deadline = clock::now() + timeout;
-  auto record = bundle_dir / shim::exit_file;
-  if (::access(bundle_dir.c_str(), F_OK) != 0)
-    return error{"bundle dir " + quote(bundle_dir.native()) + " is gone (the container was removed)"};
-  // inotify wakes us when the shim renames the record into place; the
-  // periodic wake-up notices a shim that died without one.
-  int watch = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (watch >= 0 && ::inotify_add_watch(watch, bundle_dir.c_str(), IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) < 0) {
-    ::close(watch);
-    watch = -1;
-  }
-  result<std::optional<exit_info>> outcome = std::optional<exit_info>{};
-  for (;;) {
-    outcome = read_exit_record(record);
-    if (!outcome || outcome->has_value())
-      break;
-    if (!shim::alive(bundle_dir)) {
-      outcome = read_exit_record(record); // written just before the shim let go
-      if (outcome && !outcome->has_value())
-        outcome = error{"the shim of the container in " + quote(bundle_dir.native()) +
-                        " is gone without recording an exit (killed, or the host restarted)"};
-      break;
-    }
-    auto left = remaining(deadline);
-    if (left.count() == 0)
-      break;
-    if (watch >= 0) {
-      pollfd p{watch, POLLIN, 0};
-      ::poll(&p, 1, static_cast<int>(std::min<std::chrono::milliseconds>(left, std::chrono::milliseconds{500}).count()));
-      char events[4096];
-      while (::read(watch, events, sizeof events) > 0) {
-      }
-    } else {
-      std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(left, std::chrono::milliseconds{50}));
-    }
-  }
-  if (watch >= 0)
-    ::close(watch);
-  return outcome;
+  return shim::wait_exit(bundle_dir, timeout);
 }
 
 result<exit_info> runc_driver::stop(const std::string& id, const fs::path& bundle_dir,

@@ -1,6 +1,7 @@
-// runc_driver: runs containers with runc, one agent's worth. Everything it
-// touches lives under paths the caller gives (runc --root, bundle dirs, the
-// cgroup parent), so two agents on one machine never collide.
+// runc_driver: the container_driver (driver.hpp) that runs OCI containers
+// with runc, one agent's worth. Everything it touches lives under paths the
+// caller gives (runc --root, bundle dirs, the cgroup parent), so two agents
+// on one machine never collide.
 //
 // Lifecycle: start() prepares the writable layer and config.json in the
 // bundle dir and hands the container to a troupe-shim (shim.hpp), which
@@ -22,6 +23,7 @@
 
 #include "actors/node/runc/cgroup.hpp"
 #include "actors/node/runc/container.hpp"
+#include "actors/node/runc/driver.hpp"
 #include "actors/node/runc/exit_record.hpp"
 #include "actors/node/runc/layer.hpp"
 #include "actors/node/runc/process.hpp"
@@ -38,27 +40,11 @@ struct driver_config {
   layer_preference layer = layer_preference::overlay_or_copy;
 };
 
-enum class container_status { absent, creating, created, running, paused, stopped };
-const char* describe(container_status status);
-
-struct container_state {
-  std::string id;
-  container_status status = container_status::absent; // absent: runc does not know the id
-  int pid = 0;                                        // the init's host pid while it runs
-  std::filesystem::path bundle;
-};
-
-struct started_container {
-  int pid = 0;                           // the container's init, as the host sees it
-  layer_kind layer = layer_kind::overlay;
-  std::string layer_note;                // set when the rootfs was copied: the caller logs it
-};
-
 /// troupe-shim: $TROUPE_SHIM, else next to /proc/self/exe, else where this
 /// build put it, else from PATH; empty when none exists.
 std::filesystem::path find_shim_binary();
 
-class runc_driver {
+class runc_driver final : public container_driver {
 public:
   /// No checks; see detect().
   explicit runc_driver(driver_config config);
@@ -67,6 +53,8 @@ public:
   /// not running, troupe-shim missing, a bad cgroup parent, no state root.
   static result<runc_driver> detect(driver_config config);
 
+  const char* name() const override { return "runc"; }
+  std::string describe() const override;
   const driver_config& config() const { return config_; }
   cgroup_mode mode() const { return mode_; }
   const std::string& runc_version() const { return runc_version_; }
@@ -80,11 +68,11 @@ public:
   /// failure nothing is left behind and the error carries runc's words.
   result<started_container> start(const container_config& config, const std::filesystem::path& bundle_dir,
                                   const std::filesystem::path& stdout_log,
-                                  const std::filesystem::path& stderr_log) const;
+                                  const std::filesystem::path& stderr_log) const override;
 
-  result<container_state> state(const std::string& id) const;
-  result<std::vector<std::string>> list() const;
-  status kill(const std::string& id, int signal) const;
+  result<container_state> state(const std::string& id) const override;
+  result<std::vector<std::string>> list() const override;
+  status kill(const std::string& id, int signal) const override;
 
   /// How the container started in bundle_dir ended; nullopt if it is still
   /// running after `timeout`. An error when its shim is gone without a
@@ -92,18 +80,20 @@ public:
   /// was removed (a stop() on another thread returns the exit itself).
   /// Wakes on inotify, and at least every 500 ms to check on the shim.
   result<std::optional<exit_info>> wait_exit(const std::filesystem::path& bundle_dir,
-                                             std::chrono::milliseconds timeout) const;
+                                             std::chrono::milliseconds timeout) const override;
 
   /// SIGTERM, up to `grace`, SIGKILL, then remove(). How it ended.
   result<exit_info> stop(const std::string& id, const std::filesystem::path& bundle_dir,
-                         std::chrono::milliseconds grace) const;
+                         std::chrono::milliseconds grace) const override;
 
   /// runc delete --force (if runc knows the id), then the writable layer
   /// and bundle_dir go. Fine to call for a container that never started.
-  status remove(const std::string& id, const std::filesystem::path& bundle_dir) const;
+  status remove(const std::string& id, const std::filesystem::path& bundle_dir) const override;
 
   /// CPU and memory use from the container's cgroup (while runc knows it).
-  result<usage> stats(const std::string& id) const;
+  result<usage> stats(const std::string& id) const override;
+
+  void remove_cgroup_parent() const override;
 
 private:
   std::vector<std::string> runc_argv(std::initializer_list<std::string> args) const;

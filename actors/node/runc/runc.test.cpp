@@ -289,7 +289,7 @@ TEST_CASE("with overlay not wanted a container runs on a copy of the image") {
   auto started = world.start(world.config("copied", {"sh", "-c", "echo mine > /written"}));
   REQUIRE(started.ok());
   CHECK(started->layer == layer_kind::copy);
-  CHECK_FALSE(started->layer_note.empty());
+  CHECK_FALSE(started->note.empty());
   auto ended = world.driver->wait_exit(world.bundle("copied"), 10s);
   REQUIRE(ended.ok());
   CHECK(read_file(world.bundle("copied") / "rootfs/written") == "mine\n");

@@ -1,8 +1,8 @@
-// troupe-shim: the per-container monitor (see shim.hpp). Started by the
+// troupe-shim: the per-container monitor (see shim.hpp). Started by a
 // driver with fd 3 as its report pipe; outlives the agent that started it.
+// This file: main and the runc mode; the process mode is shim_process.cpp.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,48 +18,17 @@
 #include "actors/node/runc/exit_record.hpp"
 #include "actors/node/runc/process.hpp"
 #include "actors/node/runc/shim.hpp"
+#include "actors/node/runc/shim_io.hpp"
 
 namespace {
 
 using namespace troupe;
 using namespace troupe::runc;
-
-void log_line(const std::string& text) {
-  std::fprintf(stderr, "troupe-shim[%d] %s\n", static_cast<int>(::getpid()), text.c_str());
-  std::fflush(stderr);
-}
-
-// The one report to the driver; the pipe closes right after it.
-void report(const std::string& line) {
-  std::string text = line + "\n";
-  if (::write(shim::report_fd, text.data(), text.size()) < 0)
-    log_line("event=report_failed error=" + std::string{std::strerror(errno)});
-  ::close(shim::report_fd);
-  log_line("event=reported " + line);
-}
-
-int open_log(const std::filesystem::path& file) {
-  return ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-}
-
-// A lock held for the shim's whole life tells drivers it is still there;
-// the kernel drops it when the shim exits, however it exits.
-bool take_lock(const std::filesystem::path& bundle) {
-  int fd = ::open((bundle / shim::lock_file).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return false;
-  for (int attempt = 0; attempt < 100; ++attempt) { // a driver's probe holds it for microseconds
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      std::string pid = std::to_string(::getpid()) + "\n";
-      if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0)
-        log_line("event=lock_write_failed");
-      return true; // fd stays open on purpose
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  }
-  ::close(fd);
-  return false;
-}
+using shim::log_line;
+using shim::open_log;
+using shim::report;
+using shim::take_lock;
+using shim::wait_for_init;
 
 void force_delete(const shim::arguments& a) {
   auto r = run_command({a.runc.native(), "--root", a.root.native(), "delete", "--force", a.id}, a.timeout);
@@ -85,17 +54,8 @@ int read_pid(const std::filesystem::path& file) {
   return pid;
 }
 
-int wait_for_init(pid_t pid, int& wstatus) {
-  for (;;) {
-    pid_t r = ::waitpid(pid, &wstatus, 0);
-    if (r == pid)
-      return 0;
-    if (r < 0 && errno != EINTR)
-      return errno;
-  }
-}
-
-int run(const shim::arguments& a) {
+// runc mode: runc create + start, the init reparented to us.
+int run_runc(const shim::arguments& a) {
   if (!take_lock(a.bundle)) {
     report("error another troupe-shim holds " + (a.bundle / shim::lock_file).native());
     return 1;
@@ -176,7 +136,7 @@ int main(int argc, char** argv) {
   ::signal(SIGINT, SIG_IGN);
   // The report pipe must not leak into runc or the container.
   if (::fcntl(shim::report_fd, F_SETFD, FD_CLOEXEC) != 0) {
-    std::fprintf(stderr, "troupe-shim: fd %d is not open (run by the runc driver only)\n", shim::report_fd);
+    std::fprintf(stderr, "troupe-shim: fd %d is not open (run by a Troupe driver only)\n", shim::report_fd);
     return 2;
   }
   auto args = shim::parse_argv(argc, argv);
@@ -203,5 +163,5 @@ int main(int argc, char** argv) {
     report("error prctl(PR_SET_CHILD_SUBREAPER): " + std::string{std::strerror(errno)});
     return 1;
   }
-  return run(*args);
+  return args->process_spec.empty() ? run_runc(*args) : shim::run_process(*args);
 }
