@@ -50,7 +50,9 @@ demo_container() {
   if [ ! -x "$rootfs/bin/busybox" ]; then
     mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/dev" "$rootfs/sys" "$rootfs/tmp" "$rootfs/etc"
     cp /bin/busybox "$rootfs/bin/busybox"
-    for tool in sh echo cat ls ps sleep httpd; do ln -sf busybox "$rootfs/bin/$tool"; done
+    for tool in sh echo cat ls ps sleep true false env head tail wc grep httpd wget; do
+      ln -sf busybox "$rootfs/bin/$tool"
+    done
   fi
   ctl image import "$rootfs" --name busybox:1 >/dev/null
   if ! ctl ps | grep -q ' hello '; then

@@ -231,6 +231,8 @@ caf::response_promise stop_task(node* self, const std::string& alloc_id) {
         });
         if (!gone)
           st.log->error("forget_failed alloc={} reason=\"{}\"", alloc_id, gone.error().message());
+        std::error_code ec;
+        std::filesystem::remove_all(st.deps->logs_root / alloc_id, ec);  // its logs go with it
         rp.deliver(std::move(final_status));
       },
       [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });

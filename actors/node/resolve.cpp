@@ -92,8 +92,11 @@ status validate_spec(const v1::TaskSpec& spec) {
     return error{"restart.delay_ms " + std::to_string(r.delay_ms()) + " is over 5 minutes"};
   std::set<std::string> port_names;
   for (auto& p : spec.ports()) {
-    if (p.name().empty() || !valid_label_key(p.name()) || p.name().find('/') != std::string::npos)
-      return error{"ports: name " + quote(p.name()) + " must match [A-Za-z0-9._-]{1,63}"};
+    // The name becomes part of an environment variable (PORT_<name>).
+    if (p.name().empty() || p.name().size() > 63 ||
+        p.name().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+          std::string::npos)
+      return error{"ports: name " + quote(p.name()) + " must match [A-Za-z0-9_]{1,63}"};
     if (!port_names.insert(p.name()).second)
       return error{"ports: name " + quote(p.name()) + " appears twice"};
     if (p.port() > 65535)

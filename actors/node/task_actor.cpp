@@ -91,6 +91,7 @@ void start_container(task* self) {
     return transition(self, "failed", cfg.error().message());
   std::error_code ec;
   std::filesystem::create_directories(stdout_log(deps, id_of(self)).parent_path(), ec);
+  auto start_ms = unix_ms();  // before start: a quick command may finish during it
   auto started = deps.driver->start(*cfg, bundle_dir(deps, id_of(self)), stdout_log(deps, id_of(self)),
                                     stderr_log(deps, id_of(self)));
   if (!started)
@@ -99,7 +100,7 @@ void start_container(task* self) {
     st.log->warn("driver_note alloc={} driver={} reason=\"{}\"", id_of(self), deps.driver->name(), started->note);
   st.status.set_container_id(cfg->id);
   st.status.set_pid(started->pid);
-  st.status.set_started_at_ms(unix_ms());
+  st.status.set_started_at_ms(start_ms);
   st.status.set_finished_at_ms(0);
   st.status.set_exit_code(0);
   st.status.set_signal(0);
@@ -187,8 +188,8 @@ void adopt_or_start(task* self) {
   auto& was = st.status.state();
   if (was == "exited" || was == "failed" || was == "stopped")
     return;  // finished for good: nothing to adopt or start
-  if (id.empty())
-    return start_container(self);
+  if (id.empty() || was == "restarting")
+    return start_container(self);  // never started, or between two containers
   auto& driver = *st.deps->driver;
   if (foreign(st)) {
     // Another driver's container: this one can neither see nor stop it.

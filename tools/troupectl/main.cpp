@@ -223,9 +223,12 @@ int main(int argc, char** argv) {
   run_flags rf;
   auto* run = app.add_subcommand("run", "run one container on this node");
   run->add_option("--name", rf.name, "task name (default: the allocation id)");
-  run->add_option("-e,--env", rf.env, "KEY=VALUE, repeatable");
-  run->add_option("-p,--port", rf.ports, "NAME or NAME=PORT (0: dynamic), given as PORT_<NAME>");
-  run->add_option("-v,--volume", rf.volumes, "SOURCE:TARGET[:ro]; SOURCE a host path or a volume name");
+  // One value per occurrence, so that IMAGE after -p NAME is not taken as a port.
+  run->add_option("-e,--env", rf.env, "KEY=VALUE, repeatable")->allow_extra_args(false);
+  run->add_option("-p,--port", rf.ports, "NAME or NAME=PORT (0: dynamic), given as PORT_<NAME>")
+    ->allow_extra_args(false);
+  run->add_option("-v,--volume", rf.volumes, "SOURCE:TARGET[:ro]; SOURCE a host path or a volume name")
+    ->allow_extra_args(false);
   run->add_option("--cpu", rf.cpu, "CPU limit: 250m, 0.5, 2");
   run->add_option("--memory", rf.memory, "memory limit: 64Mi, 1Gi");
   run->add_option("--restart", rf.restart, "always | on-failure | never (default on-failure)")
@@ -234,7 +237,7 @@ int main(int argc, char** argv) {
   run->add_flag("--read-only", rf.read_only, "read-only root filesystem");
   run->add_option("IMAGE", rf.image, "REPO[:TAG] imported with troupectl image import")->required();
   run->add_option("CMD", rf.command, "command and arguments, after --");
-  run->footer("Example: troupectl run --name hello --memory 32Mi busybox -- echo hello");
+  run->footer("Example: troupectl run --name hello --memory 32Mi busybox:1 -- echo hello");
   auto* ps = app.add_subcommand("ps", "containers on this node: id, name, image, state, restarts");
   ps->footer("Example: troupectl ps");
   std::string rm_target;
