@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Benchmarks Troupe against raw runc on this machine and prints the results
+# (docs/benchmarks.md explains what is measured). Builds Release into
+# build/release, starts one agent on 127.0.0.1 with a temporary data dir,
+# runs tests/bench/container_start.py against it, then stops the agent and
+# removes every container, mount, cgroup and temporary file it made, also
+# when a step fails or the run is interrupted.
+#   BENCH_N        sequential starts per variant (default 50)
+#   BENCH_WARMUP   unrecorded starts per variant first (default 3)
+#   BENCH_BURST    containers requested at once (default 50)
+#   BENCH_ROUNDS   rounds of the at-once test per side (default 3)
+#   BENCH_JSON     also write every sample to this file
+#   BENCH_NO_BUILD=1  use the binaries already in build/release
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench.sh: skipped: runc containers and overlay mounts need root (run it with sudo)"
+  exit 0
+fi
+
+# The peers and the image content; deploy/setup.sh normally installed them.
+missing=()
+for p in runc busybox-static python3; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+build=build/release
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim
+fi
+troupe=$root/$build/tools/troupe
+troupectl=$root/$build/tools/troupectl
+export TROUPE_SHIM=$root/$build/actors/node/runc/troupe-shim
+for b in "$troupe" "$troupectl" "$TROUPE_SHIM"; do
+  [ -x "$b" ] || { echo "bench.sh: $b is missing; build first" >&2; exit 1; }
+done
+runc=$(command -v runc)
+
+tmp=$(mktemp -d /tmp/troupe-bench.XXXXXX)
+data=$tmp/data
+work=$tmp/work
+agent_pid=""
+node_id=""
+
+# Mount points under $tmp, deepest first.
+mounts_under_tmp() {
+  awk -v p="$tmp/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r
+}
+
+# Pids of runc processes working on a runc root under $tmp.
+runc_commands() {
+  local pid
+  for pid in $(pgrep -x runc); do
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "--root $tmp/" && echo "$pid"
+  done
+}
+
+cleanup() {
+  local code=$?
+  set +e
+  if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then
+    kill -TERM "$agent_pid"
+    for _ in $(seq 100); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$agent_pid" 2>/dev/null && kill -KILL "$agent_pid"
+    wait "$agent_pid" 2>/dev/null
+  fi
+  # A runc command the benchmark started may still be running: let it end,
+  # so that what it creates is deleted below rather than left behind.
+  for _ in $(seq 50); do
+    [ -z "$(runc_commands)" ] && break
+    sleep 0.1
+  done
+  # Containers outlive the agent by design; these runc roots are ours alone.
+  for state in "$data/runc" "$work/runc"; do
+    [ -d "$state" ] || continue
+    for id in $("$runc" --root "$state" list -q 2>/dev/null); do
+      "$runc" --root "$state" delete --force "$id" >/dev/null 2>&1
+    done
+  done
+  # Whatever still runs in our cgroups is a container of ours runc lost
+  # track of (its create was cut short): kill those pids, then the groups.
+  local groups=()
+  for parent in ${node_id:+"troupe-${node_id:0:12}"} troupe-bench-runc; do
+    for ctl in /sys/fs/cgroup/*/; do
+      [ -d "$ctl$parent" ] && groups+=("$ctl$parent")
+    done
+  done
+  if [ ${#groups[@]} -gt 0 ]; then
+    for pid in $(find "${groups[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+      kill -KILL "$pid" 2>/dev/null
+    done
+    sleep 0.2
+    find "${groups[@]}" -depth -type d -exec rmdir {} + 2>/dev/null
+  fi
+  for m in $(mounts_under_tmp); do
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
+  if [ -n "$(mounts_under_tmp)" ]; then
+    echo "bench.sh: mounts remain under $tmp; not removing it" >&2
+  else
+    rm -rf --one-file-system "$tmp"
+  fi
+  exit "$code"
+}
+bench_pid=""
+# The benchmark runs in the background so that a signal reaches this trap at
+# once; it is told to stop and removes its own containers before cleanup.
+on_signal() {
+  if [ -n "$bench_pid" ]; then
+    kill -TERM "$bench_pid" 2>/dev/null
+    wait "$bench_pid" 2>/dev/null
+  fi
+  exit 130
+}
+trap cleanup EXIT
+trap on_signal INT TERM
+
+# A busybox rootfs, imported as the image every container runs.
+mkdir -p "$tmp/rootfs/bin" "$work"
+cp /bin/busybox "$tmp/rootfs/bin/busybox"
+for tool in sh echo sleep cat true; do ln -s busybox "$tmp/rootfs/bin/$tool"; done
+mkdir -p "$tmp/rootfs/proc" "$tmp/rootfs/dev" "$tmp/rootfs/sys" "$tmp/rootfs/tmp" "$tmp/rootfs/etc"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+addr=127.0.0.1:$port
+# Its own session: a Ctrl-C reaches the benchmark, which then stops its
+# containers through the agent; the agent itself is stopped below by pid.
+setsid "$troupe" agent --name bench --data-dir "$data" --bind 127.0.0.1 --http-port "$port" >"$tmp/agent.log" 2>&1 &
+agent_pid=$!
+for _ in $(seq 100); do
+  "$troupectl" --addr "$addr" status >/dev/null 2>&1 && break
+  kill -0 "$agent_pid" 2>/dev/null || { echo "bench.sh: the agent exited:" >&2; cat "$tmp/agent.log" >&2; exit 1; }
+  sleep 0.1
+done
+rss_at_start=$(awk '/^VmRSS:/ { print $2 }' "/proc/$agent_pid/status")
+read -r node_id status_pid < <("$troupectl" --addr "$addr" -o json status |
+  python3 -c 'import json, sys; s = json.load(sys.stdin); print(s["id"], s["pid"])')
+if [ "$status_pid" != "$agent_pid" ]; then
+  echo "bench.sh: the agent on $addr reports pid $status_pid, not $agent_pid" >&2
+  exit 1
+fi
+"$troupectl" --addr "$addr" image import "$tmp/rootfs" --name busybox:1 >/dev/null
+
+echo "bench.sh: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
+echo "bench.sh: $("$runc" --version | head -1), troupe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes'), agent pid $agent_pid on $addr"
+json_args=()
+[ -n "${BENCH_JSON:-}" ] && json_args=(--json "$BENCH_JSON")
+python3 -B tests/bench/container_start.py --addr "$addr" --agent-pid "$agent_pid" --data-dir "$data" \
+  --work "$work" --rootfs "$tmp/rootfs" --runc "$runc" --rss-at-start "$rss_at_start" \
+  --agent-log "$tmp/agent.log" "${json_args[@]}" &
+bench_pid=$!
+bench_code=0
+wait "$bench_pid" || bench_code=$?
+bench_pid=""
+if [ "$bench_code" -ne 0 ]; then
+  echo "bench.sh: the benchmark failed (exit $bench_code); the agent's log ends:" >&2
+  tail -20 "$tmp/agent.log" >&2
+  exit 1
+fi
