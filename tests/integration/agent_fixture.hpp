@@ -110,4 +110,33 @@ inline bool contains(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;
 }
 
+/// The tasks of the agent's node, as `troupectl -o json ps` lists them.
+inline v1::TaskList tasks(const agent& a) {
+  auto r = a.ctl({"-o", "json", "ps"});
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  return parse_json<v1::TaskList>(r.output);
+}
+
+inline std::optional<v1::TaskStatus> task_named(const agent& a, const std::string& name) {
+  auto list = tasks(a);
+  for (auto& t : list.tasks())
+    if (t.name() == name)
+      return t;
+  return std::nullopt;
+}
+
+inline bool task_in_state(const agent& a, const std::string& name, const std::string& state) {
+  auto t = task_named(a, name);
+  return t && t->state() == state;
+}
+
+/// `troupectl run ARGS`; the allocation id it printed.
+inline std::string run_id(const agent& a, std::vector<std::string> args) {
+  std::vector<std::string> full{"run"};
+  full.insert(full.end(), args.begin(), args.end());
+  auto r = a.ctl(full);
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  return r.output.substr(0, r.output.find('\n'));
+}
+
 } // namespace troupe::testing

@@ -54,33 +54,6 @@ struct container_cleanup {
   }
 };
 
-v1::TaskList tasks(const agent& a) {
-  auto r = a.ctl({"-o", "json", "ps"});
-  REQUIRE_MESSAGE(r.code == 0, r.output);
-  return parse_json<v1::TaskList>(r.output);
-}
-
-const v1::TaskStatus* task_named(const v1::TaskList& list, const std::string& name) {
-  for (auto& t : list.tasks())
-    if (t.name() == name)
-      return &t;
-  return nullptr;
-}
-
-bool task_in_state(const agent& a, const std::string& name, const std::string& state) {
-  auto list = tasks(a);
-  auto* t = task_named(list, name);
-  return t && t->state() == state;
-}
-
-std::string run_id(const agent& a, std::vector<std::string> args) {
-  std::vector<std::string> full{"run"};
-  full.insert(full.end(), args.begin(), args.end());
-  auto r = a.ctl(full);
-  REQUIRE_MESSAGE(r.code == 0, r.output);
-  return r.output.substr(0, r.output.find('\n'));
-}
-
 } // namespace
 
 TEST_CASE("a container runs from an imported busybox rootfs and its output is kept") {
@@ -97,8 +70,7 @@ TEST_CASE("a container runs from an imported busybox rootfs and its output is ke
 
   run_id(a, {"--name", "hello", "--memory", "32Mi", "busybox:1", "--", "sh", "-c", "echo hello from $PORT_web; ps"});
   CHECK(eventually(10s, [&] { return task_in_state(a, "hello", "exited"); }));
-  auto hello = tasks(a);
-  CHECK(task_named(hello, "hello")->driver() == "runc");  // auto picks runc where it can run
+  CHECK(task_named(a, "hello")->driver() == "runc");  // auto picks runc where it can run
   auto logs = a.ctl({"logs", "hello"});
   CHECK(logs.code == 0);
   CHECK(contains(logs.output, "hello from"));
@@ -113,12 +85,12 @@ TEST_CASE("a container runs from an imported busybox rootfs and its output is ke
   auto missing = a.ctl({"run", "nosuch:1", "--", "true"});
   REQUIRE(missing.code == 0);
   REQUIRE(eventually(20s, [&] {
-    auto list = tasks(a);
-    auto* t = task_named(list, "fails");
+    auto t = task_named(a, "fails");
     return t && t->state() == "failed";
   }));
   auto list = tasks(a);
-  auto* failed = task_named(list, "fails");
+  auto failed = task_named(a, "fails");
+  REQUIRE(failed);
   CHECK(failed->restarts() == 2);
   CHECK(failed->exit_code() == 3);
   CHECK(contains(failed->reason(), "restart limit of 2 reached"));

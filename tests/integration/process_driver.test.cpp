@@ -49,33 +49,6 @@ struct process_cleanup {
   }
 };
 
-v1::TaskList tasks(const agent& a) {
-  auto r = a.ctl({"-o", "json", "ps"});
-  REQUIRE_MESSAGE(r.code == 0, r.output);
-  return parse_json<v1::TaskList>(r.output);
-}
-
-std::optional<v1::TaskStatus> task_named(const agent& a, const std::string& name) {
-  auto list = tasks(a);
-  for (auto& t : list.tasks())
-    if (t.name() == name)
-      return t;
-  return std::nullopt;
-}
-
-bool task_in_state(const agent& a, const std::string& name, const std::string& state) {
-  auto t = task_named(a, name);
-  return t && t->state() == state;
-}
-
-std::string run_id(const agent& a, std::vector<std::string> args) {
-  std::vector<std::string> full{"run"};
-  full.insert(full.end(), args.begin(), args.end());
-  auto r = a.ctl(full);
-  REQUIRE_MESSAGE(r.code == 0, r.output);
-  return r.output.substr(0, r.output.find('\n'));
-}
-
 /// The agent's argv behind `env PATH=/nonexistent`: no runc to be found.
 std::vector<std::string> without_runc(const agent& a, std::vector<std::string> extra) {
   auto argv = a.argv(std::move(extra));
