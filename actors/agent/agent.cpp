@@ -1,9 +1,6 @@
 #include "actors/agent/agent.hpp"
 
-#include <arpa/inet.h>
 #include <csignal>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +14,7 @@
 #include "actors/node/node_actor.hpp"
 #include "actors/node/runc/process_driver.hpp"
 #include "actors/node/runc/runc.hpp"
+#include "net/port.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/supervisor.hpp"
 #include "runtime/type_ids.hpp"
@@ -27,37 +25,6 @@ namespace troupe {
 using namespace std::chrono_literals;
 
 namespace {
-
-// Checks that a TCP port can be bound before any actor starts, so that a
-// taken port is one clear error at start rather than a crash loop later.
-status check_port(const std::string& ip, uint16_t port, const char* flag) {
-  bool v6 = ip.find(':') != std::string::npos;
-  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return error{std::string{"socket: "} + std::strerror(errno)};
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int rc;
-  if (v6) {
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(port);
-    ::inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
-    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  } else {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  }
-  int err = errno;
-  ::close(fd);
-  if (rc != 0)
-    return error{std::string{flag} + " " + std::to_string(port) + " on " + ip + ": " +
-                 std::strerror(err)};
-  return {};
-}
 
 /// Forwards supervisor events to the monitor. Events raised while the
 /// monitor is down (its own death, for one) wait here, bounded, and go out
@@ -201,8 +168,10 @@ int run_agent(const agent_config& given) {
     log->error("start_failed reason=\"{}\"", lock.error().message());
     return exit_failure;
   }
-  if (auto st = check_port(config.bind, config.http_port, "--http-port"); !st) {
-    log->error("start_failed reason=\"{}\"", st.error().message());
+  // A taken port is one clear error at start rather than a crash loop later.
+  if (auto st = net::probe_tcp_port(config.bind, config.http_port, true); !st) {
+    log->error("start_failed reason=\"--http-port {} on {}: {}\"", config.http_port, config.bind,
+               st.error().message());
     return exit_failure;
   }
   auto env = storage::environment::open(config.data_dir);

@@ -1,14 +1,12 @@
 #include "actors/node/node_actor.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <random>
 
 #include "actors/node/identity.hpp"
 #include "actors/node/resolve.hpp"
+#include "net/port.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/text.hpp"
 #include "runtime/wire.hpp"
@@ -55,21 +53,6 @@ v1::NodeStatus status_of(const node_state& st) {
   return out;
 }
 
-// A TCP port on the bind address that nothing listens on right now.
-bool port_free(const std::string& ip, int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1)
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
 /// Host ports for a spec: static ones as given (refused if another
 /// allocation holds them), dynamic ones from the node's range.
 result<std::map<std::string, int>> allocate_ports(node_state& st, const v1::TaskSpec& spec) {
@@ -90,7 +73,7 @@ result<std::map<std::string, int>> allocate_ports(node_state& st, const v1::Task
   for (auto& p : spec.ports()) {
     if (p.port() != 0)
       continue;
-    while (next <= dynamic_port_max && (taken.count(next) || !port_free(st.ctx->config.bind, next)))
+    while (next <= dynamic_port_max && (taken.count(next) || !net::probe_tcp_port(st.ctx->config.bind, static_cast<uint16_t>(next), false)))
       ++next;
     if (next > dynamic_port_max)
       return error{"ports." + p.name() + ": no free port left in " + std::to_string(dynamic_port_min) +
