@@ -1,0 +1,215 @@
+#include "net/udp.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <list>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <asio.hpp>
+
+namespace troupe::net {
+
+namespace {
+
+using asio::ip::udp;
+using steady = std::chrono::steady_clock;
+
+// Token buckets per source, in a table bounded by evicting the source heard
+// from least recently. An evicted source comes back with a full bucket, so
+// eviction never punishes a well-behaved source. Endpoint thread only.
+class source_limiter {
+public:
+  source_limiter(double rate, double burst, std::size_t max_sources)
+      : rate_(rate), burst_(burst), max_(std::max<std::size_t>(max_sources, 1)) {}
+
+  bool admit(const udp::endpoint& src, steady::time_point now) {
+    auto it = table_.find(src);
+    if (it == table_.end()) {
+      if (table_.size() >= max_) {
+        table_.erase(recent_.back());
+        recent_.pop_back();
+      }
+      recent_.push_front(src);
+      it = table_.emplace(src, bucket{burst_, now, recent_.begin()}).first;
+    } else {
+      auto& b = it->second;
+      recent_.splice(recent_.begin(), recent_, b.pos);
+      double elapsed = std::chrono::duration<double>(now - b.last).count();
+      b.tokens = std::min(burst_, b.tokens + elapsed * rate_);
+      b.last = now;
+    }
+    auto& b = it->second;
+    if (b.tokens < 1)
+      return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+private:
+  struct bucket {
+    double tokens;
+    steady::time_point last;
+    std::list<udp::endpoint>::iterator pos;
+  };
+  double rate_, burst_;
+  std::size_t max_;
+  std::map<udp::endpoint, bucket> table_;
+  std::list<udp::endpoint> recent_;  // most recent first
+};
+
+} // namespace
+
+struct udp_endpoint::impl {
+  impl(udp_options o, datagram_fn f)
+      : opt(std::move(o)), on_datagram(std::move(f)), codec(purpose::gossip, opt.keys, opt.replay),
+        limiter(opt.source_rate, opt.source_burst, opt.max_sources),
+        buf(opt.max_datagram + 1, '\0') {}
+
+  udp_options opt;
+  datagram_fn on_datagram;
+  packet_codec codec;
+  asio::io_context io;
+  udp::socket sock{io};
+  std::thread thread;
+  std::mutex stop_mu;
+  std::atomic<bool> stopped{false};
+  std::atomic<std::size_t> pending{0};
+  address local;
+
+  mutable std::mutex counters_mu;
+  udp_counters c;
+
+  // Endpoint thread only.
+  source_limiter limiter;
+  std::string buf;  // one byte over the bound, so that a longer datagram shows
+  udp::endpoint from;
+
+  void bump(uint64_t udp_counters::*field) {
+    std::lock_guard lock{counters_mu};
+    ++(c.*field);
+  }
+
+  void receive() {
+    sock.async_receive_from(asio::buffer(buf), from, [this](const asio::error_code& ec, std::size_t n) {
+      if (ec == asio::error::operation_aborted || stopped)
+        return;
+      if (!ec)
+        handle(n);
+      receive();
+    });
+  }
+
+  void handle(std::size_t n) {
+    // Cheapest checks first: a flood costs one table lookup per datagram.
+    if (!limiter.admit(from, steady::now()))
+      return bump(&udp_counters::dropped_flood);
+    if (n > opt.max_datagram)
+      return bump(&udp_counters::dropped_too_large);
+    auto o = codec.open(std::string_view{buf.data(), n});
+    switch (o.why) {
+      case verdict::malformed: return bump(&udp_counters::dropped_malformed);
+      case verdict::unauthenticated: return bump(&udp_counters::dropped_auth);
+      case verdict::replayed: return bump(&udp_counters::dropped_replay);
+      case verdict::ok: break;
+    }
+    bump(&udp_counters::received);
+    try {
+      on_datagram(address{from.address().to_string(), from.port()}, std::move(o.payload));
+    } catch (...) {
+      bump(&udp_counters::callback_errors);
+    }
+  }
+};
+
+udp_endpoint::udp_endpoint(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+udp_endpoint::~udp_endpoint() { stop(); }
+
+result<std::unique_ptr<udp_endpoint>> udp_endpoint::start(udp_options opt, datagram_fn on_datagram) {
+  auto where = "udp " + opt.ip + ":" + std::to_string(opt.port);
+  if (opt.max_datagram <= (opt.keys ? sealed_overhead : clear_overhead) || opt.max_datagram > 65507)
+    return error{where + ": max_datagram " + std::to_string(opt.max_datagram) +
+                 " leaves no room for a payload or exceeds 65507"};
+  auto p = std::make_unique<impl>(std::move(opt), std::move(on_datagram));
+  asio::error_code ec;
+  auto ip = asio::ip::make_address(p->opt.ip, ec);
+  if (ec)
+    return error{where + ": not an IP address"};
+  udp::endpoint ep{ip, p->opt.port};
+  p->sock.open(ep.protocol(), ec);
+  if (!ec)
+    p->sock.bind(ep, ec);
+  if (ec)
+    return error{where + ": " + ec.message()};
+  asio::error_code ignored;
+  p->sock.set_option(udp::socket::receive_buffer_size{p->opt.receive_buffer}, ignored);
+  auto bound = p->sock.local_endpoint(ec);
+  if (ec)
+    return error{where + ": " + ec.message()};
+  p->local = address{bound.address().to_string(), bound.port()};
+  p->receive();
+  auto* raw = p.get();
+  p->thread = std::thread{[raw] { raw->io.run(); }};
+  return std::unique_ptr<udp_endpoint>{new udp_endpoint{std::move(p)}};
+}
+
+address udp_endpoint::local() const { return impl_->local; }
+
+std::size_t udp_endpoint::max_payload() const {
+  return impl_->opt.max_datagram - impl_->codec.overhead();
+}
+
+status udp_endpoint::send(const address& to, std::string_view payload) {
+  auto& p = *impl_;
+  if (p.stopped)
+    return error{"udp " + p.local.to_string() + " is stopped"};
+  if (payload.size() > max_payload()) {
+    p.bump(&udp_counters::refused_too_large);
+    return error{"datagram to " + to.to_string() + ": payload of " + std::to_string(payload.size()) +
+                 " bytes exceeds " + std::to_string(max_payload())};
+  }
+  asio::error_code ec;
+  auto ip = asio::ip::make_address(to.ip, ec);
+  if (ec)
+    return error{"datagram to " + to.to_string() + ": not an IP address"};
+  if (p.pending.fetch_add(1) >= p.opt.max_pending_sends) {
+    p.pending.fetch_sub(1);
+    p.bump(&udp_counters::refused_backlog);
+    return error{"datagram to " + to.to_string() + ": " + std::to_string(p.opt.max_pending_sends) +
+                 " datagrams already wait to be sent"};
+  }
+  auto data = std::make_shared<std::string>(p.codec.seal(payload));
+  // The socket belongs to the endpoint thread: post, never touch it here.
+  asio::post(p.io, [&p, data, dest = udp::endpoint{ip, to.port}] {
+    p.sock.async_send_to(asio::buffer(*data), dest, [&p, data](const asio::error_code& err, std::size_t) {
+      p.pending.fetch_sub(1);
+      p.bump(err ? &udp_counters::send_errors : &udp_counters::sent);
+    });
+  });
+  return {};
+}
+
+udp_counters udp_endpoint::counters() const {
+  std::lock_guard lock{impl_->counters_mu};
+  return impl_->c;
+}
+
+void udp_endpoint::stop() {
+  auto& p = *impl_;
+  std::lock_guard lock{p.stop_mu};
+  if (!p.thread.joinable())
+    return;
+  p.stopped = true;
+  // Closing on the endpoint thread, then stopping the loop there: no handler
+  // runs after this one, and those still queued are destroyed unrun.
+  asio::post(p.io, [&p] {
+    asio::error_code ignored;
+    p.sock.close(ignored);
+    p.io.stop();
+  });
+  p.thread.join();
+}
+
+} // namespace troupe::net
