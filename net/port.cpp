@@ -10,9 +10,11 @@
 
 namespace troupe::net {
 
-status probe_tcp_port(const std::string& ip, uint16_t port, bool reuse_address) {
+namespace {
+
+status probe_port(const std::string& ip, uint16_t port, int type, bool reuse_address) {
   bool v6 = ip.find(':') != std::string::npos;
-  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return error{std::string{"socket: "} + std::strerror(errno)};
   if (reuse_address) {
@@ -40,6 +42,16 @@ status probe_tcp_port(const std::string& ip, uint16_t port, bool reuse_address) 
   if (rc != 0)
     return error{std::strerror(err)};
   return {};
+}
+
+} // namespace
+
+status probe_tcp_port(const std::string& ip, uint16_t port, bool reuse_address) {
+  return probe_port(ip, port, SOCK_STREAM, reuse_address);
+}
+
+status probe_udp_port(const std::string& ip, uint16_t port) {
+  return probe_port(ip, port, SOCK_DGRAM, false);
 }
 
 } // namespace troupe::net

@@ -27,6 +27,10 @@ std::string_view to_string(node_role role) {
   return role == node_role::client ? "client" : "server";
 }
 
+std::string_view to_string(gossip_profile profile) {
+  return profile == gossip_profile::local ? "local" : "lan";
+}
+
 std::string_view to_string(driver_kind driver) {
   switch (driver) {
   case driver_kind::runc: return "runc";
@@ -50,7 +54,7 @@ struct scalar_field {
   std::string_view group;       // the --help section
 };
 
-constexpr std::array<scalar_field, 13> scalar_fields{{
+constexpr std::array<scalar_field, 14> scalar_fields{{
   {"name", "NAME", "Node name, unique in the cluster (required)", "", "a node name", "Node"},
   {"data-dir", "DIR", "Directory for this node's state (required)", "", "a directory path", "Node"},
   {"bind", "IP", "Address to listen on and be reached at (required)", "", "an IP address", "Node"},
@@ -59,6 +63,8 @@ constexpr std::array<scalar_field, 13> scalar_fields{{
   {"http-port", "PORT", "TCP port for the HTTP API and /metrics", "7070", "a port number 1..65535", "Node"},
   {"driver", "auto|runc|process", "How containers run (default auto: runc if usable)", "", "auto, runc or process", "Node"},
   {"encrypt", "KEY", "Gossip encryption key: 32 bytes, base64", "", "a base64 key", "Cluster"},
+  {"gossip-profile", "lan|local", "Gossip timings: lan (default) or local (loopback and tests: faster)", "lan",
+   "lan or local", "Cluster"},
   {"log-level", "LEVEL", "trace, debug, info, warn, error, critical or off", "info", "a log level", "Node"},
   {"max-restarts", "N", "Crash loop: more than N restarts within --restart-window (1..10000)", "10",
    "an integer 1..10000", "Supervisor"},
@@ -79,7 +85,7 @@ const scalar_field* find_scalar_field(std::string_view key) {
 
 constexpr std::string_view known_file_keys =
   "name, data-dir, bind, gossip-port, rpc-port, http-port, seed, server, client, role, driver, "
-  "label, encrypt, log-level, max-restarts, restart-window, backoff-base, backoff-max";
+  "label, encrypt, gossip-profile, log-level, max-restarts, restart-window, backoff-base, backoff-max";
 
 constexpr std::array<std::string_view, 7> log_levels{
   {"trace", "debug", "info", "warn", "error", "critical", "off"}};
@@ -460,6 +466,10 @@ void convert_scalar(const std::string& key, const std::string& text, agent_confi
     else if (text == "process") c.driver = driver_kind::process;
     else if (text == "auto") c.driver = driver_kind::auto_detect;
     else fail(quote(text) + " is not a driver; expected auto, runc or process");
+  } else if (key == "gossip-profile") {
+    if (text == "lan") c.gossip = gossip_profile::lan;
+    else if (text == "local") c.gossip = gossip_profile::local;
+    else fail(quote(text) + " is not a gossip profile; expected lan or local");
   } else if (key == "encrypt") {
     // Never echo the key: it is a secret even when it is malformed.
     auto key_bytes = decode_base64(text);

@@ -31,6 +31,8 @@ namespace troupe {
 
 /// Servers vote in Raft and can lead; clients only run work.
 enum class node_role { server, client };
+/// Named sets of membership timings (swim::config::lan() and local()).
+enum class gossip_profile { lan, local };
 
 /// How containers run: runc (OCI, needs root and cgroups) or plain child
 /// processes (no isolation; for tests and laptops). auto_detect picks runc
@@ -39,6 +41,7 @@ enum class driver_kind { auto_detect, runc, process };
 
 std::string_view to_string(node_role role);
 std::string_view to_string(driver_kind driver);
+std::string_view to_string(gossip_profile profile);
 
 struct agent_config {
   /// Unique in the cluster. Required; [a-z0-9][a-z0-9._-]{0,62}.
@@ -64,6 +67,7 @@ struct agent_config {
   /// Gossip encryption key: empty (no encryption) or exactly 32 raw bytes,
   /// given base64-encoded. Never printed.
   std::string encrypt_key;
+  gossip_profile gossip = gossip_profile::lan;  // --gossip-profile
   /// trace, debug, info, warn, error, critical or off.
   std::string log_level = "info";
   /// The YAML file the settings were read from, if any.

@@ -1,6 +1,7 @@
 #include "runtime/wire.hpp"
 
 #include "runtime/text.hpp"
+#include "troupe/v1/cluster.pb.h"
 #include "troupe/v1/runtime.pb.h"
 #include "troupe/v1/task.pb.h"
 
@@ -94,6 +95,11 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::ActorEvent>();
   c.add<v1::TaskEvent>();
   c.add<v1::GetTaskEvents, v1::TaskEventList>();
+  c.add<v1::GetTaskUsage, v1::TaskUsageList>();
+  c.add<v1::TaskUsageList>();
+  c.add<v1::GetMembers, v1::MemberList>();
+  c.add<v1::MemberEvent>();
+  c.add<v1::GetMemberEvents, v1::MemberEventList>();
   return c;
 }
 

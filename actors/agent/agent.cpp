@@ -9,6 +9,7 @@
 #include "actors/agent/context.hpp"
 #include "actors/api/api_actor.hpp"
 #include "actors/image/store.hpp"
+#include "actors/membership/membership_actor.hpp"
 #include "actors/monitor/monitor_actor.hpp"
 #include "actors/node/identity.hpp"
 #include "actors/node/node_actor.hpp"
@@ -46,13 +47,6 @@ event_sink forward_to_monitor(std::shared_ptr<directory> names) {
 
 // Flags of the contract whose subsystems are not in this build yet: accepted
 // and validated, so that scripts keep working, and said to be inactive.
-void warn_inactive(const agent_config& config, spdlog::logger& log) {
-  if (!config.seeds.empty())
-    log.warn("inactive flag=--seed: no cluster membership in this build; running as a single node");
-  if (!config.encrypt_key.empty())
-    log.warn("inactive flag=--encrypt: no gossip traffic in this build to encrypt");
-}
-
 runc::driver_config runc_config(const agent_config& config, const std::string& node_id) {
   runc::driver_config dc;
   dc.state_root = config.data_dir / "runc";
@@ -108,6 +102,7 @@ std::vector<child_spec> children(const agent_context_ptr& ctx) {
   // happens to the others.
   return {
     {"monitor", [ctx](caf::actor_system& sys) { return sys.spawn(monitor::monitor_actor, ctx); }},
+    {"membership", [ctx](caf::actor_system& sys) { return sys.spawn(membership::membership_actor, ctx); }},
     {"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }},
     {"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }},
   };
@@ -169,25 +164,27 @@ int run_agent(const agent_config& given) {
     return exit_failure;
   }
   // A taken port is one clear error at start rather than a crash loop later.
-  if (auto st = net::probe_tcp_port(config.bind, config.http_port, true); !st) {
-    log->error("start_failed reason=\"--http-port {} on {}: {}\"", config.http_port, config.bind,
-               st.error().message());
-    return exit_failure;
-  }
+  struct port_check {
+    const char* flag;
+    uint16_t port;
+    status taken;
+  };
+  for (auto& p : {port_check{"--http-port", config.http_port, net::probe_tcp_port(config.bind, config.http_port, true)},
+                  port_check{"--gossip-port", config.gossip_port, net::probe_udp_port(config.bind, config.gossip_port)}})
+    if (!p.taken) {
+      log->error("start_failed reason=\"{} {} on {}: {}\"", p.flag, p.port, config.bind, p.taken.error().message());
+      return exit_failure;
+    }
   auto env = storage::environment::open(config.data_dir);
   if (!env) {
     log->error("start_failed reason=\"{}\"", env.error().message());
     return exit_failure;
   }
-  auto record = node::boot(**env, config.name);
+  auto record = node::identify(**env, config.name);
   if (!record) {
     log->error("start_failed reason=\"{}\"", record.error().message());
     return exit_failure;
   }
-  log->info("starting name={} id={} boot={} data_dir={} pid={}", config.name, record->id(),
-            record->boot_count(), config.data_dir.string(), ::getpid());
-
-  warn_inactive(config, *log);
 
   // Signals are taken synchronously by the main thread: block them before
   // any thread exists so that every thread inherits the mask.
@@ -206,6 +203,14 @@ int run_agent(const agent_config& given) {
     log->error("start_failed reason=\"{}\"", picked.error().message());
     return exit_failure;
   }
+  // Only an agent that can run counts a boot.
+  record = node::boot(**env, config.name);
+  if (!record) {
+    log->error("start_failed reason=\"{}\"", record.error().message());
+    return exit_failure;
+  }
+  log->info("starting name={} id={} boot={} data_dir={} pid={}", config.name, record->id(),
+            record->boot_count(), config.data_dir.string(), ::getpid());
   int code;
   {
     agent_system_config cfg;

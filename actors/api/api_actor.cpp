@@ -11,8 +11,10 @@
 #include "runtime/named_actor.hpp"
 #include <fstream>
 
+#include "actors/api/metrics.hpp"
 #include "actors/image/store.hpp"
 #include "troupe/v1/api.pb.h"
+#include "troupe/v1/cluster.pb.h"
 #include "troupe/v1/envelope.pb.h"
 #include "troupe/v1/task.pb.h"
 #include "troupe/v1/runtime.pb.h"
@@ -127,6 +129,12 @@ public:
       import_image(req, res);
     });
     svr.Get("/v1/images", [this](const httplib::Request&, httplib::Response& res) { images(res); });
+    svr.Get("/v1/stats", [this](const httplib::Request&, httplib::Response& res) { stats("", res); });
+    svr.Get(R"(/v1/tasks/([^/]+)/stats)", [this](const httplib::Request& req, httplib::Response& res) {
+      stats(req.matches[1], res);
+    });
+    svr.Get("/v1/members", [this](const httplib::Request&, httplib::Response& res) { members(res); });
+    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
   }
 
 private:
@@ -170,30 +178,39 @@ private:
     reply(res, *rep);
   }
 
+  /// One of the monitor's event logs, after `after`, at most `limit`.
+  template <class List, class Query>
+  void event_list(uint64_t after, uint32_t limit, httplib::Response& res) {
+    Query q;
+    q.set_after_seq(after);
+    q.set_limit(limit);
+    ask_failure why{};
+    auto list = ask<List>(sys_, actor("monitor"), q, actor_timeout, &why);
+    if (!list)
+      return reply_failure(res, "monitor", why, list.error());
+    reply(res, *list);
+  }
+
   void events(const httplib::Request& req, httplib::Response& res) {
     uint64_t after = 0, limit = 0;
     if (!query_u64(req, res, "after", after) || !query_u64(req, res, "limit", limit))
       return;
     auto kind = req.has_param("kind") ? req.get_param_value("kind") : std::string{"actor"};
-    if (kind != "actor" && kind != "task")
-      return reply_error(res, 400, "bad_request", "kind " + quote(kind) + " must be actor or task");
     auto bounded = static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX));
+    if (kind == "task")
+      return event_list<v1::TaskEventList, v1::GetTaskEvents>(after, bounded, res);
+    if (kind == "member")
+      return event_list<v1::MemberEventList, v1::GetMemberEvents>(after, bounded, res);
+    if (kind == "actor")
+      return event_list<v1::EventList, v1::GetEvents>(after, bounded, res);
+    reply_error(res, 400, "bad_request", "kind " + quote(kind) + " must be actor, task or member");
+  }
+
+  void members(httplib::Response& res) {
     ask_failure why{};
-    if (kind == "task") {
-      v1::GetTaskEvents q;
-      q.set_after_seq(after);
-      q.set_limit(bounded);
-      auto list = ask<v1::TaskEventList>(sys_, actor("monitor"), q, actor_timeout, &why);
-      if (!list)
-        return reply_failure(res, "monitor", why, list.error());
-      return reply(res, *list);
-    }
-    v1::GetEvents q;
-    q.set_after_seq(after);
-    q.set_limit(bounded);
-    auto list = ask<v1::EventList>(sys_, actor("monitor"), q, actor_timeout, &why);
+    auto list = ask<v1::MemberList>(sys_, actor("membership"), v1::GetMembers{}, actor_timeout, &why);
     if (!list)
-      return reply_failure(res, "monitor", why, list.error());
+      return reply_failure(res, "membership", why, list.error());
     reply(res, *list);
   }
 
@@ -276,6 +293,43 @@ private:
     for (auto& rec : *list)
       *out.add_images() = std::move(rec);
     reply(res, out);
+  }
+
+  /// Usage read from the cgroups now (one task, or every running one).
+  void stats(const std::string& id, httplib::Response& res) {
+    if (!id.empty() && !valid_alloc_id(id))
+      return reply_error(res, 400, "bad_request", "allocation id " + quote(id) + " is not 12 hex digits");
+    v1::GetTaskUsage q;
+    q.set_alloc_id(id);
+    ask_failure why{};
+    auto list = ask<v1::TaskUsageList>(sys_, actor("node"), q, actor_timeout, &why);
+    if (!list)
+      return reply_failure(res, "node", why, list.error());
+    if (!id.empty() && list->tasks_size() == 0)
+      return reply_error(res, 404, "not_found", "allocation " + id + " has no running container");
+    reply(res, *list);
+  }
+
+  void metrics(httplib::Response& res) {
+    metrics_input in;
+    ask_failure why{};
+    auto node = ask<v1::NodeStatus>(sys_, actor("node"), v1::GetStatus{}, actor_timeout, &why);
+    if (!node)
+      return reply_failure(res, "node", why, node.error());
+    in.node = std::move(*node);
+    auto tasks = ask<v1::TaskList>(sys_, actor("node"), v1::ListTasks{}, actor_timeout, &why);
+    if (!tasks)
+      return reply_failure(res, "node", why, tasks.error());
+    in.tasks = std::move(*tasks);
+    // Without the supervisor or the monitor the rest still helps a scrape.
+    if (auto actors = ask<v1::ActorList>(sys_, actor("supervisor"), v1::GetActors{}, actor_timeout))
+      in.actors = std::move(*actors);
+    if (auto usage = ask<v1::TaskUsageList>(sys_, actor("monitor"), v1::GetTaskUsage{}, actor_timeout))
+      in.usage = std::move(*usage);
+    if (auto members = ask<v1::MemberList>(sys_, actor("membership"), v1::GetMembers{}, actor_timeout))
+      in.members = std::move(*members);
+    res.status = 200;
+    res.set_content(render_metrics(in), "text/plain; version=0.0.4");
   }
 
   caf::actor_system& sys_;

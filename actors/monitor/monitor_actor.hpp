@@ -1,8 +1,11 @@
 // The monitor actor: the node's event logs. It keeps what happens to the
-// supervised actors (started, died, restarted, crash loop, stopped) and to
-// the tasks (state changes with their reasons) in LMDB, bounded, so that the
-// logs survive the monitor's own restarts and the agent's. Metrics and usage
-// accounting come later.
+// supervised actors (started, died, restarted, crash loop, stopped), to
+// the tasks (state changes with their reasons) and to the cluster's members
+// (joined, suspect, failed, left, ...) in LMDB, bounded, so that the
+// logs survive the monitor's own restarts and the agent's. It also keeps the
+// newest CPU and memory sample of each running task, which the node sends
+// every few seconds (GET /metrics and `troupectl stats` read them). Usage
+// accounting comes later.
 #pragma once
 
 #include <caf/all.hpp>
@@ -10,6 +13,7 @@
 #include "actors/agent/context.hpp"
 #include "actors/monitor/event_log.hpp"
 #include "runtime/logging.hpp"
+#include "troupe/v1/cluster.pb.h"
 #include "troupe/v1/runtime.pb.h"
 #include "troupe/v1/task.pb.h"
 
@@ -22,12 +26,17 @@ struct monitor_state {
   agent_context_ptr ctx;
   event_log<v1::ActorEvent> actor_events{"actor_events", max_events};
   event_log<v1::TaskEvent> task_events{"task_events", max_events};
+  event_log<v1::MemberEvent> member_events{"member_events", max_events};
+  v1::TaskUsageList usage;  // the node's last report: running tasks only
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "monitor";
 };
 
 /// Handles pb<ActorEvent> and pb<TaskEvent> (one-way: store them),
-/// pb<GetEvents> -> pb<EventList> and pb<GetTaskEvents> -> pb<TaskEventList>.
+/// pb<GetEvents> -> pb<EventList> and pb<GetTaskEvents> -> pb<TaskEventList>;
+/// pb<MemberEvent> (one-way, from the membership actor) and pb<GetMemberEvents>
+/// -> pb<MemberEventList>; pb<TaskUsageList> (one-way: the node's report) and pb<GetTaskUsage> ->
+/// pb<TaskUsageList> (the samples of the last report, one task or all).
 caf::behavior monitor_actor(caf::stateful_actor<monitor_state>* self, agent_context_ptr ctx);
 
 } // namespace troupe::monitor

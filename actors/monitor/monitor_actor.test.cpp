@@ -101,3 +101,32 @@ TEST_CASE_FIXTURE(monitor_fixture, "the event log keeps only the newest events")
   CHECK(list.events(list.events_size() - 1).seq() == monitor::max_events + 25);
   stop(mon);
 }
+
+TEST_CASE_FIXTURE(monitor_fixture, "the monitor answers with the node's last usage report") {
+  auto mon = spawn();
+  auto report = [&](std::initializer_list<std::pair<const char*, uint64_t>> tasks) {
+    v1::TaskUsageList list;
+    for (auto& [id, memory] : tasks) {
+      auto* u = list.add_tasks();
+      u->set_alloc_id(id);
+      u->set_memory_bytes(memory);
+    }
+    caf::anon_send(mon, wire::make_pb(list));
+  };
+  report({{"aaa", 100}, {"bbb", 200}});
+  auto all = ask<v1::TaskUsageList>(*sys, mon, v1::GetTaskUsage{}, 5000ms);
+  REQUIRE(all);
+  CHECK(all->tasks_size() == 2);
+  report({{"bbb", 300}}); // aaa stopped: gone from the next report
+  v1::GetTaskUsage one;
+  one.set_alloc_id("bbb");
+  auto b = ask<v1::TaskUsageList>(*sys, mon, one, 5000ms);
+  REQUIRE(b);
+  REQUIRE(b->tasks_size() == 1);
+  CHECK(b->tasks(0).memory_bytes() == 300);
+  one.set_alloc_id("aaa");
+  auto a = ask<v1::TaskUsageList>(*sys, mon, one, 5000ms);
+  REQUIRE(a);
+  CHECK(a->tasks_size() == 0);
+  stop(mon);
+}

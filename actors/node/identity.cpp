@@ -21,9 +21,7 @@ std::string random_id() {
   return id;
 }
 
-} // namespace
-
-result<v1::NodeRecord> boot(storage::environment& env, const std::string& name) {
+result<v1::NodeRecord> open_record(storage::environment& env, const std::string& name, bool count_boot) {
   return env.write([&](storage::write_txn& txn) -> result<v1::NodeRecord> {
     auto stored = local_node_table.get(txn, node_key);
     if (!stored)
@@ -42,11 +40,24 @@ result<v1::NodeRecord> boot(storage::environment& env, const std::string& name) 
                               std::chrono::system_clock::now().time_since_epoch())
                               .count());
     }
-    rec.set_boot_count(rec.boot_count() + 1);
+    if (count_boot)
+      rec.set_boot_count(rec.boot_count() + 1);
+    else if (*stored)
+      return rec; // nothing to write
     if (auto st = local_node_table.put(txn, node_key, rec); !st)
       return st.error();
     return rec;
   });
+}
+
+} // namespace
+
+result<v1::NodeRecord> identify(storage::environment& env, const std::string& name) {
+  return open_record(env, name, false);
+}
+
+result<v1::NodeRecord> boot(storage::environment& env, const std::string& name) {
+  return open_record(env, name, true);
 }
 
 result<v1::NodeRecord> load(const storage::environment& env) {

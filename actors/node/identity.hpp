@@ -15,6 +15,11 @@ namespace troupe::node {
 inline const storage::table<v1::NodeRecord> local_node_table{"local"};
 inline constexpr const char* node_key = "node";
 
+/// The record without counting a boot: created (boot count 0) on a new
+/// data dir, checked against `name` on an old one. The agent identifies
+/// first, checks that it can run, and only then counts the boot.
+result<v1::NodeRecord> identify(storage::environment& env, const std::string& name);
+
 /// Called once per agent start: creates the record on a new data dir, or
 /// checks that the dir belongs to `name` and counts the boot. One write
 /// transaction. A data dir created for another name is refused (its

@@ -38,3 +38,19 @@ TEST_CASE("loading from an empty data dir says the record is missing") {
   REQUIRE_FALSE(rec);
   CHECK(rec.error().message().find("no node record") != std::string::npos);
 }
+
+TEST_CASE("identifying a node keeps its id and does not count a boot") {
+  temp_dir dir;
+  auto env = storage::testing::open_env(dir);
+  auto fresh = node::identify(*env, "alpha");
+  REQUIRE(fresh);
+  CHECK(fresh->boot_count() == 0);
+  auto booted = node::boot(*env, "alpha");
+  REQUIRE(booted);
+  CHECK(booted->id() == fresh->id());
+  CHECK(booted->boot_count() == 1);
+  auto again = node::identify(*env, "alpha");
+  REQUIRE(again);
+  CHECK(again->boot_count() == 1);
+  CHECK_FALSE(node::identify(*env, "beta"));
+}

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <optional>
 #include <random>
 
 #include "actors/node/identity.hpp"
@@ -9,6 +10,7 @@
 #include "net/port.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/text.hpp"
+#include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
 
 namespace troupe::node {
@@ -222,6 +224,71 @@ caf::response_promise stop_task(node* self, const std::string& alloc_id) {
   return rp;
 }
 
+/// One task's usage now; cpu_percent against `previous` when there is one,
+/// else averaged since the container started.
+std::optional<v1::TaskUsage> sample(const node_state& st, const v1::TaskStatus& task, const v1::TaskUsage* previous) {
+  auto u = st.deps->driver->stats(task.container_id());
+  if (!u) // the container ended between the state read and this one
+    return std::nullopt;
+  v1::TaskUsage out;
+  out.set_alloc_id(task.alloc_id());
+  out.set_name(task.name());
+  out.set_container_id(task.container_id());
+  out.set_state(task.state());
+  out.set_sampled_at_ms(unix_ms());
+  out.set_cpu_ns(u->cpu_ns);
+  out.set_memory_bytes(u->memory_bytes);
+  out.set_memory_working_set_bytes(u->memory_working_set_bytes);
+  out.set_memory_limit_bytes(u->memory_limit_bytes);
+  out.set_oom_kills(u->oom_kills);
+  if (previous && out.sampled_at_ms() > previous->sampled_at_ms() && out.cpu_ns() >= previous->cpu_ns()) {
+    auto wall_ns = static_cast<double>(out.sampled_at_ms() - previous->sampled_at_ms()) * 1e6;
+    out.set_cpu_percent(100.0 * static_cast<double>(out.cpu_ns() - previous->cpu_ns()) / wall_ns);
+  } else if (previous) {
+    out.set_cpu_percent(previous->cpu_percent()); // asked again within the same millisecond
+  } else if (task.started_at_ms() > 0 && out.sampled_at_ms() > task.started_at_ms()) {
+    // No sample yet: the average since the container started.
+    auto wall_ns = static_cast<double>(out.sampled_at_ms() - task.started_at_ms()) * 1e6;
+    out.set_cpu_percent(100.0 * static_cast<double>(out.cpu_ns()) / wall_ns);
+  }
+  return out;
+}
+
+/// Usage of the running tasks (or only `alloc_id`). A sample at least a
+/// second after the previous one becomes the new base for cpu_percent, so
+/// frequent callers still see CPU use over a meaningful window.
+v1::TaskUsageList usage(node_state& st, const std::string& alloc_id) {
+  v1::TaskUsageList out;
+  if (!st.deps->driver)
+    return out;
+  std::set<std::string> seen;
+  auto list = list_tasks(st);
+  for (auto& task : list.tasks()) {
+    if ((!alloc_id.empty() && task.alloc_id() != alloc_id) || task.container_id().empty() ||
+        task.state() != "running")
+      continue;
+    seen.insert(task.alloc_id());
+    auto prev = st.last_usage.find(task.alloc_id());
+    auto u = sample(st, task, prev == st.last_usage.end() ? nullptr : &prev->second);
+    if (!u)
+      continue;
+    if (prev == st.last_usage.end() || u->sampled_at_ms() - prev->second.sampled_at_ms() >= 1000)
+      st.last_usage[task.alloc_id()] = *u;
+    *out.add_tasks() = std::move(*u);
+  }
+  if (alloc_id.empty()) // forget tasks that no longer run
+    for (auto i = st.last_usage.begin(); i != st.last_usage.end();)
+      i = seen.count(i->first) ? std::next(i) : st.last_usage.erase(i);
+  return out;
+}
+
+/// Every usage_interval: the usage of all running tasks to the monitor.
+void report_usage(node* self) {
+  if (auto monitor = self->state.ctx->names->get("monitor"))
+    self->send(monitor, wire::make_pb(usage(self->state, "")));
+  self->delayed_send(self, usage_interval, atoms::report_atom_v);
+}
+
 } // namespace
 
 caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_ptr ctx) {
@@ -268,6 +335,7 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
       self->quit(msg.reason);
   });
   recover(self);
+  self->send(self, atoms::report_atom_v);
   st.log->info("ready id={} boot={} driver={}", st.record.id(), st.record.boot_count(),
                st.deps->driver ? std::string{st.deps->driver->name()} : "none (" + st.ctx->driver_problem + ")");
   return supervised_behavior(
@@ -275,7 +343,9 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
     [self](wire::pb<v1::GetStatus>&) { return wire::make_pb(status_of(self->state)); },
     [self](wire::pb<v1::RunTask>& req) { return run_task(self, *req.msg.mutable_spec()); },
     [self](wire::pb<v1::ListTasks>&) { return wire::make_pb(list_tasks(self->state)); },
-    [self](wire::pb<v1::StopTask>& req) { return stop_task(self, req.msg.alloc_id()); });
+    [self](wire::pb<v1::StopTask>& req) { return stop_task(self, req.msg.alloc_id()); },
+    [self](wire::pb<v1::GetTaskUsage>& req) { return wire::make_pb(usage(self->state, req.msg.alloc_id())); },
+    [self](atoms::report_atom) { report_usage(self); });
 }
 
 } // namespace troupe::node

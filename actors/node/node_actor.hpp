@@ -21,6 +21,10 @@ namespace troupe::node {
 /// Table "allocations": the Allocation records of this node (key: id).
 inline const storage::table<v1::Allocation> allocations_table{"allocations"};
 
+/// How often the node samples its containers' cgroups and sends the usage
+/// to the monitor (cAdvisor's housekeeping interval is 10 s as well).
+inline constexpr std::chrono::seconds usage_interval{10};
+
 /// Dynamic host ports come from this range (Nomad's default is 20000-32000).
 inline constexpr int dynamic_port_min = 20000;
 inline constexpr int dynamic_port_max = 32000;
@@ -31,12 +35,15 @@ struct node_state {
   std::shared_ptr<task_deps> deps;
   std::map<std::string, caf::actor> tasks;                  // alloc id -> task actor
   std::map<std::string, std::map<std::string, int>> ports;  // alloc id -> name -> port
+  std::map<std::string, v1::TaskUsage> last_usage;          // alloc id -> previous sample (for cpu %)
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "node";
 };
 
 /// Handles pb<GetStatus> -> pb<NodeStatus>, pb<RunTask> -> pb<RunTaskReply>,
-/// pb<ListTasks> -> pb<TaskList>, pb<StopTask> -> pb<TaskStatus>.
+/// pb<ListTasks> -> pb<TaskList>, pb<StopTask> -> pb<TaskStatus>,
+/// pb<GetTaskUsage> -> pb<TaskUsageList> (read from the cgroups now; every
+/// usage_interval the same goes to the monitor as a one-way pb<TaskUsageList>).
 /// Rebuilds everything from LMDB and the container driver when (re)spawned.
 caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_ptr ctx);
 

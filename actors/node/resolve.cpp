@@ -114,6 +114,9 @@ status validate_spec(const v1::TaskSpec& spec) {
   if (res.memory_bytes() != 0 && static_cast<int64_t>(res.memory_bytes()) < runc::min_memory_bytes)
     return error{"resources.memory_bytes: " + std::to_string(res.memory_bytes()) +
                  " is under the 4 MiB minimum"};
+  if (auto ram = runc::host_memory_bytes(); ram > 0 && static_cast<int64_t>(res.memory_bytes()) > ram)
+    return error{"resources.memory_bytes: " + std::to_string(res.memory_bytes()) + " is more than this host's " +
+                 std::to_string(ram) + " bytes of RAM"};
   if (res.cpu_millis() != 0 && (res.cpu_millis() < runc::min_cpu_millis || res.cpu_millis() > runc::max_cpu_millis))
     return error{"resources.cpu_millis: " + std::to_string(res.cpu_millis()) + " is outside " +
                  std::to_string(runc::min_cpu_millis) + ".." + std::to_string(runc::max_cpu_millis)};

@@ -51,6 +51,7 @@ inline const v1::ActorInfo* find_actor(const v1::ActorList& list, const std::str
 
 /// One agent on 127.0.0.1 with free ports and a fresh data dir.
 struct agent {
+  std::string name = "it";
   scratch_dir dir;
   fs::path data = dir.path() / "data";
   fs::path log = dir.path() / "agent.log";
@@ -60,7 +61,7 @@ struct agent {
   std::unique_ptr<process> proc;
 
   std::vector<std::string> argv(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a{TROUPE_BIN, "agent", "--name", "it", "--data-dir", data.string(),
+    std::vector<std::string> a{TROUPE_BIN, "agent", "--name", name, "--data-dir", data.string(),
                                "--bind", "127.0.0.1", "--http-port", std::to_string(http),
                                "--gossip-port", std::to_string(gossip), "--rpc-port",
                                std::to_string(rpc)};
@@ -87,19 +88,21 @@ struct agent {
     return parse_json<v1::ActorList>(r.output);
   }
 
+  std::string gossip_address() const { return "127.0.0.1:" + std::to_string(gossip); }
+
   v1::NodeStatus status() const {
     auto r = ctl({"-o", "json", "status"});
     REQUIRE_MESSAGE(r.code == 0, r.output);
     return parse_json<v1::NodeStatus>(r.output);
   }
 
-  /// True once `name` runs again with `restarts` restarts.
-  bool respawned(const std::string& name, uint32_t restarts) const {
+  /// True once `actor` runs again with `restarts` restarts.
+  bool respawned(const std::string& actor, uint32_t restarts) const {
     auto r = ctl({"-o", "json", "actors"});
     if (r.code != 0)
       return false;
     auto list = parse_json<v1::ActorList>(r.output);
-    auto* a = find_actor(list, name);
+    auto* a = find_actor(list, actor);
     return a && a->state() == "running" && a->restarts() == restarts;
   }
 

@@ -161,6 +161,7 @@ TEST_CASE("where runc cannot be used --driver runc refuses to start and auto fal
   REQUIRE_MESSAGE(eventually(10s, [&] { return a.ctl({"status"}).code == 0 || !a.proc->running(); }), a.log_text());
   REQUIRE_MESSAGE(a.proc->running(), a.log_text());
   process_cleanup guard{a, a.status().id()};
+  CHECK(a.status().boot_count() == 1); // the refused start did not count
   auto log = a.log_text();
   CHECK(contains(log, "driver=process reason=\"runc cannot be used: ")); // not root, or not in PATH
   make_image(a);

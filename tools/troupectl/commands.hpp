@@ -9,6 +9,7 @@
 #include "runtime/result.hpp"
 #include "tools/troupectl/client.hpp"
 #include "tools/troupectl/output.hpp"
+#include "troupe/v1/cluster.pb.h"
 
 namespace troupectl {
 
@@ -52,8 +53,13 @@ int cmd_run(const globals& g, const client& c, const run_flags& f);
 int cmd_ps(const globals& g, const client& c);
 int cmd_rm(const globals& g, const client& c, const std::string& target);
 int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream);
+int cmd_nodes(const globals& g, const client& c);
+int cmd_stats(const globals& g, const client& c, const std::string& target);
 int cmd_image_import(const globals& g, const client& c, const std::string& source, const std::string& name);
 int cmd_image_ls(const globals& g, const client& c);
+
+/// "4 members: 3 alive 1 dead" and how joining and health stand.
+std::string cluster_summary(const troupe::v1::MemberList& list);
 
 /// "250m" -> 250, "0.5" -> 500, "2" -> 2000; an error naming the value.
 troupe::result<uint32_t> parse_cpu(const std::string& text);

@@ -51,6 +51,11 @@ int cmd_status(const globals& g, const client& c) {
   info.add({"UPTIME", human_duration(st.uptime_ms()) + "  (boot " + std::to_string(st.boot_count()) +
                         ", pid " + std::to_string(st.pid()) + ")"});
   info.add({"DATA DIR", st.data_dir()});
+  v1::MemberList members;
+  if (auto r = c.get("/v1/members", members); r)
+    info.add({"CLUSTER", cluster_summary(members)});
+  else
+    info.add({"CLUSTER", "unknown (" + r.error().message() + ")"});
   print(info.str(false) + "\n" + actor_table(st.actors()).str(use_colour()));
   return exit_ok;
 }
@@ -97,59 +102,51 @@ std::string timestamp(int64_t at_ms) {
   return when;
 }
 
-/// Prints events after `after`; returns the last sequence number shown.
-uint64_t print_events(const globals& g, const v1::EventList& list, bool follow) {
+std::vector<std::string> row_of(const v1::ActorEvent& ev) {
+  return {std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.actor(), ev.kind(), std::to_string(ev.actor_id()),
+          std::to_string(ev.restarts()), ev.reason()};
+}
+
+std::vector<std::string> row_of(const v1::TaskEvent& ev) {
+  return {std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.alloc_id(), ev.from(), ev.to(), ev.reason()};
+}
+
+std::vector<std::string> row_of(const v1::MemberEvent& ev) {
+  return {std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.member().name(), ev.kind(), ev.member().address(),
+          std::to_string(ev.member().incarnation())};
+}
+
+/// Prints one page of events; returns the last sequence number shown.
+template <class List>
+uint64_t print_event_list(const globals& g, const List& list, bool follow, std::vector<std::string> header) {
   if (follow && list.events_size() == 0)
     return 0;
+  uint64_t last = list.events_size() ? list.events(list.events_size() - 1).seq() : 0;
   if (g.fmt != format::table) {
     print(render(list, g.fmt));
-    return list.events_size() ? list.events(list.events_size() - 1).seq() : 0;
+    return last;
   }
-  table t{{"SEQ", "TIME", "ACTOR", "EVENT", "ACTOR ID", "RESTARTS", "REASON"}};
-  uint64_t last = 0;
-  for (auto& ev : list.events()) {
-    t.add({std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.actor(), ev.kind(), std::to_string(ev.actor_id()),
-           std::to_string(ev.restarts()), ev.reason()});
-    last = ev.seq();
-  }
+  table t{std::move(header)};
+  for (auto& ev : list.events())
+    t.add(row_of(ev));
   if (last != 0)
     print(t.str(false));
   return last;
 }
 
-uint64_t print_task_events(const globals& g, const v1::TaskEventList& list, bool follow) {
-  if (follow && list.events_size() == 0)
-    return 0;
-  if (g.fmt != format::table) {
-    print(render(list, g.fmt));
-    return list.events_size() ? list.events(list.events_size() - 1).seq() : 0;
-  }
-  table t{{"SEQ", "TIME", "ALLOCATION", "FROM", "TO", "REASON"}};
-  uint64_t last = 0;
-  for (auto& ev : list.events()) {
-    t.add({std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.alloc_id(), ev.from(), ev.to(), ev.reason()});
-    last = ev.seq();
-  }
-  if (last != 0)
-    print(t.str(false));
-  return last;
-}
-
-/// Prints the node's actor events, or its task events, once or following.
-int cmd_events(const globals& g, const client& c, bool follow, bool of_tasks) {
+/// Prints one of the node's event logs, once or following.
+template <class List>
+int follow_events(const globals& g, const client& c, bool follow, const std::string& kind,
+                  const std::vector<std::string>& header) {
   uint64_t after = 0;
   do {
-    auto path = "/v1/events?after=" + std::to_string(after) + (of_tasks ? "&kind=task" : "");
-    v1::EventList actor_list;
-    v1::TaskEventList task_list;
-    google::protobuf::Message& list = of_tasks ? static_cast<google::protobuf::Message&>(task_list) : actor_list;
-    if (auto r = c.get(path, list); !r) {
+    List list;
+    if (auto r = c.get("/v1/events?after=" + std::to_string(after) + "&kind=" + kind, list); !r) {
       if (!follow)
         return fail(r.error());
       // Following rides out a restarting monitor or agent: say so, retry.
       std::fprintf(stderr, "troupectl: %s; retrying\n", r.error().message().c_str());
-    } else if (auto last = of_tasks ? print_task_events(g, task_list, follow) : print_events(g, actor_list, follow);
-               last != 0) {
+    } else if (auto last = print_event_list(g, list, follow, header); last != 0) {
       after = last;
     }
     std::fflush(stdout);
@@ -157,6 +154,16 @@ int cmd_events(const globals& g, const client& c, bool follow, bool of_tasks) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
   } while (follow);
   return exit_ok;
+}
+
+int cmd_events(const globals& g, const client& c, bool follow, bool of_tasks, bool of_members) {
+  if (of_tasks)
+    return follow_events<v1::TaskEventList>(g, c, follow, "task", {"SEQ", "TIME", "ALLOCATION", "FROM", "TO", "REASON"});
+  if (of_members)
+    return follow_events<v1::MemberEventList>(g, c, follow, "member",
+                                              {"SEQ", "TIME", "MEMBER", "EVENT", "ADDRESS", "INCARNATION"});
+  return follow_events<v1::EventList>(g, c, follow, "actor",
+                                      {"SEQ", "TIME", "ACTOR", "EVENT", "ACTOR ID", "RESTARTS", "REASON"});
 }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -218,7 +225,9 @@ int main(int argc, char** argv) {
   auto* events = app.add_subcommand("events", "the node's events: actor starts, deaths, restarts");
   bool of_tasks = false;
   events->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
+  bool of_members = false;
   events->add_flag("--tasks", of_tasks, "task state changes instead of actor events");
+  events->add_flag("--members", of_members, "cluster member changes (joined, suspect, failed, left) instead");
   events->footer("Example: troupectl events -f");
   run_flags rf;
   auto* run = app.add_subcommand("run", "run one container on this node");
@@ -238,6 +247,8 @@ int main(int argc, char** argv) {
   run->add_option("IMAGE", rf.image, "REPO[:TAG] imported with troupectl image import")->required();
   run->add_option("CMD", rf.command, "command and arguments, after --");
   run->footer("Example: troupectl run --name hello --memory 32Mi busybox:1 -- echo hello");
+  auto* nodes = app.add_subcommand("nodes", "cluster members: name, address, role, state, incarnation, labels");
+  nodes->footer("Example: troupectl nodes");
   auto* ps = app.add_subcommand("ps", "containers on this node: id, name, image, state, restarts");
   ps->footer("Example: troupectl ps");
   std::string rm_target;
@@ -250,6 +261,10 @@ int main(int argc, char** argv) {
   logs->add_option("--stream", logs_stream, "stdout or stderr")->check(CLI::IsMember({"stdout", "stderr"}))
     ->capture_default_str();
   logs->footer("Example: troupectl logs hello");
+  std::string stats_target;
+  auto* stats = app.add_subcommand("stats", "CPU and memory of running containers, from their cgroups");
+  stats->add_option("TASK", stats_target, "allocation id, id prefix or task name (default: all)");
+  stats->footer("Example: troupectl stats hello");
   auto* image = app.add_subcommand("image", "images in this node's store");
   image->require_subcommand(1);
   std::string import_source, import_name;
@@ -260,8 +275,8 @@ int main(int argc, char** argv) {
   auto* image_ls = image->add_subcommand("ls", "list images");
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
-  std::vector<std::string> commands{"status", "actors", "actor", "events", "run",
-                                    "ps", "rm", "logs", "image", "version"};
+  std::vector<std::string> commands{"status", "nodes", "actors", "actor", "events", "run",
+                                    "ps", "rm", "logs", "stats", "image", "version"};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -305,15 +320,19 @@ int main(int argc, char** argv) {
   if (*kill)
     return cmd_actor_kill(g, c, target);
   if (*events)
-    return cmd_events(g, c, follow, of_tasks);
+    return cmd_events(g, c, follow, of_tasks, of_members);
   if (*run)
     return cmd_run(g, c, rf);
+  if (*nodes)
+    return cmd_nodes(g, c);
   if (*ps)
     return cmd_ps(g, c);
   if (*rm)
     return cmd_rm(g, c, rm_target);
   if (*logs)
     return cmd_logs(g, c, logs_target, logs_stream);
+  if (*stats)
+    return cmd_stats(g, c, stats_target);
   if (*image_import)
     return cmd_image_import(g, c, import_source, import_name);
   if (*image_ls)

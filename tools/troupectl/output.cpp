@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <iterator>
 #include <sstream>
 
 #include <google/protobuf/util/json_util.h>
@@ -90,6 +94,26 @@ std::string human_duration(uint64_t ms) {
   if (m > 0)
     return std::to_string(m) + "m" + std::to_string(s % 60) + "s";
   return std::to_string(s) + "s";
+}
+
+std::string human_bytes(uint64_t bytes) {
+  static const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024)
+    return std::to_string(bytes) + "B";
+  double v = static_cast<double>(bytes) / 1024;
+  std::size_t u = 0;
+  for (; v >= 1024 && u + 1 < std::size(units); ++u)
+    v /= 1024;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%s", v, units[u]);
+  return buf;
+}
+
+std::string ago(int64_t at_ms) {
+  if (at_ms <= 0)
+    return "-";
+  auto now = static_cast<int64_t>(std::time(nullptr)) * 1000;
+  return human_duration(static_cast<uint64_t>(std::max<int64_t>(0, now - at_ms))) + " ago";
 }
 
 bool use_colour() {

@@ -30,6 +30,12 @@ private:
 /// "3d4h", "5m3s", "12s", "850ms".
 std::string human_duration(uint64_t ms);
 
+/// "512B", "3.2KiB", "64.0MiB", "1.5GiB" (binary units, as docker stats).
+std::string human_bytes(uint64_t bytes);
+
+/// "5s ago", "3m2s ago"; "-" for 0 (never).
+std::string ago(int64_t at_ms);
+
 /// True when stdout is a terminal and NO_COLOR is unset.
 bool use_colour();
 

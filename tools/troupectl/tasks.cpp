@@ -111,13 +111,6 @@ result<std::string> find_alloc(const client& c, const std::string& target) {
   return hits[0];
 }
 
-std::string ago(int64_t at_ms) {
-  if (at_ms <= 0)
-    return "-";
-  auto now = static_cast<int64_t>(std::time(nullptr)) * 1000;
-  return human_duration(static_cast<uint64_t>(std::max<int64_t>(0, now - at_ms))) + " ago";
-}
-
 } // namespace
 
 int cmd_run(const globals& g, const client& c, const run_flags& f) {
@@ -144,6 +137,31 @@ int cmd_ps(const globals& g, const client& c) {
     t.add({task.alloc_id(), task.name(), task.image(), task.state(),
            task.pid() ? std::to_string(task.pid()) : "-", std::to_string(task.restarts()),
            ago(task.started_at_ms()), task.reason()});
+  print(t.str(use_colour()));
+  return exit_ok;
+}
+
+int cmd_stats(const globals& g, const client& c, const std::string& target) {
+  std::string path = "/v1/stats";
+  if (!target.empty()) {
+    auto id = find_alloc(c, target);
+    if (!id)
+      return fail(id.error());
+    path = "/v1/tasks/" + *id + "/stats";
+  }
+  v1::TaskUsageList list;
+  if (auto r = c.get(path, list); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(list, g.fmt)), exit_ok;
+  table t{{"ID", "NAME", "CPU %", "CPU TIME", "MEM", "WORKING SET", "LIMIT", "OOM KILLS"}};
+  for (auto& u : list.tasks()) {
+    char cpu[16];
+    std::snprintf(cpu, sizeof cpu, "%.1f", u.cpu_percent());
+    t.add({u.alloc_id(), u.name(), cpu, human_duration(u.cpu_ns() / 1000000), human_bytes(u.memory_bytes()),
+           human_bytes(u.memory_working_set_bytes()),
+           u.memory_limit_bytes() ? human_bytes(u.memory_limit_bytes()) : "-", std::to_string(u.oom_kills())});
+  }
   print(t.str(use_colour()));
   return exit_ok;
 }

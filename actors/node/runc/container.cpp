@@ -71,14 +71,6 @@ status check_container_path(const std::string& field, const std::filesystem::pat
   return {};
 }
 
-std::int64_t host_memory_bytes() {
-  long pages = sysconf(_SC_PHYS_PAGES);
-  long page_size = sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page_size <= 0)
-    return 0;
-  return static_cast<std::int64_t>(pages) * page_size;
-}
-
 status check_process(const container_config& c) {
   if (c.args.empty())
     return field_error("args", "is empty; a container needs a command");
@@ -168,6 +160,14 @@ status check_mounts(const container_config& c) {
 
 bool valid_container_id(std::string_view id) {
   return valid_name(id, 128);
+}
+
+std::int64_t host_memory_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0)
+    return 0;
+  return static_cast<std::int64_t>(pages) * page_size;
 }
 
 status validate(const container_config& c) {

@@ -52,6 +52,9 @@ inline constexpr std::chrono::milliseconds max_stop_grace = std::chrono::hours{1
 /// the 4 MiB minimum"). Reads the host's RAM size; touches nothing else.
 status validate(const container_config& config);
 
+/// The host's RAM in bytes (0 when the kernel does not say).
+std::int64_t host_memory_bytes();
+
 /// True for a valid runc container id.
 bool valid_container_id(std::string_view id);
 

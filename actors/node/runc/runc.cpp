@@ -31,8 +31,13 @@ status write_file(const fs::path& file, const std::string& text) {
   {
     std::ofstream out{tmp, std::ios::trunc};
     out << text;
-    if (!out.flush())
-      return error{"writing " + quote(tmp.native())};
+    if (!out.flush()) {
+      int why = errno; // what the failed write left (ENOSPC: disk full)
+      std::error_code ec;
+      out.close();
+      fs::remove(tmp, ec);
+      return error{"writing " + quote(tmp.native()) + ": " + std::strerror(why)};
+    }
   }
   std::error_code ec;
   fs::rename(tmp, file, ec);

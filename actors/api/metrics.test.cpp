@@ -1,0 +1,48 @@
+#include "actors/api/metrics.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace troupe;
+
+TEST_CASE("label values are escaped as the exposition format requires") {
+  CHECK(api::escape_label("plain") == "plain");
+  CHECK(api::escape_label("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
+}
+
+TEST_CASE("metrics show the agent, its actors, tasks by state and each running task's usage") {
+  api::metrics_input in;
+  in.node.set_name("node-1");
+  in.node.set_version("0.1.0");
+  in.node.set_uptime_ms(2500);
+  in.node.set_boot_count(3);
+  auto* a = in.actors.add_actors();
+  a->set_name("monitor");
+  a->set_restarts(2);
+  a->set_mailbox(-1); // did not answer: no mailbox sample
+  auto* t = in.tasks.add_tasks();
+  t->set_alloc_id("0123456789ab");
+  t->set_name("web \"1\"");
+  t->set_state("running");
+  t->set_restarts(1);
+  auto* u = in.usage.add_tasks();
+  u->set_alloc_id("0123456789ab");
+  u->set_name("web \"1\"");
+  u->set_cpu_ns(1500000000);
+  u->set_memory_bytes(4096);
+  u->set_memory_limit_bytes(32u << 20);
+  auto text = api::render_metrics(in);
+  CHECK(text.find("troupe_build_info{version=\"0.1.0\",node=\"node-1\"} 1\n") != std::string::npos);
+  CHECK(text.find("troupe_agent_uptime_seconds 2.5\n") != std::string::npos);
+  CHECK(text.find("troupe_agent_boots_total 3\n") != std::string::npos);
+  CHECK(text.find("troupe_actor_restarts_total{actor=\"monitor\"} 2\n") != std::string::npos);
+  CHECK(text.find("troupe_actor_mailbox{") == std::string::npos);
+  CHECK(text.find("troupe_tasks{state=\"running\"} 1\n") != std::string::npos);
+  CHECK(text.find("troupe_tasks{state=\"failed\"} 0\n") != std::string::npos);
+  CHECK(text.find("troupe_task_cpu_seconds_total{task=\"0123456789ab\",name=\"web \\\"1\\\"\"} 1.5\n") !=
+        std::string::npos);
+  CHECK(text.find("troupe_task_memory_bytes{task=\"0123456789ab\",name=\"web \\\"1\\\"\"} 4096\n") !=
+        std::string::npos);
+  CHECK(text.find("troupe_task_memory_limit_bytes{task=\"0123456789ab\",name=\"web \\\"1\\\"\"} 33554432\n") !=
+        std::string::npos);
+  CHECK(text.find("# TYPE troupe_task_oom_kills_total counter\n") != std::string::npos);
+}

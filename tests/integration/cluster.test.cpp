@@ -1,0 +1,136 @@
+// Real agents on loopback forming a cluster through one seed: failure
+// detection after kill -9, rejoin with a higher incarnation, graceful leave,
+// and encryption keys that must match.
+#include <signal.h>
+
+#include <thread>
+
+#include "tests/integration/agent_fixture.hpp"
+#include "troupe/v1/cluster.pb.h"
+
+using namespace troupe;
+using namespace troupe::testing;
+
+namespace {
+
+/// Fast timings on loopback; the process driver needs neither root nor runc.
+const std::vector<std::string> cluster_flags{"--gossip-profile", "local", "--driver", "process"};
+
+std::vector<std::string> flags(std::vector<std::string> extra) {
+  extra.insert(extra.end(), cluster_flags.begin(), cluster_flags.end());
+  return extra;
+}
+
+std::optional<v1::MemberList> members(const agent& a) {
+  auto r = a.ctl({"-o", "json", "nodes"});
+  if (r.code != 0)
+    return std::nullopt;
+  return parse_json<v1::MemberList>(r.output);
+}
+
+/// The state `observer` has for `name` ("" when unknown or unreachable).
+std::string state_of(const agent& observer, const std::string& name, uint64_t* incarnation = nullptr) {
+  auto list = members(observer);
+  if (!list)
+    return "";
+  for (auto& m : list->members())
+    if (m.name() == name) {
+      if (incarnation)
+        *incarnation = m.incarnation();
+      return m.state();
+    }
+  return "";
+}
+
+std::vector<std::unique_ptr<agent>> start_cluster(int n, const std::vector<std::string>& extra = {}) {
+  std::vector<std::unique_ptr<agent>> agents;
+  for (int i = 0; i < n; ++i) {
+    agents.push_back(std::make_unique<agent>());
+    agents.back()->name = "n" + std::to_string(i + 1);
+  }
+  auto seed = agents[0]->gossip_address();
+  for (int i = 0; i < n; ++i) {
+    auto f = flags(extra);
+    if (i > 0)
+      f.insert(f.end(), {"--seed", seed});
+    agents[i]->start(f);
+  }
+  return agents;
+}
+
+} // namespace
+
+TEST_CASE("five agents form a cluster from one seed, see a kill -9 as failed, a restart rejoin and a leave as left") {
+  auto agents = start_cluster(5);
+  REQUIRE_MESSAGE(eventually(15s, [&] {
+    for (auto& a : agents) {
+      auto list = members(*a);
+      if (!list || list->members_size() != 5)
+        return false;
+      for (auto& m : list->members())
+        if (m.state() != "alive")
+          return false;
+    }
+    return true;
+  }), agents[0]->log_text());
+  auto status = agents[1]->ctl({"status"});
+  CHECK(contains(status.output, "5 members: 5 alive"));
+
+  auto& victim = *agents[4];
+  victim.proc->signal(SIGKILL);
+  REQUIRE(victim.proc->wait(5s));
+  CHECK_MESSAGE(eventually(15s, [&] {
+    for (int i = 0; i < 4; ++i)
+      if (state_of(*agents[i], "n5") != "dead")
+        return false;
+    return true;
+  }), agents[0]->log_text());
+  CHECK(contains(agents[0]->log_text(), "member_failed name=n5"));
+
+  victim.start(flags({"--seed", agents[0]->gossip_address()}));
+  CHECK(eventually(15s, [&] {
+    for (int i = 0; i < 4; ++i) {
+      uint64_t inc = 0;
+      if (state_of(*agents[i], "n5", &inc) != "alive" || inc == 0)
+        return false;
+    }
+    return true;
+  }));
+
+  auto& leaver = *agents[3];
+  leaver.proc->signal(SIGTERM);
+  REQUIRE(leaver.proc->wait(10s));
+  CHECK(contains(leaver.log_text(), "left complete=true"));
+  CHECK(eventually(10s, [&] {
+    for (int i : {0, 1, 2, 4})
+      if (state_of(*agents[i], "n4") != "left")
+        return false;
+    return true;
+  }));
+  auto events = agents[0]->ctl({"events", "--members"});
+  CHECK(contains(events.output, "failed"));
+  CHECK(contains(events.output, "left"));
+  // A leave is not a failure: n4 was never declared failed.
+  CHECK_FALSE(contains(agents[0]->log_text(), "member_failed name=n4"));
+}
+
+TEST_CASE("agents sharing an --encrypt key form a cluster and one with another key cannot join") {
+  const std::string key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="; // 32 bytes
+  const std::string other = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+  auto agents = start_cluster(2, {"--encrypt", key});
+  REQUIRE(eventually(10s, [&] { return state_of(*agents[0], "n2") == "alive"; }));
+  CHECK(contains(agents[0]->log_text(), "encrypted=true"));
+
+  agent stranger;
+  stranger.name = "stranger";
+  stranger.start(flags({"--seed", agents[0]->gossip_address(), "--encrypt", other}));
+  std::this_thread::sleep_for(3s);
+  CHECK(state_of(*agents[0], "stranger").empty());
+  auto view = members(stranger);
+  REQUIRE(view);
+  CHECK_FALSE(view->joined());
+  CHECK(eventually(10s, [&] { return contains(stranger.log_text(), "no seed answered"); }));
+  CHECK(contains(stranger.log_text(), "--encrypt"));
+  CHECK(eventually(10s, [&] { return contains(agents[0]->log_text(), "gossip_unauthenticated"); }));
+  CHECK(members(*agents[0])->counters().at("dropped_auth") > 0);
+}

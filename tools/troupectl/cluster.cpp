@@ -1,0 +1,54 @@
+// troupectl nodes, and the cluster line of troupectl status: the members
+// this agent's membership actor knows (GET /v1/members).
+#include <map>
+
+#include "tools/troupectl/commands.hpp"
+#include "troupe/v1/cluster.pb.h"
+
+namespace troupectl {
+
+namespace v1 = troupe::v1;
+
+namespace {
+
+std::string joined_labels(const google::protobuf::Map<std::string, std::string>& labels) {
+  std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  std::string out;
+  for (auto& [k, v] : sorted)
+    out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out.empty() ? "-" : out;
+}
+
+} // namespace
+
+std::string cluster_summary(const v1::MemberList& list) {
+  std::map<std::string, int> by_state;
+  for (auto& m : list.members())
+    ++by_state[m.state()];
+  std::string out = std::to_string(list.members_size()) + " members:";
+  for (auto* state : {"alive", "suspect", "dead", "left"})
+    if (by_state[state] > 0)
+      out += " " + std::to_string(by_state[state]) + " " + state;
+  if (!list.joined())
+    out += "  (not joined yet: no seed answered)";
+  if (list.health_score() > 0)
+    out += "  health score " + std::to_string(list.health_score());
+  return out;
+}
+
+int cmd_nodes(const globals& g, const client& c) {
+  v1::MemberList list;
+  if (auto r = c.get("/v1/members", list); !r)
+    return fail(r.error());
+  if (g.fmt != format::table)
+    return print(render(list, g.fmt)), exit_ok;
+  table t{{"NAME", "ADDRESS", "ROLE", "STATE", "INCARNATION", "VERSION", "CPU", "MEMORY", "LABELS", "SINCE"}};
+  for (auto& m : list.members())
+    t.add({m.name() == list.self() ? m.name() + " *" : m.name(), m.address(), m.role(), m.state(),
+           std::to_string(m.incarnation()), m.version(), std::to_string(m.cpu_millis()) + "m",
+           human_bytes(m.memory_bytes()), joined_labels(m.labels()), ago(m.since_ms())});
+  print(t.str(use_colour()));
+  return exit_ok;
+}
+
+} // namespace troupectl
