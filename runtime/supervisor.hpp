@@ -13,6 +13,8 @@
 
 #include <caf/all.hpp>
 
+#include "runtime/describe.hpp"
+
 #include "runtime/directory.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/restart_policy.hpp"
@@ -67,8 +69,5 @@ using supervisor_actor = caf::stateful_actor<supervisor_state>;
 caf::behavior supervisor(supervisor_actor* self, std::string node, std::vector<child_spec> children,
                          restart_policy policy, std::shared_ptr<directory> names,
                          event_sink on_event);
-
-/// "killed", "normal", "unhandled exception: boom", ... for logs and events.
-std::string describe_exit(const caf::error& reason);
 
 } // namespace troupe

@@ -13,6 +13,7 @@
 
 #include <caf/all.hpp>
 
+#include "runtime/describe.hpp"
 #include "runtime/result.hpp"
 #include "troupe/v1/envelope.pb.h"
 
@@ -141,7 +142,7 @@ public:
         self->request(target, timeout, std::move(x))
           .then([reply, back](pb<Rep>& rep) { reply(seal(rep.msg, back)); },
                 [reply, in, self_node](caf::error& err) {
-                  reply(error_reply(in, self_node, "actor_error", caf::to_string(err)));
+                  reply(error_reply(in, self_node, "actor_error", describe_exit(err)));
                 });
         return status{};
       }};

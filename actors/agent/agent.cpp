@@ -15,6 +15,7 @@
 #include "actors/node/node_actor.hpp"
 #include "actors/node/runc/process_driver.hpp"
 #include "actors/node/runc/runc.hpp"
+#include "actors/rpc/rpc_actor.hpp"
 #include "net/port.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/supervisor.hpp"
@@ -103,6 +104,7 @@ std::vector<child_spec> children(const agent_context_ptr& ctx) {
   return {
     {"monitor", [ctx](caf::actor_system& sys) { return sys.spawn(monitor::monitor_actor, ctx); }},
     {"membership", [ctx](caf::actor_system& sys) { return sys.spawn(membership::membership_actor, ctx); }},
+    {"rpc", [ctx](caf::actor_system& sys) { return sys.spawn(rpc::rpc_actor, ctx); }},
     {"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }},
     {"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }},
   };
@@ -170,6 +172,7 @@ int run_agent(const agent_config& given) {
     status taken;
   };
   for (auto& p : {port_check{"--http-port", config.http_port, net::probe_tcp_port(config.bind, config.http_port, true)},
+                  port_check{"--rpc-port", config.rpc_port, net::probe_tcp_port(config.bind, config.rpc_port, true)},
                   port_check{"--gossip-port", config.gossip_port, net::probe_udp_port(config.bind, config.gossip_port)}})
     if (!p.taken) {
       log->error("start_failed reason=\"{} {} on {}: {}\"", p.flag, p.port, config.bind, p.taken.error().message());

@@ -13,6 +13,7 @@
 
 #include "actors/api/metrics.hpp"
 #include "actors/image/store.hpp"
+#include "actors/rpc/rpc_actor.hpp"
 #include "troupe/v1/api.pb.h"
 #include "troupe/v1/cluster.pb.h"
 #include "troupe/v1/envelope.pb.h"
@@ -26,6 +27,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto actor_timeout = 2000ms;
+constexpr auto remote_timeout = 3000ms;  // another agent over TCP, and its actor
 
 std::string to_json(const google::protobuf::Message& msg) {
   google::protobuf::util::JsonPrintOptions opts;
@@ -110,7 +112,7 @@ public:
 
   void install(httplib::Server& svr) {
     svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
-    svr.Get("/v1/actors", [this](const httplib::Request&, httplib::Response& res) { actors(res); });
+    svr.Get("/v1/actors", [this](const httplib::Request& req, httplib::Response& res) { actors(req, res); });
     svr.Post(R"(/v1/actors/([^/]+)/kill)", [this](const httplib::Request& req, httplib::Response& res) {
       kill(req.matches[1], req, res);
     });
@@ -140,6 +142,19 @@ public:
 private:
   caf::actor actor(const std::string& name) const { return ctx_->names->get(name); }
 
+  /// Asks `actor_name` on this node, or on `node` (a member name) through
+  /// the rpc actor when the request names another one (?node=NAME).
+  template <class Rep, class Req>
+  result<Rep> ask_on(const std::string& node, const std::string& actor_name, const Req& req, ask_failure* why) {
+    if (node.empty() || node == ctx_->config.name)
+      return ask<Rep>(sys_, actor(actor_name), req, actor_timeout, why);
+    return rpc::ask_remote<Rep>(sys_, actor("rpc"), node, actor_name, req, remote_timeout, why);
+  }
+
+  static std::string node_param(const httplib::Request& req) {
+    return req.has_param("node") ? req.get_param_value("node") : std::string{};
+  }
+
   void status(httplib::Response& res) {
     ask_failure why{};
     auto st = ask<v1::NodeStatus>(sys_, actor("node"), v1::GetStatus{}, actor_timeout, &why);
@@ -152,9 +167,9 @@ private:
     reply(res, *st);
   }
 
-  void actors(httplib::Response& res) {
+  void actors(const httplib::Request& req, httplib::Response& res) {
     ask_failure why{};
-    auto list = ask<v1::ActorList>(sys_, actor("supervisor"), v1::GetActors{}, actor_timeout, &why);
+    auto list = ask_on<v1::ActorList>(node_param(req), "supervisor", v1::GetActors{}, &why);
     if (!list)
       return reply_failure(res, "supervisor", why, list.error());
     reply(res, *list);
@@ -165,11 +180,12 @@ private:
     k.set_name(name);
     k.set_reason("api request from " + req.remote_addr);
     ask_failure why{};
-    auto rep = ask<v1::KillActorReply>(sys_, actor("supervisor"), k, actor_timeout, &why);
+    auto rep = ask_on<v1::KillActorReply>(node_param(req), "supervisor", k, &why);
     if (!rep && why == ask_failure::refused) {
       // The supervisor refuses a name it does not know, or an actor that is
       // between incarnations (restarting, stopping): retry may succeed.
-      bool unknown = rep.error().message().rfind("no actor named", 0) == 0;
+      bool unknown = rep.error().message().find("no actor named") != std::string::npos ||
+                     rep.error().message().find("no member named") != std::string::npos;
       return reply_error(res, unknown ? 404 : 409, unknown ? "not_found" : "conflict",
                          rep.error().message());
     }

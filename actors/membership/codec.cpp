@@ -189,6 +189,33 @@ void append_broadcast(std::string& packet, std::string_view encoded_broadcast) {
   packet.append(encoded_broadcast);
 }
 
+void append_field_head(std::string& out, std::uint32_t field, std::size_t length) {
+  using google::protobuf::io::CodedOutputStream;
+  std::uint8_t head[16];
+  auto* end = CodedOutputStream::WriteTagToArray((field << 3) | length_delimited, head);
+  end = CodedOutputStream::WriteVarint32ToArray(static_cast<std::uint32_t>(length), end);
+  out.append(reinterpret_cast<const char*>(head), static_cast<std::size_t>(end - head));
+}
+
+void append_bytes_field(std::string& out, std::uint32_t field, std::string_view bytes) {
+  append_field_head(out, field, bytes.size());
+  out.append(bytes);
+}
+
+void append_varint_field(std::string& out, std::uint32_t field, std::uint64_t value) {
+  using google::protobuf::io::CodedOutputStream;
+  if (value == 0)
+    return;
+  std::uint8_t head[16];
+  auto* end = CodedOutputStream::WriteTagToArray(field << 3, head);  // wire type 0: varint
+  end = CodedOutputStream::WriteVarint64ToArray(value, end);
+  out.append(reinterpret_cast<const char*>(head), static_cast<std::size_t>(end - head));
+}
+
+std::size_t varint_size(std::uint64_t value) {
+  return google::protobuf::io::CodedOutputStream::VarintSize64(value);
+}
+
 std::size_t broadcast_field_size(std::size_t encoded_size) {
   using google::protobuf::io::CodedOutputStream;
   return 1 + CodedOutputStream::VarintSize32(static_cast<std::uint32_t>(encoded_size)) + encoded_size;

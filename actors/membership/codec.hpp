@@ -52,4 +52,15 @@ void append_broadcast(std::string& packet, std::string_view encoded_broadcast);
 /// Bytes append_broadcast adds for a broadcast of `encoded_size` bytes.
 std::size_t broadcast_field_size(std::size_t encoded_size);
 
+// Hand-made fields, for messages assembled from parts encoded once (a
+// member's profile) rather than re-encoded for every datagram.
+/// A length-delimited field (bytes or an encoded message).
+void append_bytes_field(std::string& out, std::uint32_t field, std::string_view bytes);
+/// A varint field; proto3 leaves out zero, and so does this.
+void append_varint_field(std::string& out, std::uint32_t field, std::uint64_t value);
+/// The tag and length of a length-delimited field whose body follows.
+void append_field_head(std::string& out, std::uint32_t field, std::size_t length);
+/// Bytes a varint of `value` takes.
+std::size_t varint_size(std::uint64_t value);
+
 } // namespace troupe::swim::codec

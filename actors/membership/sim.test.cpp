@@ -13,11 +13,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// AddressSanitizer makes every datagram about five times dearer and the
-// cost grows with the square of the cluster: the 1,000-member runs take
-// 30-70 s each in Release on a busy 2-core machine, and 300 members already
-// take 21 s under ASan, so a sanitizer build runs the same scenarios with
-// 200 members (SWIM_SIM_MEMBERS overrides either).
+// The 1,000-member runs take about 25 s each in Release on a busy 2-core
+// machine and about a minute under AddressSanitizer (every datagram is
+// several times dearer and the work grows with the square of the cluster),
+// so a sanitizer build runs the same scenarios with 200 members
+// (SWIM_SIM_MEMBERS overrides either).
 #if defined(__SANITIZE_ADDRESS__)
 constexpr std::size_t default_members = 200;
 #else
@@ -118,8 +118,8 @@ struct cluster {
     for (std::size_t i = 0; i < sim.size(); ++i) {
       if (!sim.running(i))
         continue;
-      auto* m = sim.node(i).find(sim.name(subject));
-      if (!m || m->state != member_state::dead)
+      auto m = sim.node(i).state_of(sim.name(subject));
+      if (!m || *m != member_state::dead)
         return false;
     }
     return true;
@@ -172,7 +172,7 @@ TEST_CASE("a partition that heals: each side fails the other, then all converge 
   // probes go unanswered and un-nacked, so Lifeguard slows it down: it gives
   // up on the majority more slowly, which is the point.)
   auto minority = static_cast<simulator::node_id>(3);
-  CHECK(c.sim.run_until([&] { return c.sim.node(0).find(c.sim.name(minority))->state == member_state::dead; }, 30s));
+  CHECK(c.sim.run_until([&] { return c.sim.node(0).state_of(c.sim.name(minority)) == member_state::dead; }, 30s));
   CHECK(c.cross_failures > 0);
 
   c.sim.heal();

@@ -59,7 +59,7 @@ simulator::node_id simulator::add() {
 void simulator::start(node_id n, std::uint64_t incarnation) {
   auto& s = nodes_[n];
   std::uint64_t node_seed = seed_ ^ (0x9e3779b97f4a7c15ull * (n + 1)) ^ (s.restarts++ << 48);
-  auto made = core::make(cfg_, identity{s.name, s.address, default_tags(n), incarnation}, node_seed, now_);
+  auto made = core::make(cfg_, identity{s.name, s.address, default_tags(n), incarnation}, node_seed, now_, profiles_);
   s.c.emplace(std::move(made).value());
   s.running = true;
   s.scheduled = time_point::max();

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/membership/profile.hpp"
 #include "actors/membership/swim.hpp"
 
 namespace troupe::swim {
@@ -95,6 +96,8 @@ private:
 
   std::mt19937_64 rng_;
   std::uint64_t seed_;
+  // One profile per distinct member, shared by every core (one thread drives them all).
+  std::shared_ptr<profile_pool> profiles_ = std::make_shared<profile_pool>();
   config cfg_;
   network net_;
   time_point now_{};

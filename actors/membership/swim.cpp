@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
-#include <limits>
+#include <random>
+#include <set>
+#include <unordered_map>
 
 #include <google/protobuf/arena.h>
 
 #include "actors/membership/codec.hpp"
+#include "actors/membership/member_table.hpp"
+#include "actors/membership/profile.hpp"
 
 namespace troupe::swim {
 
@@ -48,139 +51,17 @@ std::string member_event::describe() const {
   return std::string{to_string(kind)} + " " + subject.describe();
 }
 
-// --- formulas ----------------------------------------------------------------
-
-duration min_suspicion_timeout(int mult, std::size_t members, duration interval) {
-  double scale = std::max(1.0, std::log10(static_cast<double>(std::max<std::size_t>(members, 1))));
-  // In thousandths, as memberlist does, so both give the same timeouts.
-  auto milli_scale = static_cast<duration::rep>(scale * 1000);
-  return interval * mult * milli_scale / 1000;
-}
-
-duration suspicion_timeout(int confirmations, int expected, duration min, duration max) {
-  if (expected < 1)
-    return min;
-  double fraction = std::log(confirmations + 1.0) / std::log(expected + 1.0);
-  double max_s = std::chrono::duration<double>(max).count();
-  double min_s = std::chrono::duration<double>(min).count();
-  auto timeout = std::chrono::milliseconds{static_cast<std::int64_t>(std::floor(1000.0 * (max_s - fraction * (max_s - min_s))))};
-  return std::max<duration>(timeout, min);
-}
-
-int retransmit_limit(int mult, std::size_t members) {
-  return mult * static_cast<int>(std::ceil(std::log10(static_cast<double>(members) + 1.0)));
-}
-
-duration push_pull_scale(duration interval, std::size_t members) {
-  constexpr std::size_t threshold = 32;
-  if (members <= threshold)
-    return interval;
-  double multiplier = std::ceil(std::log2(static_cast<double>(members)) - std::log2(double{threshold})) + 1.0;
-  return interval * static_cast<duration::rep>(multiplier);
-}
-
-// --- suspicion ------------------------------------------------------------------
-
-suspicion::suspicion(std::string from, int expected, time_point start, duration min, duration max)
-    : expected_(expected), start_(start), min_(min), max_(max) {
-  confirmers_.push_back(std::move(from));
-}
-
-bool suspicion::confirm(const std::string& from) {
-  if (confirmations() >= expected_ ||
-      std::find(confirmers_.begin(), confirmers_.end(), from) != confirmers_.end())
-    return false;
-  confirmers_.push_back(from);
-  return true;
-}
-
-// --- broadcast queue ---------------------------------------------------------------
-
-std::size_t broadcast_queue::push(const std::string& subject, std::string encoded) {
-  if (auto old = by_subject_.find(subject); old != by_subject_.end()) {
-    entries_.erase(old->second);
-    by_subject_.erase(old);
-  }
-  key k{0, std::numeric_limits<std::uint64_t>::max() - next_id_++};
-  auto* handle = &*by_subject_.emplace(subject, k).first;
-  entries_.emplace(k, entry{handle, std::move(encoded), 0});
-  std::size_t dropped = 0;
-  while (entries_.size() > capacity_) {
-    auto last = std::prev(entries_.end());
-    by_subject_.erase(last->second.subject->first);
-    entries_.erase(last);
-    ++dropped;
-  }
-  return dropped;
-}
-
-void broadcast_queue::take(std::size_t budget, int limit, std::string& out) {
-  constexpr std::size_t smallest_broadcast = 3;  // tag, length, one byte
-  constexpr int patience = 8;                     // misfits in a row before the datagram counts as full
-  std::vector<key> sent;
-  int misfits = 0;
-  for (auto& [k, e] : entries_) {
-    if (budget < smallest_broadcast || misfits >= patience)
-      break;
-    auto size = codec::broadcast_field_size(e.encoded.size());
-    if (size > budget) {
-      ++misfits;
-      continue;
-    }
-    misfits = 0;
-    codec::append_broadcast(out, e.encoded);
-    budget -= size;
-    sent.push_back(k);
-  }
-  // Re-keyed after the walk: a sent entry moves behind the ones sent fewer times.
-  for (const auto& k : sent) {
-    auto node = entries_.extract(k);
-    auto& e = node.mapped();
-    if (++e.transmits >= limit) {
-      by_subject_.erase(e.subject->first);
-      continue;
-    }
-    node.key().first = e.transmits;
-    e.subject->second = node.key();
-    entries_.insert(std::move(node));
-  }
-}
-
-// --- source limiter -------------------------------------------------------------------
-
-bool source_limiter::allow(std::string_view source, time_point now) {
-  auto it = buckets_.find(std::string{source});
-  if (it == buckets_.end()) {
-    if (buckets_.size() >= max_sources_) {
-      // Forget sources whose bucket has refilled: they have been quiet a while.
-      for (auto b = buckets_.begin(); b != buckets_.end();) {
-        double idle = std::chrono::duration<double>(now - b->second.at).count();
-        b = b->second.tokens + idle * per_second_ >= burst_ ? buckets_.erase(b) : std::next(b);
-      }
-      if (buckets_.size() >= max_sources_)
-        buckets_.erase(buckets_.begin());
-    }
-    it = buckets_.emplace(std::string{source}, bucket{static_cast<double>(burst_), now}).first;
-  }
-  auto& b = it->second;
-  double elapsed = std::chrono::duration<double>(now - b.at).count();
-  b.tokens = std::min(static_cast<double>(burst_), b.tokens + std::max(0.0, elapsed) * per_second_);
-  b.at = std::max(b.at, now);
-  if (b.tokens < 1.0)
-    return false;
-  b.tokens -= 1.0;
-  return true;
-}
-
 // --- the core's state ---------------------------------------------------------------------
 
 namespace {
 
-struct record {
-  member m;
-  std::optional<suspicion> suspected;
-  time_point suspicion_deadline{};  // its key in state::suspicion_deadlines
+/// A suspicion and its key in state::suspicion_deadlines.
+struct suspected {
+  suspicion s;
+  time_point deadline;
 };
+
+using member_id = member_table::id;
 
 struct probe {
   std::string target;
@@ -220,19 +101,23 @@ struct budget {
 } // namespace
 
 struct core::state {
+  std::shared_ptr<profile_pool> pool;  // first: outlives every profile_ref below
   config cfg;
   codec::limits lim;
   std::mt19937_64 rng;
   counters stats;
   ready out;
   member me;
+  profile_ref my_profile;
   bool leaving = false;
 
-  std::unordered_map<std::string, record> table;  // everyone but us; node-based, so pointers stay
-  std::vector<record*> ring;                      // probe order, reshuffled at each lap
+  member_table table;             // everyone but us
+  std::vector<member_id> ring;    // probe order, reshuffled at each lap
   std::size_t ring_pos = 0;
-  std::array<std::size_t, 4> counts{};            // table entries by state
+  std::array<std::size_t, 4> counts{};  // table entries by state
+  std::unordered_map<std::string, suspected> suspicions;
   std::set<std::pair<time_point, std::string>> suspicion_deadlines;
+  std::string scratch;  // encoded tags of the alive being merged
   broadcast_queue queue;
   source_limiter limiter;
 
@@ -250,7 +135,7 @@ struct core::state {
   std::unique_ptr<char[]> arena_block{new char[arena_block_size]};
   google::protobuf::Arena arena{arena_options(arena_block.get())};
 
-  static constexpr std::size_t arena_block_size = 64 * 1024;
+  static constexpr std::size_t arena_block_size = 16 * 1024;  // grows on demand
   static google::protobuf::ArenaOptions arena_options(char* block) {
     google::protobuf::ArenaOptions o;
     o.initial_block = block;
@@ -263,8 +148,8 @@ struct core::state {
   time_point next_probe, next_gossip, next_push_pull, next_reconnect, next_reap;
   duration reap_check;
 
-  state(config c, identity self, std::uint64_t seed, time_point now)
-      : cfg(c), lim(codec::limits::from(c)), rng(seed),
+  state(config c, identity self, std::uint64_t seed, time_point now, std::shared_ptr<profile_pool> profiles)
+      : pool(profiles ? std::move(profiles) : std::make_shared<profile_pool>()), cfg(c), lim(codec::limits::from(c)), rng(seed),
         me{std::move(self.name), std::move(self.address), self.incarnation, member_state::alive,
            std::move(self.tags), now},
         queue(c.max_broadcasts),
@@ -281,7 +166,8 @@ struct core::state {
     reap_check = std::max<duration>(cfg.probe_interval, std::min(cfg.reap_failed_after, cfg.reap_left_after) / 8);
     next_reap = now + reap_check;
     out.incarnation = me.incarnation;
-    broadcast_alive(me);
+    my_profile = pool->intern(me.name, me.address, me.tags);
+    broadcast_alive_me();
     out.events.push_back({event_kind::joined, me});
   }
 
@@ -296,36 +182,40 @@ struct core::state {
   std::size_t live_members() const {
     return 1 + counts[index(member_state::alive)] + counts[index(member_state::suspect)];
   }
-  record* find(const std::string& name) {
-    auto it = table.find(name);
-    return it == table.end() ? nullptr : &it->second;
+  record* find(std::string_view name) {
+    auto id = table.find(name);
+    return id == member_table::none ? nullptr : &table[id];
   }
   void emit(event_kind kind, const member& m) { out.events.push_back({kind, m}); }
+  void emit(event_kind kind, const record& r) { out.events.push_back({kind, r.to_member()}); }
 
   // --- table ----------------------------------------------------------------
 
-  record* admit(const std::string& name, std::uint64_t incarnation, const std::string& address,
-                const v1::GossipTags& t, time_point now) {
+  record* admit(std::uint64_t incarnation, profile_ref who, time_point now) {
     if (table.size() + 1 >= cfg.max_members) {
       ++stats.table_full;
       return nullptr;
     }
-    auto& r = table.emplace(name, record{member{name, address, incarnation, member_state::alive,
-                                                codec::from_proto(t), now}, {}, {}})
-                .first->second;
+    auto id = table.insert(record{std::move(who), incarnation, now, member_state::alive});
     ++counts[index(member_state::alive)];
     // A random spot in the probe order: probed within a lap, at no predictable time.
-    ring.push_back(&r);
+    ring.push_back(id);
     std::swap(ring[rng() % ring.size()], ring.back());
-    emit(event_kind::joined, r.m);
-    return &r;
+    emit(event_kind::joined, table[id]);
+    return &table[id];
+  }
+
+  /// The profile an alive message describes, from the pool.
+  profile_ref intern(std::string_view name, std::string_view address, const v1::GossipTags& t) {
+    t.SerializeToString(&scratch);
+    return pool->intern(name, address, scratch, [&] { return codec::from_proto(t); });
   }
 
   void set_state(record& r, member_state s, time_point now) {
-    --counts[index(r.m.state)];
+    --counts[index(r.state)];
     ++counts[index(s)];
-    r.m.state = s;
-    r.m.since = now;
+    r.state = s;
+    r.since = now;
     if (s != member_state::suspect)
       clear_suspicion(r);
   }
@@ -336,57 +226,65 @@ struct core::state {
     if (static_cast<int>(n) - 2 < expected)
       expected = 0;
     duration min = min_suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval);
-    r.suspected.emplace(from, expected, now, min, min * cfg.suspicion_max_timeout_mult);
-    r.suspicion_deadline = r.suspected->deadline();
-    suspicion_deadlines.emplace(r.suspicion_deadline, r.m.name);
+    suspicion sus{from, expected, now, min, min * cfg.suspicion_max_timeout_mult};
+    auto deadline = sus.deadline();
+    suspicions.insert_or_assign(r.name(), suspected{std::move(sus), deadline});
+    r.suspected = true;
+    suspicion_deadlines.emplace(deadline, r.name());
   }
 
   bool confirm_suspicion(record& r, const std::string& from) {
-    if (!r.suspected->confirm(from))
+    if (!r.suspected)
       return false;
-    suspicion_deadlines.erase({r.suspicion_deadline, r.m.name});
-    r.suspicion_deadline = r.suspected->deadline();
-    suspicion_deadlines.emplace(r.suspicion_deadline, r.m.name);
+    auto it = suspicions.find(r.name());
+    if (it == suspicions.end() || !it->second.s.confirm(from))
+      return false;
+    suspicion_deadlines.erase({it->second.deadline, r.name()});
+    it->second.deadline = it->second.s.deadline();
+    suspicion_deadlines.emplace(it->second.deadline, r.name());
     return true;
   }
 
   void clear_suspicion(record& r) {
     if (!r.suspected)
       return;
-    suspicion_deadlines.erase({r.suspicion_deadline, r.m.name});
-    r.suspected.reset();
+    r.suspected = false;
+    auto it = suspicions.find(r.name());
+    if (it == suspicions.end())
+      return;
+    suspicion_deadlines.erase({it->second.deadline, r.name()});
+    suspicions.erase(it);
   }
 
   // --- broadcasts and sending --------------------------------------------------
 
-  void enqueue(const std::string& subject, const v1::GossipBroadcast& b) {
-    stats.broadcasts_dropped += queue.push(subject, b.SerializeAsString());
+  void enqueue(const std::string& subject, std::string encoded) {
+    stats.broadcasts_dropped += queue.push(subject, std::move(encoded));
   }
 
-  static v1::GossipBroadcast alive_of(const member& m) {
-    v1::GossipBroadcast b;
-    auto* a = b.mutable_alive();
-    a->set_name(m.name);
-    a->set_incarnation(m.incarnation);
-    a->set_address(m.address);
-    codec::to_proto(m.tags, *a->mutable_tags());
+  /// GossipBroadcast{alive}: the profile's fields encoded once, plus the incarnation.
+  static std::string alive_of(const profile& p, std::uint64_t incarnation) {
+    std::string body = p.alive_fields;
+    codec::append_varint_field(body, 2, incarnation);
+    std::string b;
+    b.reserve(body.size() + 3);
+    codec::append_bytes_field(b, 1, body);
     return b;
   }
+  std::string alive_of_me() const { return alive_of(*my_profile, me.incarnation); }
 
-  void broadcast_alive(const member& m) { enqueue(m.name, alive_of(m)); }
+  void broadcast_alive(const record& r) { enqueue(r.name(), alive_of(*r.who, r.incarnation)); }
+  void broadcast_alive_me() { enqueue(me.name, alive_of_me()); }
 
-  static v1::GossipBroadcast accusation(bool dead, const std::string& name, std::uint64_t incarnation,
-                                        const std::string& from) {
-    v1::GossipBroadcast b;
-    auto fill = [&](auto* change) {
-      change->set_name(name);
-      change->set_incarnation(incarnation);
-      change->set_from(from);
-    };
-    if (dead)
-      fill(b.mutable_dead());
-    else
-      fill(b.mutable_suspect());
+  /// GossipBroadcast{suspect or dead}.
+  static std::string accusation(bool dead, const std::string& name, std::uint64_t incarnation,
+                                const std::string& from) {
+    std::string body;
+    codec::append_bytes_field(body, 1, name);
+    codec::append_varint_field(body, 2, incarnation);
+    codec::append_bytes_field(body, 3, from);
+    std::string b;
+    codec::append_bytes_field(b, dead ? 3 : 2, body);
     return b;
   }
 
@@ -401,7 +299,9 @@ struct core::state {
     packet.set_version(codec::protocol_version);
     packet.set_sender(me.name);
     packet.set_live_members(static_cast<std::uint32_t>(live_members()));
-    std::string bytes = packet.SerializeAsString();
+    std::string bytes;
+    bytes.reserve(cfg.max_datagram);
+    packet.AppendToString(&bytes);
     if (!extra.empty())
       codec::append_broadcast(bytes, extra);
     if (bytes.size() < cfg.max_datagram)
@@ -410,13 +310,13 @@ struct core::state {
   }
 
   template <class Pred>
-  std::vector<record*> random_members(int k, Pred pred) {
-    std::vector<record*> picked;
+  std::vector<member_id> random_members(int k, Pred pred) {
+    std::vector<member_id> picked;
     // Random draws, as memberlist's kRandomNodes: cheap when most qualify, bounded when few do.
     for (std::size_t i = 0, tries = 3 * ring.size(); i < tries && static_cast<int>(picked.size()) < k; ++i) {
-      record* r = ring[rng() % ring.size()];
-      if (pred(*r) && std::find(picked.begin(), picked.end(), r) == picked.end())
-        picked.push_back(r);
+      member_id id = ring[rng() % ring.size()];
+      if (pred(table[id]) && std::find(picked.begin(), picked.end(), id) == picked.end())
+        picked.push_back(id);
     }
     return picked;
   }
@@ -429,7 +329,7 @@ struct core::state {
     ++stats.refutations;
     // Lifeguard: being suspected hints that our own links or CPU are slow.
     adjust_awareness(1);
-    broadcast_alive(me);
+    broadcast_alive_me();
   }
 
   /// False (and counted) when `incarnation` jumps absurdly far past `known`.
@@ -443,8 +343,11 @@ struct core::state {
   void alive_about_me(std::uint64_t incarnation, const std::string& address, const v1::GossipTags& t) {
     if (leaving || !sane(incarnation, me.incarnation) || incarnation < me.incarnation)
       return;
-    if (incarnation == me.incarnation && address == me.address && codec::from_proto(t) == me.tags)
-      return;  // our own announcement coming back
+    if (incarnation == me.incarnation && address == me.address) {
+      t.SerializeToString(&scratch);
+      if (scratch == my_profile->tags_bytes || codec::from_proto(t) == me.tags)
+        return;  // our own announcement coming back
+    }
     refute(incarnation);
   }
 
@@ -455,36 +358,34 @@ struct core::state {
     if (name == me.name)
       return alive_about_me(incarnation, address, t);
     record* r = find(name);
-    if (!sane(incarnation, r ? r->m.incarnation : 0))
+    if (!sane(incarnation, r ? r->incarnation : 0))
       return;
     if (!r) {
-      if ((r = admit(name, incarnation, address, t, now)) && announce_new)
-        broadcast_alive(r->m);
+      if ((r = admit(incarnation, intern(name, address, t), now)) && announce_new)
+        broadcast_alive(*r);
       return;
     }
-    auto& m = r->m;
-    if (incarnation <= m.incarnation)
+    if (incarnation <= r->incarnation)
       return;
-    bool live = m.state == member_state::alive || m.state == member_state::suspect;
-    if (address != m.address && live) {
+    bool live = r->state == member_state::alive || r->state == member_state::suspect;
+    if (address != r->address() && live) {
       ++stats.address_conflicts;  // two processes claim one name; the live one keeps it
       return;
     }
-    auto tags = codec::from_proto(t);
-    bool changed = address != m.address || tags != m.tags;
-    auto before = m.state;
-    m.incarnation = incarnation;
-    m.address = address;
-    m.tags = std::move(tags);
+    profile_ref who = intern(name, address, t);
+    bool changed = who.get() != r->who.get() && (address != r->address() || who->tags != r->who->tags);
+    auto before = r->state;
+    r->incarnation = incarnation;
+    r->who = std::move(who);
     if (before != member_state::alive)
       set_state(*r, member_state::alive, now);
     if (before == member_state::suspect)
-      emit(event_kind::alive, m);
+      emit(event_kind::alive, *r);
     else if (!live)
-      emit(event_kind::joined, m);
+      emit(event_kind::joined, *r);
     else if (changed)
-      emit(event_kind::updated, m);
-    broadcast_alive(m);
+      emit(event_kind::updated, *r);
+    broadcast_alive(*r);
   }
 
   /// Someone suspects or declares us dead: refute; if it is about an older
@@ -496,28 +397,28 @@ struct core::state {
     if (incarnation >= me.incarnation)
       refute(incarnation);
     else if (!queue.contains(me.name))
-      broadcast_alive(me);  // again: its earlier transmissions did not reach the accuser
+      broadcast_alive_me();  // again: its earlier transmissions did not reach the accuser
   }
 
   void apply_suspect(time_point now, const std::string& name, std::uint64_t incarnation, const std::string& from) {
     if (name == me.name)
       return accused(incarnation);
     record* r = find(name);
-    if (!r || !sane(incarnation, r->m.incarnation) || incarnation < r->m.incarnation)
+    if (!r || !sane(incarnation, r->incarnation) || incarnation < r->incarnation)
       return;
-    if (r->m.state == member_state::suspect) {
+    if (r->state == member_state::suspect) {
       // Lifeguard: an independent accuser shortens the timeout; pass the news on.
       if (confirm_suspicion(*r, from))
         enqueue(name, accusation(false, name, incarnation, from));
       return;
     }
-    if (r->m.state != member_state::alive)
+    if (r->state != member_state::alive)
       return;
-    r->m.incarnation = incarnation;
+    r->incarnation = incarnation;
     set_state(*r, member_state::suspect, now);
     start_suspicion(*r, from, now);
     ++stats.suspicions;
-    emit(event_kind::suspect, r->m);
+    emit(event_kind::suspect, *r);
     enqueue(name, accusation(false, name, incarnation, from));
   }
 
@@ -525,19 +426,19 @@ struct core::state {
     if (name == me.name)
       return accused(incarnation);
     record* r = find(name);
-    if (!r || !sane(incarnation, r->m.incarnation) || incarnation < r->m.incarnation)
+    if (!r || !sane(incarnation, r->incarnation) || incarnation < r->incarnation)
       return;
-    if (r->m.state == member_state::dead || r->m.state == member_state::left)
+    if (r->state == member_state::dead || r->state == member_state::left)
       return;
     declare_dead(*r, incarnation, from, now);
   }
 
   void declare_dead(record& r, std::uint64_t incarnation, const std::string& from, time_point now) {
-    bool left = from == r.m.name;
-    r.m.incarnation = incarnation;
+    bool left = from == r.name();
+    r.incarnation = incarnation;
     set_state(r, left ? member_state::left : member_state::dead, now);
-    emit(left ? event_kind::left : event_kind::failed, r.m);
-    enqueue(r.m.name, accusation(true, r.m.name, incarnation, from));
+    emit(left ? event_kind::left : event_kind::failed, r);
+    enqueue(r.name(), accusation(true, r.name(), incarnation, from));
   }
 
   void apply_broadcast(time_point now, const v1::GossipBroadcast& b) {
@@ -572,8 +473,8 @@ struct core::state {
         std::shuffle(ring.begin(), ring.end(), rng);
         ring_pos = 0;
       }
-      record* r = ring[ring_pos++];
-      if (r->m.state == member_state::alive || r->m.state == member_state::suspect)
+      record* r = &table[ring[ring_pos++]];
+      if (r->state == member_state::alive || r->state == member_state::suspect)
         return r;
     }
     return nullptr;
@@ -585,8 +486,8 @@ struct core::state {
     if (!target)
       return;
     probe p;
-    p.target = target->m.name;
-    p.incarnation = target->m.incarnation;
+    p.target = target->name();
+    p.incarnation = target->incarnation;
     p.seq = next_seq++;
     p.direct_deadline = now + scaled(cfg.probe_timeout);
     p.final_deadline = next_probe;
@@ -596,9 +497,9 @@ struct core::state {
     packet.mutable_ping()->set_target(p.target);
     // Lifeguard: tell a suspect it is suspected, so it can refute at once.
     std::string news;
-    if (target->m.state == member_state::suspect)
-      news = accusation(false, p.target, p.incarnation, me.name).SerializeAsString();
-    send(target->m.address, packet, news);
+    if (target->state == member_state::suspect)
+      news = accusation(false, p.target, p.incarnation, me.name);
+    send(target->address(), packet, news);
     current = std::move(p);
   }
 
@@ -611,19 +512,20 @@ struct core::state {
       v1::GossipPacket packet;
       packet.mutable_ping()->set_seq(p.seq);
       packet.mutable_ping()->set_target(p.target);
-      send(target->m.address, packet);
+      send(target->address(), packet);
     }
     auto helpers = random_members(cfg.indirect_checks, [&](const record& r) {
-      return r.m.state == member_state::alive && r.m.name != p.target;
+      return r.state == member_state::alive && r.name() != p.target;
     });
-    for (record* helper : helpers) {
+    for (member_id id : helpers) {
+      const record* helper = &table[id];
       v1::GossipPacket packet;
       auto* ping = packet.mutable_indirect_ping();
       ping->set_seq(p.seq);
       ping->set_target(p.target);
       ping->set_want_nack(true);
-      send(helper->m.address, packet);
-      p.helpers.push_back(helper->m.name);
+      send(helper->address(), packet);
+      p.helpers.push_back(helper->name());
       p.nacked.push_back(false);
       ++stats.indirect_probes;
     }
@@ -642,10 +544,10 @@ struct core::state {
     // Tell the accused at once rather than leave it to gossip, which may be
     // crowded out when many members fail together: a live member refutes.
     record* target = find(p.target);
-    if (target && target->m.state == member_state::suspect) {
+    if (target && target->state == member_state::suspect) {
       v1::GossipPacket packet;
-      send(target->m.address, packet,
-           accusation(false, p.target, target->m.incarnation, me.name).SerializeAsString());
+      send(target->address(), packet,
+           accusation(false, p.target, target->incarnation, me.name));
     }
   }
 
@@ -679,8 +581,9 @@ struct core::state {
       suspicion_deadlines.erase(suspicion_deadlines.begin());
       record* r = find(name);
       if (r && r->suspected) {
-        r->suspected.reset();  // its deadline key is gone already
-        declare_dead(*r, r->m.incarnation, me.name, now);
+        r->suspected = false;  // its deadline key is gone already
+        suspicions.erase(name);
+        declare_dead(*r, r->incarnation, me.name, now);
       }
     }
   }
@@ -713,7 +616,7 @@ struct core::state {
     v1::GossipPacket packet;
     packet.mutable_ping()->set_seq(r.seq);
     packet.mutable_ping()->set_target(r.target);
-    send(target->m.address, packet);
+    send(target->address(), packet);
     relays.push_back(std::move(r));
   }
 
@@ -813,47 +716,64 @@ struct core::state {
   };
 
   std::size_t send_push_pull(const std::string& to, push_pull_flags flags) {
-    v1::GossipPacket packet;
-    packet.set_version(codec::protocol_version);
-    packet.set_sender(me.name);
-    auto* pp = packet.mutable_push_pull();
-    pp->set_join(flags.join);
-    pp->set_want_reply(flags.want_reply);
-    pp->set_reply(flags.reply);
-    pp->set_introduce(flags.introduce);
-    packet.set_live_members(static_cast<std::uint32_t>(live_members()));
-    const std::size_t base = packet.ByteSizeLong() + 2;  // + the push_pull length growing to 3 bytes
-    std::size_t body = 0, packets = 0;
-    auto flush = [&] {
-      push_out(to, packet.SerializeAsString());
-      ++packets;
-      pp->clear_members();
-      pp->set_want_reply(false);  // answered once, whichever datagrams arrive
-      body = 0;
+    // Assembled by hand from each profile's fields encoded once: a table of
+    // thousands is sent often (joins, catch-ups) and re-encoding every
+    // member's tags dominated the cost.
+    v1::GossipPacket head;
+    head.set_version(codec::protocol_version);
+    head.set_sender(me.name);
+    head.set_live_members(static_cast<std::uint32_t>(live_members()));
+    const std::string header = head.SerializeAsString();
+    v1::GossipPushPull pp;
+    pp.set_join(flags.join);
+    pp.set_want_reply(flags.want_reply);
+    pp.set_reply(flags.reply);
+    pp.set_introduce(flags.introduce);
+    std::string pp_flags = pp.SerializeAsString();
+    std::string body, entry, fields;
+    std::size_t packets = 0, in_body = 0, sent = 0;
+    auto fits = [&](std::size_t extra) {
+      std::size_t inner = pp_flags.size() + body.size() + extra;
+      return header.size() + 1 + codec::varint_size(inner) + inner <= cfg.max_datagram;
     };
-    std::size_t sent = 0;
-    auto add = [&](const member& m) {
-      v1::GossipMemberState s;
-      s.set_name(m.name);
-      s.set_address(m.address);
-      s.set_incarnation(m.incarnation);
-      s.set_state(static_cast<v1::GossipState>(index(m.state)));
-      codec::to_proto(m.tags, *s.mutable_tags());
-      std::size_t field = codec::broadcast_field_size(s.ByteSizeLong());
-      if (base + body + field > cfg.max_datagram && pp->members_size() > 0) {
+    auto flush = [&] {
+      std::string bytes;
+      bytes.reserve(cfg.max_datagram);
+      bytes = header;
+      codec::append_field_head(bytes, 7, pp_flags.size() + body.size());  // GossipPacket.push_pull
+      bytes += pp_flags;
+      bytes += body;
+      push_out(to, std::move(bytes));
+      ++packets;
+      body.clear();
+      in_body = 0;
+      if (pp.want_reply()) {
+        pp.set_want_reply(false);  // answered once, whichever datagrams arrive
+        pp_flags = pp.SerializeAsString();
+      }
+    };
+    auto add = [&](const profile& p, std::uint64_t incarnation, member_state st) {
+      fields = p.state_fields;
+      codec::append_varint_field(fields, 3, incarnation);
+      codec::append_varint_field(fields, 4, index(st));
+      entry.clear();
+      codec::append_bytes_field(entry, 4, fields);  // GossipPushPull.members
+      if (!fits(entry.size()) && in_body > 0) {
         flush();
         if (packets >= cfg.push_pull_max_packets)
           return false;
       }
-      *pp->add_members() = std::move(s);
-      body += field;
+      body += entry;
+      ++in_body;
       return true;
     };
-    add(me);
-    for (; !flags.self_only && sent < ring.size(); ++sent)
-      if (!add(ring[(push_pull_cursor + sent) % ring.size()]->m))
+    add(*my_profile, me.incarnation, me.state);
+    for (; !flags.self_only && sent < ring.size(); ++sent) {
+      const record& r = table[ring[(push_pull_cursor + sent) % ring.size()]];
+      if (!add(*r.who, r.incarnation, r.state))
         break;
-    if (pp->members_size() > 0 && packets < cfg.push_pull_max_packets)
+    }
+    if (in_body > 0 && packets < cfg.push_pull_max_packets)
       flush();
     if (!ring.empty())
       push_pull_cursor = (push_pull_cursor + sent) % ring.size();
@@ -872,7 +792,7 @@ struct core::state {
     if (accused_now) {
       // Whoever told us we are suspected hears our current alive first.
       v1::GossipPacket packet;
-      send(from, packet, alive_of(me).SerializeAsString());
+      send(from, packet, alive_of_me());
     }
     switch (p.body_case()) {
       case v1::GossipPacket::kPing: on_ping(from, p.ping()); break;
@@ -892,27 +812,27 @@ struct core::state {
 
   void gossip(time_point now) {
     auto targets = random_members(cfg.gossip_nodes, [&](const record& r) {
-      switch (r.m.state) {
+      switch (r.state) {
         case member_state::alive:
         case member_state::suspect: return true;
-        case member_state::dead: return now - r.m.since < cfg.gossip_to_the_dead;
+        case member_state::dead: return now - r.since < cfg.gossip_to_the_dead;
         default: return false;
       }
     });
-    for (record* target : targets) {
+    for (member_id target : targets) {
       if (queue.size() == 0)
         break;
       v1::GossipPacket packet;
-      send(target->m.address, packet);
+      send(table[target].address(), packet);
     }
   }
 
   void push_pull_random() {
-    auto peer = random_members(1, [](const record& r) { return r.m.state == member_state::alive; });
+    auto peer = random_members(1, [](const record& r) { return r.state == member_state::alive; });
     if (peer.empty())
       return;
     ++stats.push_pulls;
-    send_push_pull(peer.front()->m.address, {false, true, false, false, false});
+    send_push_pull(table[peer.front()].address(), {false, true, false, false, false});
   }
 
   /// Serf's reconnect: now and then, try a failed member; how partitions heal.
@@ -920,33 +840,27 @@ struct core::state {
     double failed = static_cast<double>(counts[index(member_state::dead)]);
     if (failed == 0 || std::generate_canonical<double, 53>(rng) > failed / static_cast<double>(live_members()))
       return;
-    auto peer = random_members(1, [](const record& r) { return r.m.state == member_state::dead; });
+    auto peer = random_members(1, [](const record& r) { return r.state == member_state::dead; });
     if (peer.empty())
       return;
     ++stats.reconnects;
-    send_push_pull(peer.front()->m.address, {true, true, false, false, false});
+    send_push_pull(table[peer.front()].address(), {true, true, false, false, false});
   }
 
   void reap(time_point now) {
-    bool any = false;
-    for (auto it = table.begin(); it != table.end();) {
-      const auto& m = it->second.m;
-      bool expired = (m.state == member_state::dead && now - m.since >= cfg.reap_failed_after) ||
-                     (m.state == member_state::left && now - m.since >= cfg.reap_left_after);
-      if (!expired) {
-        ++it;
-        continue;
-      }
-      --counts[index(m.state)];
-      ++stats.reaped;
-      it = table.erase(it);
-      any = true;
-    }
-    if (!any)
+    auto reaped = table.erase_if([&](const record& r) {
+      bool expired = (r.state == member_state::dead && now - r.since >= cfg.reap_failed_after) ||
+                     (r.state == member_state::left && now - r.since >= cfg.reap_left_after);
+      if (expired)
+        --counts[index(r.state)];
+      return expired;
+    });
+    if (reaped == 0)
       return;
-    ring.clear();
-    for (auto& [name, r] : table)
-      ring.push_back(&r);
+    stats.reaped += reaped;
+    ring.resize(table.size());
+    for (std::size_t i = 0; i < ring.size(); ++i)
+      ring[i] = static_cast<member_id>(i);
     std::shuffle(ring.begin(), ring.end(), rng);
     ring_pos = 0;
     push_pull_cursor = 0;
@@ -996,7 +910,8 @@ struct core::state {
 
 // --- core --------------------------------------------------------------------------
 
-result<core> core::make(config cfg, identity self, std::uint64_t seed, time_point now) {
+result<core> core::make(config cfg, identity self, std::uint64_t seed, time_point now,
+                         std::shared_ptr<profile_pool> profiles) {
   if (self.name.empty() || self.name.size() > cfg.max_name_length)
     return error{"member name must be 1 to " + std::to_string(cfg.max_name_length) + " bytes"};
   if (!codec::valid_address(self.address, cfg.max_address_length))
@@ -1009,7 +924,7 @@ result<core> core::make(config cfg, identity self, std::uint64_t seed, time_poin
       cfg.reconnect_interval <= duration{} || cfg.suspicion_mult < 1 || cfg.suspicion_max_timeout_mult < 1 ||
       cfg.awareness_max_multiplier < 1 || cfg.retransmit_mult < 1 || cfg.max_datagram < 512)
     return error{"swim config: intervals must be positive, multipliers at least 1, max_datagram at least 512"};
-  return core{std::make_unique<state>(cfg, std::move(self), seed, now)};
+  return core{std::make_unique<state>(cfg, std::move(self), seed, now, std::move(profiles))};
 }
 
 core::core(std::unique_ptr<state> s) : s_(std::move(s)) {}
@@ -1078,7 +993,8 @@ status core::update_tags(time_point, swim::tags t) {
   s.me.tags = std::move(t);
   ++s.me.incarnation;
   s.out.incarnation = s.me.incarnation;
-  s.broadcast_alive(s.me);
+  s.my_profile = s.pool->intern(s.me.name, s.me.address, s.me.tags);
+  s.broadcast_alive_me();
   s.emit(event_kind::updated, s.me);
   return {};
 }
@@ -1094,17 +1010,30 @@ time_point core::next_deadline() const { return s_->next_deadline(); }
 
 const member& core::self() const { return s_->me; }
 
-const member* core::find(std::string_view name) const {
+std::optional<member> core::find(std::string_view name) const {
   if (name == s_->me.name)
-    return &s_->me;
-  auto it = s_->table.find(std::string{name});
-  return it == s_->table.end() ? nullptr : &it->second.m;
+    return s_->me;
+  auto id = s_->table.find(name);
+  if (id == member_table::none)
+    return std::nullopt;
+  return s_->table[id].to_member();
+}
+
+std::optional<member_state> core::state_of(std::string_view name) const {
+  if (name == s_->me.name)
+    return s_->me.state;
+  auto id = s_->table.find(name);
+  if (id == member_table::none)
+    return std::nullopt;
+  return s_->table[id].state;
 }
 
 std::vector<member> core::members() const {
-  std::vector<member> all{s_->me};
-  for (const auto& [name, r] : s_->table)
-    all.push_back(r.m);
+  std::vector<member> all;
+  all.reserve(s_->table.size() + 1);
+  all.push_back(s_->me);
+  for (const auto& r : s_->table)
+    all.push_back(r.to_member());
   return all;
 }
 

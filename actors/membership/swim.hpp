@@ -22,7 +22,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/membership/broadcast_queue.hpp"
 #include "actors/membership/config.hpp"
+#include "actors/membership/source_limiter.hpp"
+#include "actors/membership/suspicion.hpp"
 #include "runtime/result.hpp"
 
 namespace troupe::v1 {
@@ -134,75 +137,11 @@ struct identity {
   std::uint64_t incarnation = 0;
 };
 
-// --- small pure parts, tested against their formulas -----------------------------
+// --- small pure parts, in their own files ------------------------------------------
+// suspicion.hpp (timeout formulas, one suspicion), broadcast_queue.hpp,
+// source_limiter.hpp.
 
-/// mult * max(1, log10(n)) * interval (memberlist suspicionTimeout).
-duration min_suspicion_timeout(int mult, std::size_t members, duration interval);
-/// Lifeguard: max - log(n+1)/log(k+1) * (max - min), never under min.
-duration suspicion_timeout(int confirmations, int expected, duration min, duration max);
-/// mult * ceil(log10(n + 1)) transmissions per broadcast.
-int retransmit_limit(int mult, std::size_t members);
-/// Push-pull interval stretched for clusters beyond 32 members.
-duration push_pull_scale(duration interval, std::size_t members);
-
-/// One suspicion: a deadline that moves closer with each distinct confirmer.
-class suspicion {
-public:
-  suspicion(std::string from, int expected, time_point start, duration min, duration max);
-  /// True when `from` is a new confirmer (the deadline then moved).
-  bool confirm(const std::string& from);
-  time_point deadline() const { return start_ + suspicion_timeout(confirmations(), expected_, min_, max_); }
-  int confirmations() const { return static_cast<int>(confirmers_.size()) - 1; }
-
-private:
-  int expected_;
-  time_point start_;
-  duration min_, max_;
-  std::vector<std::string> confirmers_;  // the first suspector, then up to `expected_` more
-};
-
-/// Piggybacked state changes, fewest transmissions first (newest first among
-/// equals); a new change about a member replaces the queued one.
-class broadcast_queue {
-public:
-  explicit broadcast_queue(std::size_t capacity) : capacity_(capacity) {}
-  /// Returns how many queued broadcasts were dropped to stay within capacity.
-  std::size_t push(const std::string& subject, std::string encoded);
-  /// Appends queued broadcasts that fit in `budget` bytes to `out` (as
-  /// GossipPacket.broadcasts fields), counting a transmission of each and
-  /// retiring those sent `limit` times.
-  void take(std::size_t budget, int limit, std::string& out);
-  bool contains(const std::string& subject) const { return by_subject_.count(subject) != 0; }
-  std::size_t size() const { return entries_.size(); }
-
-private:
-  using key = std::pair<int, std::uint64_t>;  // (transmits, ~id): fewest sent, newest first
-  struct entry {
-    std::pair<const std::string, key>* subject;  // its by_subject_ node: stable, no lookup to re-key
-    std::string encoded;
-    int transmits = 0;
-  };
-  std::size_t capacity_;
-  std::uint64_t next_id_ = 0;
-  std::map<key, entry> entries_;
-  std::unordered_map<std::string, key> by_subject_;
-};
-
-/// Per-source token buckets over a bounded set of sources.
-class source_limiter {
-public:
-  source_limiter(std::size_t per_second, std::size_t burst, std::size_t max_sources)
-      : per_second_(per_second), burst_(burst), max_sources_(max_sources) {}
-  bool allow(std::string_view source, time_point now);
-
-private:
-  struct bucket {
-    double tokens;
-    time_point at;
-  };
-  std::size_t per_second_, burst_, max_sources_;
-  std::unordered_map<std::string, bucket> buckets_;
-};
+class profile_pool;
 
 // --- the core -------------------------------------------------------------------
 
@@ -210,7 +149,10 @@ class core {
 public:
   /// Validates `self` (name and address within bounds, tags that fit) and
   /// starts a one-member cluster. `seed` drives every random choice.
-  static result<core> make(config cfg, identity self, std::uint64_t seed, time_point now);
+  /// `profiles` may be shared by cores driven from one thread (the
+  /// simulator's): each distinct member profile is then held once.
+  static result<core> make(config cfg, identity self, std::uint64_t seed, time_point now,
+                           std::shared_ptr<profile_pool> profiles = {});
 
   core(core&&) noexcept;
   core& operator=(core&&) noexcept;
@@ -235,8 +177,11 @@ public:
 
   // Queries.
   const member& self() const;
-  const member* find(std::string_view name) const;  // null when unknown (or reaped)
-  std::vector<member> members() const;              // all known, ourselves included
+  /// A copy of what we know of `name`; empty when unknown (or reaped).
+  std::optional<member> find(std::string_view name) const;
+  /// Just its state: no copy of its tags.
+  std::optional<member_state> state_of(std::string_view name) const;
+  std::vector<member> members() const;  // all known, ourselves included
   std::size_t count(member_state state) const;      // ourselves included
   /// True once a seed answered a join (being contacted by others is not
   /// proof that we reached the cluster the seeds belong to).

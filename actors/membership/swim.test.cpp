@@ -101,9 +101,9 @@ struct mesh {
   }
 
   member_state state_of(std::size_t observer, std::size_t subject) const {
-    auto* m = cores[observer].find("m" + std::to_string(subject));
-    REQUIRE(m != nullptr);
-    return m->state;
+    auto m = cores[observer].state_of("m" + std::to_string(subject));
+    REQUIRE(m.has_value());
+    return *m;
   }
 
   bool saw(std::size_t observer, event_kind kind, std::size_t subject) const {
@@ -395,7 +395,7 @@ TEST_CASE("failed members are reaped after reap_failed_after and may come back a
   auto m = trio();
   m.down[2] = true;
   m.run(m.cfg.reap_failed_after + 30s, 50ms);
-  CHECK(m.cores[0].find("m2") == nullptr);
+  CHECK_FALSE(m.cores[0].find("m2").has_value());
   CHECK(m.cores[0].metrics().reaped == 1);
   m.restart(2);
   m.join(2, 0);

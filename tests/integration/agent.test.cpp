@@ -11,8 +11,8 @@ TEST_CASE("troupectl lists the agent's actors as JSON") {
   a.start();
   auto list = a.actors();
   CHECK(list.node() == "it");
-  REQUIRE(list.actors_size() == 3);
-  for (auto& name : {"node", "monitor", "api"}) {
+  REQUIRE(list.actors_size() == 5);
+  for (auto& name : {"monitor", "membership", "rpc", "node", "api"}) {
     auto* info = find_actor(list, name);
     REQUIRE_MESSAGE(info, name);
     CHECK(info->state() == "running");
@@ -83,7 +83,7 @@ TEST_CASE("killing an actor that does not exist fails with its name and exit sta
   CHECK(contains(r.output, "no actor named 'ghost'"));
   r = a.ctl({"actor", "kill", "elsewhere/node"});
   CHECK(r.code == 1);
-  CHECK(contains(r.output, "unknown node 'elsewhere'"));
+  CHECK(contains(r.output, "no member named 'elsewhere'"));
   r = a.ctl({"stauts"});
   CHECK(r.code == 2);
   CHECK(contains(r.output, "did you mean 'status'?"));
@@ -101,10 +101,14 @@ TEST_CASE("SIGTERM stops actors in reverse order, closes LMDB, and a restart kee
   auto log = a.log_text();
   auto api = log.find("stopping actor=api");
   auto node = log.find("stopping actor=node");
+  auto rpc = log.find("stopping actor=rpc");
+  auto membership = log.find("stopping actor=membership");
   auto monitor = log.find("stopping actor=monitor");
   REQUIRE(api != std::string::npos);
   CHECK(api < node);
-  CHECK(node < monitor);
+  CHECK(node < rpc);
+  CHECK(rpc < membership);
+  CHECK(membership < monitor);
   CHECK(monitor != std::string::npos);
   CHECK(contains(log, "lmdb=closed exit_code=0"));
 

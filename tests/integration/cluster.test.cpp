@@ -76,6 +76,16 @@ TEST_CASE("five agents form a cluster from one seed, see a kill -9 as failed, a 
   auto status = agents[1]->ctl({"status"});
   CHECK(contains(status.output, "5 members: 5 alive"));
 
+  // Actors of another node, over the cluster's RPC, as if they were local.
+  auto remote = agents[0]->ctl({"-o", "json", "actors", "--node", "n3"});
+  REQUIRE_MESSAGE(remote.code == 0, remote.output);
+  CHECK(parse_json<v1::ActorList>(remote.output).node() == "n3");
+  REQUIRE(agents[0]->ctl({"actor", "kill", "n3/monitor"}).code == 0);
+  CHECK(eventually(5s, [&] { return agents[2]->respawned("monitor", 1); }));
+  auto unknown = agents[0]->ctl({"actor", "kill", "n3/nosuch"});
+  CHECK(unknown.code == 1);
+  CHECK(contains(unknown.output, "no actor named 'nosuch'"));
+
   auto& victim = *agents[4];
   victim.proc->signal(SIGKILL);
   REQUIRE(victim.proc->wait(5s));
@@ -120,6 +130,8 @@ TEST_CASE("agents sharing an --encrypt key form a cluster and one with another k
   auto agents = start_cluster(2, {"--encrypt", key});
   REQUIRE(eventually(10s, [&] { return state_of(*agents[0], "n2") == "alive"; }));
   CHECK(contains(agents[0]->log_text(), "encrypted=true"));
+  auto remote = agents[0]->ctl({"-o", "json", "actors", "--node", "n2"});  // RPC frames are sealed too
+  CHECK_MESSAGE(remote.code == 0, remote.output);
 
   agent stranger;
   stranger.name = "stranger";
@@ -133,4 +145,7 @@ TEST_CASE("agents sharing an --encrypt key form a cluster and one with another k
   CHECK(contains(stranger.log_text(), "--encrypt"));
   CHECK(eventually(10s, [&] { return contains(agents[0]->log_text(), "gossip_unauthenticated"); }));
   CHECK(members(*agents[0])->counters().at("dropped_auth") > 0);
+  auto unreachable = agents[0]->ctl({"actors", "--node", "stranger"});
+  CHECK(unreachable.code == 1);
+  CHECK(contains(unreachable.output, "no member named 'stranger'"));
 }

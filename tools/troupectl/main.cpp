@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/text.hpp"
+#include "runtime/values.hpp"
 #include "tools/troupectl/commands.hpp"
 #include "troupe/v1/runtime.pb.h"
 #include "troupe/v1/task.pb.h"
@@ -60,9 +61,9 @@ int cmd_status(const globals& g, const client& c) {
   return exit_ok;
 }
 
-int cmd_actors(const globals& g, const client& c) {
+int cmd_actors(const globals& g, const client& c, const std::string& node) {
   v1::ActorList list;
-  if (auto r = c.get("/v1/actors", list); !r)
+  if (auto r = c.get("/v1/actors" + (node.empty() ? "" : "?node=" + node), list); !r)
     return fail(r.error());
   if (g.fmt != format::table)
     return print(render(list, g.fmt)), exit_ok;
@@ -75,18 +76,12 @@ int cmd_actor_kill(const globals& g, const client& c, const std::string& target)
   auto name = slash == std::string::npos ? target : target.substr(slash + 1);
   if (name.empty())
     return std::fprintf(stderr, "troupectl: actor kill: give ACTOR or NODE/ACTOR\n"), exit_usage;
-  if (slash != std::string::npos) {
-    // Only this agent is reachable until membership lands: refuse other nodes.
-    v1::NodeStatus st;
-    if (auto r = c.get("/v1/status", st); !r)
-      return fail(r.error());
-    auto node = target.substr(0, slash);
-    if (node != st.name() && node != st.id())
-      return fail(troupe::error{"unknown node " + troupe::quote(node) + " (the agent at " + g.addr +
-                                " is " + troupe::quote(st.name()) + ")"});
-  }
+  auto node = slash == std::string::npos ? std::string{} : target.substr(0, slash);
+  if (!node.empty() && !troupe::valid_node_name(node))
+    return std::fprintf(stderr, "troupectl: actor kill: %s is not a node name\n", troupe::quote(node).c_str()),
+           exit_usage;
   v1::KillActorReply rep;
-  if (auto r = c.post("/v1/actors/" + name + "/kill", rep); !r)
+  if (auto r = c.post("/v1/actors/" + name + "/kill" + (node.empty() ? "" : "?node=" + node), rep); !r)
     return fail(r.error());
   if (g.fmt != format::table)
     return print(render(rep, g.fmt)), exit_ok;
@@ -214,7 +209,9 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "this node: identity, addresses, uptime and its actors");
   status->footer("Example: troupectl status");
   auto* actors = app.add_subcommand("actors", "the node's actors: state, restarts, mailbox, uptime");
-  actors->footer("Example: troupectl -o json actors");
+  std::string actors_node;
+  actors->add_option("--node", actors_node, "another member's actors, asked over the cluster's RPC");
+  actors->footer("Examples: troupectl -o json actors\n  troupectl actors --node node-2");
   auto* actor = app.add_subcommand("actor", "act on one actor");
   actor->require_subcommand(1);
   std::string target;
@@ -316,7 +313,7 @@ int main(int argc, char** argv) {
   if (*status)
     return cmd_status(g, c);
   if (*actors)
-    return cmd_actors(g, c);
+    return cmd_actors(g, c, actors_node);
   if (*kill)
     return cmd_actor_kill(g, c, target);
   if (*events)
