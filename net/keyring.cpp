@@ -36,6 +36,19 @@ key key::generate() {
   return k;
 }
 
+std::string key::fingerprint() const {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes_.data(), size, digest, &n, EVP_sha256(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < 6 && i < n; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 0xf];
+  }
+  return out;
+}
+
 std::string key::to_base64() const {
   unsigned char out[45];
   int n = EVP_EncodeBlock(out, bytes_.data(), static_cast<int>(size));

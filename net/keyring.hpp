@@ -29,6 +29,9 @@ public:
   static key generate();
 
   std::string to_base64() const;
+  /// The first 12 hex digits of the key's SHA-256: names a key in logs and
+  /// the API without revealing it.
+  std::string fingerprint() const;
   const unsigned char* data() const { return bytes_.data(); }
 
   friend bool operator==(const key& a, const key& b) { return a.bytes_ == b.bytes_; }

@@ -7,6 +7,7 @@
 #include <deque>
 
 #include "actors/agent/context.hpp"
+#include "actors/agent/keys.hpp"
 #include "actors/api/api_actor.hpp"
 #include "actors/image/store.hpp"
 #include "actors/membership/membership_actor.hpp"
@@ -198,6 +199,14 @@ int run_agent(const agent_config& given) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   auto ctx = std::make_shared<agent_context>();
+  auto keyring = keys::load(**env, config);
+  if (!keyring) {
+    log->error("start_failed reason=\"{}\"", keyring.error().message());
+    return exit_failure;
+  }
+  ctx->keys = keyring->ring;
+  if (ctx->keys)
+    log->info("encryption keys=\"{}\" installed={}", keyring->note, ctx->keys->keys().size());
   ctx->config = config;
   ctx->env = *env;
   ctx->names = std::make_shared<directory>();

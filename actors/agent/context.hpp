@@ -17,6 +17,9 @@ class image_store;
 namespace troupe::runc {
 class container_driver;
 }
+namespace troupe::net {
+class keyring;
+}
 
 namespace troupe {
 
@@ -28,6 +31,7 @@ struct agent_context {
   std::shared_ptr<image::image_store> images;
   std::shared_ptr<runc::container_driver> driver; // runc or process; null when containers cannot run here
   std::string driver_problem;                  // why driver is null
+  std::shared_ptr<net::keyring> keys;          // gossip and RPC encryption; null without --encrypt
 };
 
 using agent_context_ptr = std::shared_ptr<const agent_context>;

@@ -11,6 +11,7 @@
 #include "runtime/named_actor.hpp"
 #include <fstream>
 
+#include "actors/agent/keys.hpp"
 #include "actors/api/metrics.hpp"
 #include "actors/image/store.hpp"
 #include "actors/rpc/rpc_actor.hpp"
@@ -108,7 +109,7 @@ bool valid_alloc_id(const std::string& id) {
 
 class routes {
 public:
-  routes(caf::actor_system& sys, agent_context_ptr ctx) : sys_(sys), ctx_(std::move(ctx)) {}
+  routes(caf::actor_system& sys, agent_context_ptr ctx) : sys_(sys), ctx_(std::move(ctx)), log_(logging::get("api")) {}
 
   void install(httplib::Server& svr) {
     svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
@@ -135,6 +136,10 @@ public:
     svr.Get(R"(/v1/tasks/([^/]+)/stats)", [this](const httplib::Request& req, httplib::Response& res) {
       stats(req.matches[1], res);
     });
+    svr.Get("/v1/keys", [this](const httplib::Request&, httplib::Response& res) {
+      reply(res, keys::list(ctx_->keys.get()));
+    });
+    svr.Post("/v1/keys", [this](const httplib::Request& req, httplib::Response& res) { change_key(req, res); });
     svr.Get("/v1/members", [this](const httplib::Request&, httplib::Response& res) { members(res); });
     svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
   }
@@ -220,6 +225,23 @@ private:
     if (kind == "actor")
       return event_list<v1::EventList, v1::GetEvents>(after, bounded, res);
     reply_error(res, 400, "bad_request", "kind " + quote(kind) + " must be actor, task or member");
+  }
+
+  /// Key rotation: the keyring is shared with the gossip and RPC transports
+  /// (thread-safe), so a change takes effect with the next packet.
+  void change_key(const httplib::Request& req, httplib::Response& res) {
+    v1::KeyChange change;
+    if (!parse_body(req, res, change))
+      return;
+    if (!ctx_->keys)
+      return reply_error(res, 409, "conflict",
+                         "this agent runs without encryption (no --encrypt); keys cannot be rotated into it");
+    if (auto done = keys::change(*ctx_->env, *ctx_->keys, change); !done)
+      return reply_error(res, 400, "bad_request", done.error().message());
+    log_->info("key_{} fingerprint={} from={}", change.op(),
+               net::key::from_base64(change.key()) ? net::key::from_base64(change.key())->fingerprint() : "?",
+               req.remote_addr);
+    reply(res, keys::list(ctx_->keys.get()));
   }
 
   void members(httplib::Response& res) {
@@ -350,6 +372,7 @@ private:
 
   caf::actor_system& sys_;
   agent_context_ptr ctx_;
+  std::shared_ptr<spdlog::logger> log_;
 };
 
 api_state::api_state() = default;

@@ -224,12 +224,7 @@ status boot(actor* self) {
   auto local = load_local(*st.ctx->env);
   if (!local)
     return local.error();
-  if (!cfg.encrypt_key.empty()) {
-    auto k = net::key::from_bytes(cfg.encrypt_key);
-    if (!k)
-      return k.error().with_context("--encrypt");
-    st.keys = std::make_shared<net::keyring>(*k);
-  }
+  st.keys = st.ctx->keys; // shared with the rpc actor and the API's key rotation
   net::udp_options opt;
   opt.ip = cfg.bind;
   opt.port = cfg.gossip_port;

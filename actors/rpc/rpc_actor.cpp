@@ -114,9 +114,7 @@ caf::behavior rpc_actor(caf::stateful_actor<rpc_state>* self, agent_context_ptr 
   net::peer_options opt;
   opt.ip = cfg.bind;
   opt.port = cfg.rpc_port;
-  if (!cfg.encrypt_key.empty())
-    if (auto k = net::key::from_bytes(cfg.encrypt_key))
-      opt.keys = std::make_shared<net::keyring>(*k);
+  opt.keys = st.ctx->keys;
   caf::weak_actor_ptr weak = self->ctrl();
   // The bridge: the links' thread hands each frame to this actor.
   auto links = net::peer_links::start(opt, [weak](const net::address&, std::string payload) {

@@ -51,4 +51,27 @@ int cmd_nodes(const globals& g, const client& c) {
   return exit_ok;
 }
 
+int cmd_keys(const globals& g, const client& c, const std::string& op, const std::string& key) {
+  v1::KeyList list;
+  if (op.empty()) {
+    if (auto r = c.get("/v1/keys", list); !r)
+      return fail(r.error());
+  } else {
+    v1::KeyChange change;
+    change.set_op(op);
+    change.set_key(key);
+    if (auto r = c.post_json("/v1/keys", change, list); !r)
+      return fail(r.error());
+  }
+  if (g.fmt != format::table)
+    return print(render(list, g.fmt)), exit_ok;
+  if (!list.encrypted())
+    return print("no encryption: gossip and RPC travel in clear (start agents with --encrypt)\n"), exit_ok;
+  table t{{"FINGERPRINT", "PRIMARY"}};
+  for (auto& k : list.keys())
+    t.add({k.fingerprint(), k.primary() ? "yes" : "-"});
+  print(t.str(use_colour()));
+  return exit_ok;
+}
+
 } // namespace troupectl

@@ -54,6 +54,8 @@ int cmd_ps(const globals& g, const client& c);
 int cmd_rm(const globals& g, const client& c, const std::string& target);
 int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream);
 int cmd_nodes(const globals& g, const client& c);
+/// keys (op empty: list) | keys install|use|remove KEY.
+int cmd_keys(const globals& g, const client& c, const std::string& op, const std::string& key);
 int cmd_stats(const globals& g, const client& c, const std::string& target);
 int cmd_image_import(const globals& g, const client& c, const std::string& source, const std::string& name);
 int cmd_image_ls(const globals& g, const client& c);

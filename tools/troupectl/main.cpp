@@ -246,6 +246,13 @@ int main(int argc, char** argv) {
   run->footer("Example: troupectl run --name hello --memory 32Mi busybox:1 -- echo hello");
   auto* nodes = app.add_subcommand("nodes", "cluster members: name, address, role, state, incarnation, labels");
   nodes->footer("Example: troupectl nodes");
+  auto* keys = app.add_subcommand("keys", "encryption keys of gossip and RPC: list, install, use, remove");
+  std::string key_op, key_value;
+  keys->add_option("OP", key_op, "install | use | remove (none: list)")
+    ->check(CLI::IsMember({"install", "use", "remove"}));
+  keys->add_option("KEY", key_value, "base64, 32 bytes (openssl rand -base64 32)");
+  keys->footer("Rotation without downtime, on every node in turn:\n  troupectl keys install NEW; troupectl keys use "
+               "NEW; troupectl keys remove OLD");
   auto* ps = app.add_subcommand("ps", "containers on this node: id, name, image, state, restarts");
   ps->footer("Example: troupectl ps");
   std::string rm_target;
@@ -272,7 +279,7 @@ int main(int argc, char** argv) {
   auto* image_ls = image->add_subcommand("ls", "list images");
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
-  std::vector<std::string> commands{"status", "nodes", "actors", "actor", "events", "run",
+  std::vector<std::string> commands{"status", "nodes", "keys", "actors", "actor", "events", "run",
                                     "ps", "rm", "logs", "stats", "image", "version"};
   try {
     app.parse(argc, argv);
@@ -322,6 +329,11 @@ int main(int argc, char** argv) {
     return cmd_run(g, c, rf);
   if (*nodes)
     return cmd_nodes(g, c);
+  if (*keys) {
+    if (!key_op.empty() && key_value.empty())
+      return usage("keys " + key_op + ": give the KEY (base64, 32 bytes)");
+    return cmd_keys(g, c, key_op, key_value);
+  }
   if (*ps)
     return cmd_ps(g, c);
   if (*rm)
