@@ -1,7 +1,10 @@
 #include "actors/node/task_actor.hpp"
 
+#include <sys/stat.h>
+
 #include "actors/node/resolve.hpp"
 #include "actors/node/runc/log_rotation.hpp"
+#include "actors/node/runc/shim.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
@@ -48,20 +51,30 @@ void tell_monitor(task* self, const std::string& from, const std::string& to, co
   caf::anon_send(monitor, wire::make_pb(std::move(ev)));
 }
 
-/// Moves to `to` with a reason: logged, persisted, told to the monitor,
-/// and the status updated.
-void transition(task* self, const std::string& to, const std::string& reason) {
+enum class persist { yes, no };
+
+/// Moves to `to` with a reason: logged, persisted (unless `how` says not
+/// to), told to the monitor, and the status updated.
+void transition(task* self, const std::string& to, const std::string& reason, persist how = persist::yes) {
   auto& st = self->state;
   auto from = st.status.state().empty() ? std::string{"new"} : st.status.state();
   st.status.set_state(to);
   st.status.set_reason(reason);
   st.log->info("task alloc={} from={} to={} reason=\"{}\"", id_of(self), from, to, reason);
-  auto saved = st.deps->ctx->env->write([&](storage::write_txn& txn) {
-    return tasks_table.put(txn, id_of(self), st.status);
-  });
-  if (!saved)
-    st.log->error("persist_failed alloc={} reason=\"{}\"", id_of(self), saved.error().message());
+  if (how == persist::yes) {
+    auto saved = st.deps->ctx->env->write([&](storage::write_txn& txn) {
+      return tasks_table.put(txn, id_of(self), st.status);
+    });
+    if (!saved)
+      st.log->error("persist_failed alloc={} reason=\"{}\"", id_of(self), saved.error().message());
+  }
   tell_monitor(self, from, to, reason);
+}
+
+/// The container id of an allocation: the same for every container it
+/// runs, so a crashed agent finds its container from the allocation alone.
+std::string container_id(const std::string& alloc_id) {
+  return "t-" + alloc_id;
 }
 
 void schedule_poll(task* self) {
@@ -72,7 +85,13 @@ void start_container(task* self) {
   auto& st = self->state;
   auto& deps = *st.deps;
   ++st.generation;
-  transition(self, "starting", st.status.restarts() == 0 ? "new allocation" : "restart");
+  // Not persisted: one fsync'd commit less before the container runs. What
+  // crash safety needs is durable already: the allocation (written before
+  // this actor was spawned) names the container (container_id()), and the
+  // stored state (pending or restarting) makes a restarted agent look for
+  // it before starting one (adopt_or_start). Logged and told to the
+  // monitor as before; the tasks table goes from pending to running.
+  transition(self, "starting", st.status.restarts() == 0 ? "new allocation" : "restart", persist::no);
   auto image = deps.images->get(st.alloc.spec().image());
   if (!image)
     return transition(self, "failed", image.error().message());
@@ -80,7 +99,7 @@ void start_container(task* self) {
   if (!rootfs)
     return transition(self, "failed", "image " + image->name() + ": " + rootfs.error().message());
   resolve_input in;
-  in.container_id = "t-" + id_of(self);
+  in.container_id = container_id(id_of(self));
   in.spec = &st.alloc.spec();
   in.image = &*image;
   in.rootfs = *rootfs;
@@ -181,6 +200,63 @@ bool foreign(const task_state& st) {
          st.status.driver() != st.deps->driver->name();
 }
 
+/// A running container that outlived the previous task actor is ours again.
+void adopt(task* self, int pid) {
+  ++self->state.generation;
+  self->state.status.set_pid(pid);
+  transition(self, "running", "adopted after restart (pid " + std::to_string(pid) + ")");
+  schedule_poll(self);
+}
+
+int64_t file_mtime_ms(const std::filesystem::path& file) {
+  struct stat s {};
+  if (::stat(file.c_str(), &s) != 0)
+    return 0;
+  return static_cast<int64_t>(s.st_mtim.tv_sec) * 1000 + s.st_mtim.tv_nsec / 1000000;
+}
+
+/// The stored state says no container runs (pending, restarting, or a
+/// starting record of an older agent), yet the previous task actor may
+/// have died during a start, and the shim it launched carries on without
+/// it: the container may exist. It is adopted if it runs, judged by its
+/// exit record if it ran and ended; what a cut-short start left is
+/// removed, and then the container is started.
+void finish_start(task* self) {
+  auto& st = self->state;
+  auto& deps = *st.deps;
+  auto id = container_id(id_of(self));
+  auto bundle = bundle_dir(deps, id_of(self));
+  bool respawn = st.status.state() == "restarting";
+  auto state = deps.driver->state(id);
+  bool running = state && state->status == runc::container_status::running;
+  std::optional<runc::exit_info> ended;
+  if (!running && !respawn) { // a restarting task's previous container was judged already
+    if (auto record = deps.driver->wait_exit(bundle, milliseconds{0}); record)
+      ended = *record;
+  }
+  if (running || ended) {
+    if (respawn)
+      st.status.set_restarts(st.status.restarts() + 1);  // the respawn it was waiting for happened
+    st.status.set_container_id(id);
+    st.status.set_driver(deps.driver->name());
+    auto started = file_mtime_ms(bundle / runc::shim::pid_file);
+    st.status.set_started_at_ms(started ? started : unix_ms());
+    if (ended) {
+      ++st.generation;
+      return on_exit(self, *ended);
+    }
+    st.status.set_finished_at_ms(0);
+    return adopt(self, state->pid);
+  }
+  if (!state || state->status != runc::container_status::absent || runc::shim::alive(bundle)) {
+    st.log->warn("start_leftover alloc={} container={} reason=\"{}\"", id_of(self), id,
+                 state ? std::string{"the driver has it "} + runc::describe(state->status) : state.error().message());
+    if (auto gone = deps.driver->remove(id, bundle); !gone)
+      st.log->warn("remove_failed alloc={} reason=\"{}\"", id_of(self), gone.error().message());
+  }
+  start_container(self);
+}
+
 /// Picks up a container that outlived the previous task actor, or starts one.
 void adopt_or_start(task* self) {
   auto& st = self->state;
@@ -188,8 +264,6 @@ void adopt_or_start(task* self) {
   auto& was = st.status.state();
   if (was == "exited" || was == "failed" || was == "stopped")
     return;  // finished for good: nothing to adopt or start
-  if (id.empty() || was == "restarting")
-    return start_container(self);  // never started, or between two containers
   auto& driver = *st.deps->driver;
   if (foreign(st)) {
     // Another driver's container: this one can neither see nor stop it.
@@ -199,13 +273,11 @@ void adopt_or_start(task* self) {
                                         " driver; this agent runs the " + driver.name() +
                                         " driver and cannot adopt it");
   }
+  if (id.empty() || was == "restarting" || was == "pending" || was == "starting")
+    return finish_start(self);  // never started, or between two containers
   auto state = driver.state(id);
-  if (state && state->status == runc::container_status::running) {
-    ++st.generation;
-    st.status.set_pid(state->pid);
-    transition(self, "running", "adopted after restart (pid " + std::to_string(state->pid) + ")");
-    return schedule_poll(self);
-  }
+  if (state && state->status == runc::container_status::running)
+    return adopt(self, state->pid);
   ++st.generation;
   poll(self);  // gone: its exit record (if any) says how it ended
 }

@@ -166,7 +166,8 @@ class RawRunc:
 
     def state_of_absent(self):
         """One `runc state` of an id runc does not know: the price of any
-        extra runc call on a start path (Troupe's driver makes one)."""
+        extra runc call on a start path (Troupe's driver made one before
+        every start; it now looks for runc's state directory instead)."""
         t0 = now_ns()
         subprocess.run([self.runc, "--root", self.root, "state", "absent-probe"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -491,7 +492,7 @@ def main():
         res["runc_state_probe"] = [bench.raw.state_of_absent() for _ in range(args.n)]
         res["fdatasync_ms"] = fdatasync_ms(args.data_dir)
         if args.agent_log:
-            res["phases"] = agent_log_phases(args.agent_log, res["sequential"]["troupe"])
+            res["phases"], res["phase_samples"] = agent_log_phases(args.agent_log, res["sequential"]["troupe"])
         res["burst"] = {"troupe": [], "runc_run": []}
         for r in range(args.rounds):
             order = ["troupe", "runc_run"] if r % 2 == 0 else ["runc_run", "troupe"]

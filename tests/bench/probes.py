@@ -79,11 +79,18 @@ def overlay_lowerdir(mount_point):
     return None
 
 
+PHASES = ("request -> allocation committed", "allocation -> task actor starts it",
+          "task actor starts it -> process runs", "process runs -> 'running' logged")
+
+
 def agent_log_phases(log_file, samples):
     """Where a sequential Troupe start spends its time, from the agent's
-    own log lines (millisecond timestamps, so only medians mean much):
-    request -> allocation persisted -> task starting persisted -> running
-    persisted."""
+    own log lines and the sample's own clock: the node logs an allocation
+    after its LMDB commit; the task actor logs `starting` when it begins a
+    start and `running` once the shim reported (each before its commit);
+    the container's process ran at t0 + proc. Log stamps are wall-clock
+    milliseconds, truncated, so only medians mean much. Returns
+    ({phase: median ms}, {phase: [ms per sample]})."""
     stamp = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}) "
     alloc_re = re.compile(stamp + r"I \[node\] allocation id=(\w+) ")
     task_re = re.compile(stamp + r"I \[task\] task alloc=(\w+) from=(\w+) to=(\w+) ")
@@ -98,18 +105,18 @@ def agent_log_phases(log_file, samples):
             if m and m.group(4) in ("starting", "running"):
                 at.setdefault((m.group(2), m.group(4)), m.group(1))
     unix_ms = lambda text: datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f").timestamp() * 1000
-    phases = {"request -> allocation persisted": [], "allocation -> 'starting' persisted": [],
-              "'starting' -> 'running' persisted": []}
+    phases = {k: [] for k in PHASES}
     for s in samples:
         a = s["alloc"]
         keys = [(a, "allocated"), (a, "starting"), (a, "running")]
         if not all(k in at for k in keys):
             continue
-        t = [unix_ms(at[k]) for k in keys]
-        phases["request -> allocation persisted"].append(t[0] - s["t0_unix_ms"])
-        phases["allocation -> 'starting' persisted"].append(t[1] - t[0])
-        phases["'starting' -> 'running' persisted"].append(t[2] - t[1])
-    return {k: statistics.median(v) for k, v in phases.items() if v}
+        allocated, starting, running = (unix_ms(at[k]) for k in keys)
+        ran = s["t0_unix_ms"] + s["proc"]
+        for name, value in zip(PHASES, (allocated - s["t0_unix_ms"], starting - allocated, ran - starting,
+                                        running - ran)):
+            phases[name].append(value)
+    return {k: statistics.median(v) for k, v in phases.items() if v}, phases
 
 
 def fdatasync_ms(directory, count=30):

@@ -39,7 +39,7 @@ def report(res):
     lines.append(f"p99 is nearest-rank{p99_note}. Median of the {len(paired)} per-round ratios troupe / runc run -d"
                  f" (each pair measured back to back, so drift cancels): {statistics.median(paired):.2f}x")
     if res.get("phases"):
-        lines += ["", "Where a Troupe start goes (medians, from the agent log's millisecond timestamps)"]
+        lines += ["", "Where a Troupe start goes (medians; agent log stamps, whole milliseconds)"]
         lines += [f"  {k:44} {v:8.1f} ms" for k, v in res["phases"].items()]
     lines.append(f"  {'one fdatasync on the data dir disk':44} {res['fdatasync_ms']:8.1f} ms"
                  "   (an LMDB commit makes two)")

@@ -7,6 +7,7 @@
 //
 // Every call blocks; the task actor calls it from a detached actor.
 // Implementations are thread-safe. No CAF here: the library stays pure.
+// driver.cpp: what both implementations share (the stop sequence).
 #pragma once
 
 #include <chrono>
@@ -97,6 +98,19 @@ public:
   virtual void remove_cgroup_parent() const = 0;
 
 protected:
+  /// When stop_sequence() removes the container.
+  enum class remove_when {
+    exited,  // only once its exit is known: a failed stop leaves it for another try
+    always,  // also when the wait failed: remove() is what ends a command whose shim is gone
+  };
+
+  /// The stop() of every driver: SIGTERM (when `running`), up to `grace`
+  /// for the exit, SIGKILL, up to `kill_wait` more, then remove() as
+  /// `when` says. How it ended, or why the stop failed.
+  result<exit_info> stop_sequence(const std::string& id, const std::filesystem::path& bundle_dir, bool running,
+                                  std::chrono::milliseconds grace, std::chrono::milliseconds kill_wait,
+                                  remove_when when) const;
+
   container_driver() = default;
   container_driver(const container_driver&) = default;
   container_driver(container_driver&&) = default;

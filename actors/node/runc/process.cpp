@@ -5,12 +5,14 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -62,7 +64,43 @@ std::chrono::milliseconds remaining(clock::time_point deadline) {
   return left.count() < 0 ? std::chrono::milliseconds{0} : left;
 }
 
+// A poll() timeout that does not wake before `deadline` (rounded up, so
+// that the last fraction of a millisecond is not spun away).
+int poll_timeout(clock::time_point deadline) {
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
+}
+
+// How often a child's exit is checked when there is no pidfd to wake on.
+constexpr std::chrono::milliseconds exit_check_slice{10};
+
 } // namespace
+
+int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  if (pid <= 0)
+    return -1;
+  // pidfd_open has no glibc wrapper before 2.36; its fds are close-on-exec.
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+bool wait_pidfd(int pidfd, std::chrono::milliseconds timeout) {
+  if (pidfd < 0)
+    return true;
+  auto deadline = clock::now() + timeout;
+  for (;;) {
+    pollfd p{pidfd, POLLIN, 0};
+    int ready = ::poll(&p, 1, poll_timeout(deadline));
+    if (ready > 0)
+      return true;
+    if (ready == 0 || errno != EINTR)
+      return ready != 0;
+  }
+}
 
 std::string describe_command(const std::vector<std::string>& argv) {
   std::string out;
@@ -180,12 +218,15 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
   out_write.reset();
   err_write.reset();
 
+  // The child's exit wakes the poll below through its pidfd; without one
+  // (kernels before 5.3) the exit is checked every exit_check_slice.
+  fd_guard exit_fd{open_pidfd(*pid)};
   command_result result;
   auto deadline = clock::now() + timeout;
   std::optional<clock::time_point> drain_until;
   bool reaped = false;
   for (;;) {
-    pollfd pfds[2];
+    pollfd pfds[3];
     std::string* sinks[2];
     fd_guard* owners[2];
     nfds_t n = 0;
@@ -196,9 +237,14 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
       sinks[n] = sink;
       owners[n++] = reader;
     }
-    auto slice = std::min<std::chrono::milliseconds>(remaining(deadline), std::chrono::milliseconds{10});
-    ::poll(pfds, n, static_cast<int>(slice.count()));
-    for (nfds_t i = 0; i < n; ++i) {
+    nfds_t pipes = n;
+    if (!reaped && exit_fd.get() >= 0)
+      pfds[n++] = {exit_fd.get(), POLLIN, 0};
+    int wait = poll_timeout(reaped ? *drain_until : deadline);
+    if (!reaped && exit_fd.get() < 0)
+      wait = std::min(wait, static_cast<int>(exit_check_slice.count()));
+    ::poll(pfds, n, wait);
+    for (nfds_t i = 0; i < pipes; ++i) {
       if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
         continue;
       char buf[4096];
@@ -213,10 +259,13 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
       pid_t r = ::waitpid(*pid, &wstatus, WNOHANG);
       if (r == *pid) {
         reaped = true;
+        exit_fd.reset();
         result.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
         result.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
         // A grandchild may still hold the pipes; read what is there, briefly.
         drain_until = clock::now() + std::chrono::milliseconds{100};
+      } else if (r < 0 && errno != EINTR) {
+        return errno_error("waiting for " + describe_command(argv)); // reaped elsewhere: its status is lost
       }
     }
     if (reaped && ((out_read.get() < 0 && err_read.get() < 0) || clock::now() >= *drain_until))
@@ -231,6 +280,7 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
 
 result<std::optional<int>> wait_child(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = clock::now() + timeout;
+  fd_guard exit_fd{open_pidfd(pid)};
   auto pause = std::chrono::milliseconds{1};
   for (;;) {
     int wstatus = 0;
@@ -241,6 +291,12 @@ result<std::optional<int>> wait_child(pid_t pid, std::chrono::milliseconds timeo
       return errno_error("waiting for process " + std::to_string(pid));
     if (clock::now() >= deadline)
       return std::optional<int>{};
+    if (exit_fd.get() >= 0) {
+      pollfd p{exit_fd.get(), POLLIN, 0};
+      if (::poll(&p, 1, poll_timeout(deadline)) > 0)
+        exit_fd.reset(); // it ended: the waitpid above returns it; a readable pidfd would not block again
+      continue;
+    }
     std::this_thread::sleep_for(std::min(pause, remaining(deadline)));
     pause = std::min(pause * 2, std::chrono::milliseconds{20});
   }

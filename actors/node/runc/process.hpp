@@ -59,8 +59,18 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
                                    child_stdio io = {});
 
 /// Waits up to `timeout` for our child `pid`: its wait status, or nullopt if
-/// it is still running.
+/// it is still running. Wakes when the child exits (a pidfd), or every few
+/// milliseconds on kernels without pidfd_open.
 result<std::optional<int>> wait_child(pid_t pid, std::chrono::milliseconds timeout);
+
+/// A pidfd of process `pid` (pidfd_open, Linux 5.3+), close-on-exec: it
+/// turns readable when the process ends, so poll() sees an exit at once.
+/// -1 when the kernel has no pidfd_open or the process is gone.
+int open_pidfd(pid_t pid);
+
+/// Waits up to `timeout` for the process behind `pidfd` to end: true when
+/// it has (or the pidfd is -1: the caller checks otherwise).
+bool wait_pidfd(int pidfd, std::chrono::milliseconds timeout);
 
 /// When process `pid` started (clock ticks after boot, /proc/<pid>/stat
 /// field 22): with the pid, an identity that survives pid reuse. nullopt

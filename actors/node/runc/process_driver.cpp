@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <thread>
 
 #include "actors/node/runc/process.hpp"
 #include "actors/node/runc/runc.hpp"
@@ -17,8 +16,6 @@
 namespace troupe::runc {
 namespace fs = std::filesystem;
 namespace {
-
-using clock = std::chrono::steady_clock;
 
 std::string path_of(const std::vector<std::string>& env) {
   for (const auto& e : env)
@@ -37,17 +34,6 @@ status write_spec(const fs::path& file, const shim::process_spec& spec) {
   if (!out.flush())
     return error{"writing " + quote(file.native()) + ": " + std::strerror(errno)};
   return {};
-}
-
-// A shim that was told to end its command lets go within moments.
-bool wait_shim_gone(const fs::path& bundle, std::chrono::milliseconds timeout) {
-  auto deadline = clock::now() + timeout;
-  while (shim::alive(bundle)) {
-    if (clock::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  }
-  return true;
 }
 
 } // namespace
@@ -151,7 +137,7 @@ result<started_container> process_driver::start(const container_config& config, 
     return error{context + ": creating " + quote(bundle_dir.native()) + ": " + ec.message()};
   bool cgroups = limits_problem_.empty();
   auto fail = [&](const error& e) -> result<started_container> {
-    (void)wait_shim_gone(bundle_dir, std::chrono::seconds{5}); // a failing shim is about to exit
+    (void)shim::wait_gone(bundle_dir, std::chrono::seconds{5}); // a failing shim is about to exit
     if (cgroups)
       remove_cgroup(mode_, cgroups_path(config.id));
     std::error_code ignored;
@@ -268,26 +254,12 @@ result<std::optional<exit_info>> process_driver::wait_exit(const fs::path& bundl
 
 result<exit_info> process_driver::stop(const std::string& id, const fs::path& bundle_dir,
                                        std::chrono::milliseconds grace) const {
-  auto context = "stopping container " + id;
   auto current = state(id);
   if (!current)
-    return current.error().with_context(context);
-  if (current->status == container_status::running || current->status == container_status::creating)
-    (void)kill(id, SIGTERM); // it may exit meanwhile: the wait below decides
-  auto ended = wait_exit(bundle_dir, grace);
-  if (ended && !ended->has_value()) {
-    (void)kill(id, SIGKILL);
-    ended = wait_exit(bundle_dir, config_.command_timeout);
-  }
+    return current.error().with_context("stopping container " + id);
+  bool running = current->status == container_status::running || current->status == container_status::creating;
   // remove() also ends a command whose shim is gone, so it runs either way.
-  auto removed = remove(id, bundle_dir);
-  if (!ended)
-    return ended.error().with_context(context);
-  if (!ended->has_value())
-    return error{context + ": still running after SIGKILL"};
-  if (!removed)
-    return removed.error().with_context(context);
-  return **ended;
+  return stop_sequence(id, bundle_dir, running, grace, config_.command_timeout, remove_when::always);
 }
 
 status process_driver::remove(const std::string& id, const fs::path& bundle_dir) const {
@@ -298,7 +270,7 @@ status process_driver::remove(const std::string& id, const fs::path& bundle_dir)
     auto record = read_exit_record(bundle_dir / shim::exit_file);
     if (!record || !record->has_value())
       kill_orphan(bundle_dir, SIGKILL); // the shim, if alive, records the exit and lets go
-    if (!wait_shim_gone(bundle_dir, std::chrono::seconds{5}))
+    if (!shim::wait_gone(bundle_dir, std::chrono::seconds{5}))
       return error{"removing container " + id + ": its troupe-shim is still there after SIGKILL"};
   }
   if (limits_problem_.empty())

@@ -1,7 +1,6 @@
 #include "actors/node/runc/runc.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <thread>
 
 #include <yaml-cpp/yaml.h>
 
@@ -22,8 +20,6 @@
 namespace troupe::runc {
 namespace fs = std::filesystem;
 namespace {
-
-using clock = std::chrono::steady_clock;
 
 status write_file(const fs::path& file, const std::string& text) {
   auto tmp = file;
@@ -150,11 +146,10 @@ result<started_container> runc_driver::start(const container_config& config, con
     return s.error().with_context(context);
   if (!bundle_dir.is_absolute() || !stdout_log.is_absolute() || !stderr_log.is_absolute())
     return error{context + ": bundle dir and log paths must be absolute"};
-  auto existing = state(config.id);
-  if (!existing)
-    return existing.error().with_context(context);
-  if (existing->status != container_status::absent)
-    return error{context + ": runc already has it (" + runc::describe(existing->status) + ")"};
+  if (!valid_container_id(config.id))
+    return error{context + ": container id " + quote(config.id) + " is not valid"};
+  if (known_to_runc(config.id))
+    return error{context + ": runc already has it (" + quote((config_.state_root / config.id).native()) + " exists)"};
   if (shim::alive(bundle_dir)) // another container's live bundle: its layer must stay
     return error{context + ": bundle dir " + quote(bundle_dir.native()) + " belongs to a running container"};
   // Leftovers of a start that crashed half-way: nothing runs from them.
@@ -164,9 +159,7 @@ result<started_container> runc_driver::start(const container_config& config, con
   if (!layer)
     return layer.error().with_context(context);
   auto fail = [&](const error& e) -> result<started_container> {
-    auto deadline = clock::now() + std::chrono::seconds{5}; // a failing shim is about to exit
-    while (shim::alive(bundle_dir) && clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    (void)shim::wait_gone(bundle_dir, std::chrono::seconds{5}); // a failing shim is about to exit
     (void)release_writable_layer(bundle_dir);
     return e.with_context(context);
   };
@@ -203,16 +196,24 @@ result<int> runc_driver::launch_shim(const container_config& config, const fs::p
   return shim::launch(config_.shim_binary, args, 2 * config_.command_timeout + std::chrono::seconds{5});
 }
 
+bool runc_driver::known_to_runc(const std::string& id) const {
+  // runc keeps one directory per container under its root, from the
+  // moment it creates one until it deletes it: the answer of `runc state`
+  // (absent or not) without a runc process.
+  return ::access((config_.state_root / id).c_str(), F_OK) == 0 || errno != ENOENT;
+}
+
 result<container_state> runc_driver::state(const std::string& id) const {
   if (!valid_container_id(id))
     return error{"container id " + quote(id) + " is not valid"};
+  if (!known_to_runc(id))
+    return container_state{id, container_status::absent, 0, {}};
   auto argv = runc_argv({"state", id});
   auto r = run_command(argv, config_.command_timeout);
   if (!r)
     return r.error();
   if (!r->success()) {
-    // runc keeps one directory per container under its root.
-    if (::access((config_.state_root / id).c_str(), F_OK) != 0 && errno == ENOENT)
+    if (!known_to_runc(id)) // deleted meanwhile
       return container_state{id, container_status::absent, 0, {}};
     return error{describe_command(argv) + " failed: " + r->describe()};
   }
@@ -260,45 +261,25 @@ result<std::optional<exit_info>> runc_driver::wait_exit(const fs::path& bundle_d
 
 result<exit_info> runc_driver::stop(const std::string& id, const fs::path& bundle_dir,
                                     std::chrono::milliseconds grace) const {
-  auto context = "stopping container " + id;
-  auto current = state(id);
-  if (!current)
-    return current.error().with_context(context);
-  status signalled;
-  if (current->status != container_status::absent && current->status != container_status::stopped)
-    signalled = kill(id, SIGTERM); // it may exit meanwhile: the wait below decides
-  auto ended = wait_exit(bundle_dir, grace);
-  if (ended && !ended->has_value()) {
-    signalled = kill(id, SIGKILL);
-    ended = wait_exit(bundle_dir, config_.command_timeout);
-  }
-  if (!ended)
-    return ended.error().with_context(context);
-  if (!ended->has_value())
-    return error{context + ": still running after SIGKILL" +
-                 (signalled ? std::string{} : " (" + signalled.error().message() + ")")};
-  if (auto s = remove(id, bundle_dir); !s)
-    return s.error().with_context(context);
-  return **ended;
+  if (!valid_container_id(id))
+    return error{"stopping container " + id + ": container id " + quote(id) + " is not valid"};
+  // Signalled when runc has it: a container that has stopped meanwhile only
+  // fails the signal, and the wait decides.
+  return stop_sequence(id, bundle_dir, known_to_runc(id), grace, config_.command_timeout, remove_when::exited);
 }
 
 status runc_driver::remove(const std::string& id, const fs::path& bundle_dir) const {
-  auto current = state(id);
-  if (!current)
-    return current.error();
-  if (current->status != container_status::absent) {
+  if (!valid_container_id(id))
+    return error{"container id " + quote(id) + " is not valid"};
+  if (known_to_runc(id)) {
+    // Also deletes what an aborted create left (a directory without state).
     auto deleted = run_runc({"delete", "--force", id});
-    if (!deleted) {
-      auto again = state(id); // deleted by someone else meanwhile is fine
-      if (!again || again->status != container_status::absent)
-        return deleted.error();
-    }
+    if (!deleted && known_to_runc(id)) // deleted by someone else meanwhile is fine
+      return deleted.error();
   }
   // The shim records the exit of a force-deleted container; let it finish
   // before its directory goes.
-  auto deadline = clock::now() + std::chrono::seconds{5};
-  while (shim::alive(bundle_dir) && clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  (void)shim::wait_gone(bundle_dir, std::chrono::seconds{5});
   return release_writable_layer(bundle_dir);
 }
 

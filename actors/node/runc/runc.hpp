@@ -8,6 +8,9 @@
 // records the exit in the bundle dir; wait_exit() watches for that record;
 // stop() is SIGTERM, the grace period, SIGKILL, then remove(); remove()
 // deletes the runc container, unmounts the layer and deletes the bundle dir.
+// Whether runc has an id is read from its state root (one directory per
+// container) rather than asked of a runc process: start, stop and remove
+// run no `runc state`; state() does, for the pid and status.
 // After an agent restart a new driver on the same state root sees running
 // containers through state() and their exits through wait_exit().
 //
@@ -78,7 +81,7 @@ public:
   /// running after `timeout`. An error when its shim is gone without a
   /// record (killed with SIGKILL, or the host rebooted), or when the bundle
   /// was removed (a stop() on another thread returns the exit itself).
-  /// Wakes on inotify, and at least every 500 ms to check on the shim.
+  /// Wakes when the shim exits (shim::wait_exit).
   result<std::optional<exit_info>> wait_exit(const std::filesystem::path& bundle_dir,
                                              std::chrono::milliseconds timeout) const override;
 
@@ -96,6 +99,9 @@ public:
   void remove_cgroup_parent() const override;
 
 private:
+  /// True when runc has a container `id` (in any state): its directory
+  /// under the state root exists. No runc process.
+  bool known_to_runc(const std::string& id) const;
   std::vector<std::string> runc_argv(std::initializer_list<std::string> args) const;
   result<command_result> run_runc(std::initializer_list<std::string> args) const;
   result<int> launch_shim(const container_config& config, const std::filesystem::path& bundle_dir,

@@ -5,9 +5,9 @@
 // to <bundle>/exit. The agent may die and restart meanwhile; the exit file
 // and the shim's lock on <bundle>/shim.lock tell a new driver what happened.
 //
-// Two modes: runc (`runc create` + `runc start`; the init is reparented to
-// the shim) and process (--process <spec>: the shim forks and execs the
-// spec's command on the host itself, for the process driver).
+// Two modes: runc (`runc run --detach`; the init is reparented to the shim
+// when runc exits) and process (--process <spec>: the shim forks and execs
+// the spec's command on the host itself, for the process driver).
 #pragma once
 
 #include <chrono>
@@ -25,8 +25,8 @@ namespace troupe::runc::shim {
 // Files in the bundle dir.
 inline constexpr const char* lock_file = "shim.lock"; // flock held by the live shim
 inline constexpr const char* exit_file = "exit";      // the exit record, once the init is gone
-inline constexpr const char* pid_file = "init.pid";   // runc create: "<pid>"; process mode: "<pid> <start time>"
-inline constexpr const char* runc_log = "runc.log";   // runc --log of create/start
+inline constexpr const char* pid_file = "init.pid";   // runc run: "<pid>"; process mode: "<pid> <start time>"
+inline constexpr const char* runc_log = "runc.log";   // runc --log of the run
 inline constexpr const char* shim_log = "shim.log";   // the shim's own stdout/stderr
 inline constexpr const char* process_spec_file = "process.spec"; // process mode: what to run
 
@@ -68,6 +68,11 @@ result<arguments> parse_argv(int argc, char** argv);
 /// True while a shim holds `bundle`/shim.lock (the container is monitored).
 bool alive(const std::filesystem::path& bundle);
 
+/// Waits up to `timeout` until no shim holds `bundle`/shim.lock: false if
+/// one still does then. Wakes when the shim exits (a pidfd of the pid it
+/// wrote into the lock file), or every 10 ms without one.
+bool wait_gone(const std::filesystem::path& bundle, std::chrono::milliseconds timeout);
+
 /// Starts troupe-shim with `args` (its stdout/stderr to <bundle>/shim.log)
 /// and waits up to `report_timeout` for its report: the container's pid,
 /// or the shim's error.
@@ -76,8 +81,9 @@ result<int> launch(const std::filesystem::path& shim_binary, const arguments& ar
 
 /// How the container whose shim watches `bundle` ended; nullopt if it still
 /// runs after `timeout`. An error when the shim is gone without a record or
-/// the bundle dir is gone. Wakes on inotify, and at least every 500 ms to
-/// check on the shim.
+/// the bundle dir is gone. Wakes when the shim exits (a pidfd; it exits
+/// right after writing the record), else on inotify and at least every
+/// 500 ms. A `timeout` of 0 only looks, opening nothing: cheap to poll.
 result<std::optional<exit_info>> wait_exit(const std::filesystem::path& bundle, std::chrono::milliseconds timeout);
 
 /// The pid in <bundle>/init.pid and, in process mode, its start time

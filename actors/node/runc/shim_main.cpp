@@ -54,7 +54,13 @@ int read_pid(const std::filesystem::path& file) {
   return pid;
 }
 
-// runc mode: runc create + start, the init reparented to us.
+// runc mode: `runc run --detach`, the init reparented to us when runc
+// exits. One runc process rather than `runc create` + `runc start`: the
+// same container (the init inherits our log fds as its stdio, runc writes
+// its pid to init.pid), one exec and one runc start-up less. What the two
+// steps gave is kept: the OOM-kill count is read before runc makes the
+// cgroup (a new cgroup counts from 0; a leftover one keeps its count, read
+// here), and a container that exits at once is still our child to reap.
 int run_runc(const shim::arguments& a) {
   if (!take_lock(a.bundle)) {
     report("error another troupe-shim holds " + (a.bundle / shim::lock_file).native());
@@ -69,15 +75,16 @@ int run_runc(const shim::arguments& a) {
            std::strerror(errno));
     return 1;
   }
-  std::vector<std::string> runc{a.runc.native(), "--root", a.root.native(), "--log", (a.bundle / shim::runc_log).native()};
+  auto oom_before = read_oom_kills(a.memory_cgroup);
 
-  // create in pass-through mode: the init inherits these fds as its stdio.
-  auto create = runc;
-  create.insert(create.end(), {"create", "--bundle", a.bundle.native(), "--pid-file",
-                               (a.bundle / shim::pid_file).native(), a.id});
-  auto created = run_command(create, a.timeout, child_stdio{-1, out, err});
-  if (!created || !created->success()) {
-    auto why = runc_failure(a, create, created);
+  // Detached, without a terminal: pass-through stdio, the init inherits
+  // these fds. --no-subreaper: runc exits at once and reaps nothing of ours.
+  std::vector<std::string> run{a.runc.native(), "--root", a.root.native(), "--log", (a.bundle / shim::runc_log).native(),
+                               "run", "--detach", "--no-subreaper", "--bundle", a.bundle.native(),
+                               "--pid-file", (a.bundle / shim::pid_file).native(), a.id};
+  auto ran = run_command(run, a.timeout, child_stdio{-1, out, err});
+  if (!ran || !ran->success()) {
+    auto why = runc_failure(a, run, ran);
     force_delete(a); // before the report: the driver finds runc clean when it hears
     report("error " + why);
     return 1;
@@ -85,20 +92,7 @@ int run_runc(const shim::arguments& a) {
   pid_t pid = read_pid(a.bundle / shim::pid_file);
   if (pid <= 0) {
     force_delete(a);
-    report("error runc create wrote no pid to " + (a.bundle / shim::pid_file).native());
-    return 1;
-  }
-  auto oom_before = read_oom_kills(a.memory_cgroup);
-
-  auto start = runc;
-  start.insert(start.end(), {"start", a.id});
-  auto started = run_command(start, a.timeout);
-  if (!started || !started->success()) {
-    auto why = runc_failure(a, start, started);
-    force_delete(a);
-    int ignored = 0;
-    wait_for_init(pid, ignored);
-    report("error " + why);
+    report("error runc run wrote no pid to " + (a.bundle / shim::pid_file).native());
     return 1;
   }
   report("started " + std::to_string(pid));
@@ -157,7 +151,7 @@ int main(int argc, char** argv) {
   ::setsid();
   if (::chdir("/") != 0)
     log_line("event=chdir_failed");
-  // Orphans below us (the container's init once runc create exits) become
+  // Orphans below us (the container's init once runc run exits) become
   // our children, so waitpid gives their real exit status.
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     report("error prctl(PR_SET_CHILD_SUBREAPER): " + std::string{std::strerror(errno)});
