@@ -11,6 +11,8 @@
 #   BENCH_ROUNDS   rounds of the at-once test per side (default 3)
 #   BENCH_JSON     also write every sample to this file
 #   BENCH_NO_BUILD=1  use the binaries already in build/release
+#   BENCH_MEMBERSHIP=0  skip the membership benchmarks (simulated, and against Serf)
+#   BENCH_MEMBERSHIP_ROUNDS, BENCH_MEMBERSHIP_JSON, BENCH_SIM_MAX_MEMBERS
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,7 +24,7 @@ fi
 
 # The peers and the image content; deploy/setup.sh normally installed them.
 missing=()
-for p in runc busybox-static python3; do
+for p in runc busybox-static python3 serf iproute2 nftables; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -35,7 +37,7 @@ fi
 build=build/release
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim
+  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim swim_sim_bench
 fi
 troupe=$root/$build/tools/troupe
 troupectl=$root/$build/tools/troupectl
@@ -165,4 +167,14 @@ if [ "$bench_code" -ne 0 ]; then
   echo "bench.sh: the benchmark failed (exit $bench_code); the agent's log ends:" >&2
   tail -20 "$tmp/agent.log" >&2
   exit 1
+fi
+
+# Membership: the simulated protocol at N = 100 and 1,000 (lan timings and
+# Serf's), then real agents side by side with Serf on loopback, in a network
+# namespace of its own for the 10% loss phase (about 15 minutes).
+if [ "${BENCH_MEMBERSHIP:-1}" = 1 ]; then
+  "$root/$build/actors/membership/swim_sim_bench" --max-members "${BENCH_SIM_MAX_MEMBERS:-1000}"
+  python3 -B tests/bench/membership_bench.py --troupe "$troupe" --troupectl "$troupectl" \
+    ${BENCH_MEMBERSHIP_ROUNDS:+--rounds "$BENCH_MEMBERSHIP_ROUNDS"} \
+    ${BENCH_MEMBERSHIP_JSON:+--json "$BENCH_MEMBERSHIP_JSON"}
 fi

@@ -159,8 +159,14 @@ environment::open(const std::filesystem::path& dir, options opts) {
   // MDB_NOTLS: a read transaction belongs to its call, not to its thread, so
   // one thread may hold several and actor threads may hand work around.
   unsigned flags = MDB_NOTLS | (opts.sync_on_commit ? 0u : MDB_NOSYNC);
-  if ((rc = mdb_env_open(env, abs.c_str(), flags, 0644)) != MDB_SUCCESS)
+  // 0600: the node's tables hold secrets (the encryption keyring).
+  if ((rc = mdb_env_open(env, abs.c_str(), flags, 0600)) != MDB_SUCCESS)
     return fail("mdb_env_open");
+  for (auto* file : {"data.mdb", "lock.mdb"}) { // files made by older builds
+    std::error_code ignored;
+    std::filesystem::permissions(abs / file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                 ignored);
+  }
   // Reader slots of a process killed mid-read would pin old pages forever.
   int dead = 0;
   mdb_reader_check(env, &dead);

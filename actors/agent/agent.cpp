@@ -121,7 +121,7 @@ struct agent_system_config : caf::actor_system_config {
 };
 
 /// Waits for SIGTERM/SIGINT or the supervisor's end. Returns the exit code.
-int run_until_stopped(caf::actor_system& sys, const caf::actor& sup, std::atomic<bool>& sup_down,
+int run_until_stopped(caf::actor_system& sys, const caf::actor& sup, const directory& names, std::atomic<bool>& sup_down,
                       const caf::error& sup_reason, spdlog::logger& log) {
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -139,6 +139,11 @@ int run_until_stopped(caf::actor_system& sys, const caf::actor& sup, std::atomic
       asked = true;
     } else {
       log.warn("second signal: killing actors now");
+      // The children are monitored, not linked: each is killed itself, or
+      // one with timers of its own (membership, node) would keep the agent up.
+      for (auto& name : names.names())
+        if (auto hdl = names.get(name); hdl && hdl != sup)
+          caf::anon_send_exit(hdl, caf::exit_reason::kill);
       caf::anon_send_exit(sup, caf::exit_reason::kill);
     }
   }
@@ -236,7 +241,7 @@ int run_agent(const agent_config& given) {
       sup_down.store(true);
     });
     ctx->names->put("supervisor", sup);
-    code = run_until_stopped(sys, sup, sup_down, sup_reason, *log);
+    code = run_until_stopped(sys, sup, *ctx->names, sup_down, sup_reason, *log);
     ctx->names->clear();
     sup = nullptr;
     sys.await_all_actors_done();

@@ -1,5 +1,7 @@
 // End to end: real `troupe agent` processes driven by real `troupectl`
 // commands over the HTTP API, on loopback, each with its own data dir.
+#include <thread>
+
 #include "tests/integration/agent_fixture.hpp"
 
 using namespace troupe;
@@ -111,6 +113,8 @@ TEST_CASE("SIGTERM stops actors in reverse order, closes LMDB, and a restart kee
   CHECK(membership < monitor);
   CHECK(monitor != std::string::npos);
   CHECK(contains(log, "lmdb=closed exit_code=0"));
+  // The tables hold the encryption keyring: only the owner reads them.
+  CHECK((fs::status(a.data / "data.mdb").permissions() & fs::perms::others_read) == fs::perms::none);
 
   a.start();
   auto after = a.status();
@@ -177,4 +181,15 @@ TEST_CASE("bad agent flags exit with status 2 and name the flag") {
   CHECK(contains(r.output, "--http-port"));
   r = run({TROUPE_BIN, "agnet"}, dir.path());
   CHECK(r.code == 2);
+}
+
+TEST_CASE("a second SIGTERM during the stop kills every actor and the agent exits") {
+  agent a;
+  a.start();
+  a.proc->signal(SIGTERM);
+  std::this_thread::sleep_for(20ms); // two signals at once would merge into one
+  a.proc->signal(SIGTERM);
+  auto code = a.proc->wait(10s);
+  REQUIRE_MESSAGE(code, "agent still running 10 s after two SIGTERMs; log:\n" << a.log_text());
+  CHECK(contains(a.log_text(), "second signal"));
 }

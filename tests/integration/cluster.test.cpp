@@ -42,8 +42,24 @@ std::string state_of(const agent& observer, const std::string& name, uint64_t* i
   return "";
 }
 
-std::vector<std::unique_ptr<agent>> start_cluster(int n, const std::vector<std::string>& extra = {}) {
-  std::vector<std::unique_ptr<agent>> agents;
+/// Agents stopped with SIGTERM at the end of a test, so that each removes
+/// its cgroup parent and leaves the cluster cleanly (a SIGKILL would not).
+struct cluster_agents : std::vector<std::unique_ptr<agent>> {
+  cluster_agents() = default;
+  cluster_agents(cluster_agents&&) = default;
+  cluster_agents& operator=(cluster_agents&&) = default;
+  ~cluster_agents() {
+    for (auto& a : *this)
+      if (a->proc && a->proc->running())
+        a->proc->signal(SIGTERM);
+    for (auto& a : *this)
+      if (a->proc)
+        a->proc->wait(10s);
+  }
+};
+
+cluster_agents start_cluster(int n, const std::vector<std::string>& extra = {}) {
+  cluster_agents agents;
   for (int i = 0; i < n; ++i) {
     agents.push_back(std::make_unique<agent>());
     agents.back()->name = "n" + std::to_string(i + 1);
@@ -161,7 +177,9 @@ TEST_CASE("agents sharing an --encrypt key form a cluster and one with another k
   auto remote = agents[0]->ctl({"-o", "json", "actors", "--node", "n2"});  // RPC frames are sealed too
   CHECK_MESSAGE(remote.code == 0, remote.output);
 
-  agent stranger;
+  cluster_agents strangers;
+  strangers.push_back(std::make_unique<agent>());
+  auto& stranger = *strangers.back();
   stranger.name = "stranger";
   stranger.start(flags({"--seed", agents[0]->gossip_address(), "--encrypt", other}));
   std::this_thread::sleep_for(3s);

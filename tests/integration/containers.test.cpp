@@ -85,13 +85,15 @@ void fill(const fs::path& file) {
 /// An agent that runs runc containers, with the busybox image imported and
 /// everything its containers leave removed when the test ends. Use
 /// `busybox_host::make()`: null (and the reason logged) where containers
-/// cannot run. `before_start` runs once the data dir exists, before the agent.
+/// cannot run. `small_fs` (a data dir subdir and a size) puts a tmpfs there
+/// before the agent starts; it goes after the containers, before the dir.
 /// The rootfs is always made; `import_busybox` imports it as busybox:1.
 struct busybox_host {
   agent a;
+  std::unique_ptr<tmpfs_mount> small;  // destroyed after guard, before a
   std::optional<container_cleanup> guard;
 
-  static std::unique_ptr<busybox_host> make(const std::function<void(const agent&)>& before_start = {},
+  static std::unique_ptr<busybox_host> make(std::optional<std::pair<std::string, std::string>> small_fs = {},
                                             bool import_busybox = true) {
     if (auto why = cannot_run_containers(); !why.empty()) {
       MESSAGE("skipped: ", why);
@@ -99,8 +101,8 @@ struct busybox_host {
     }
     auto host = std::make_unique<busybox_host>();
     fs::create_directories(host->a.data);
-    if (before_start)
-      before_start(host->a);
+    if (small_fs)
+      host->small = std::make_unique<tmpfs_mount>(host->a.data / small_fs->first, small_fs->second);
     host->a.start();
     host->guard.emplace(container_cleanup{host->a, host->a.status().id()});
     make_busybox_rootfs(host->a.dir.path() / "rootfs");
@@ -253,16 +255,13 @@ TEST_CASE("a running container's cpu and memory come from its cgroup, in stats a
 }
 
 TEST_CASE("a full disk fails the task that needs space with the reason, and the others keep running") {
-  std::unique_ptr<tmpfs_mount> small;
-  auto host = busybox_host::make([&](const agent& a) {
-    small = std::make_unique<tmpfs_mount>(a.data / "containers", "8m");
-  });
+  auto host = busybox_host::make(std::pair{std::string{"containers"}, std::string{"8m"}});
   if (!host)
     return;
   auto& a = host->a;
   run_id(a, with({"--name", "steady", "busybox:1", "--"}, sleeper));
   REQUIRE(eventually(10s, [&] { return task_in_state(a, "steady", "running"); }));
-  fill(small->where / "filler");
+  fill(host->small->where / "filler");
   run_id(a, {"--name", "starved", "--restart", "never", "busybox:1", "--", "true"});
   REQUIRE(eventually(10s, [&] { return task_in_state(a, "starved", "failed"); }));
   auto starved = task_named(a, "starved");
@@ -270,7 +269,7 @@ TEST_CASE("a full disk fails the task that needs space with the reason, and the 
   auto events = a.ctl({"events", "--tasks"});
   CHECK(contains(events.output, "No space left on device"));
   CHECK(task_in_state(a, "steady", "running"));
-  fs::remove(small->where / "filler");
+  fs::remove(host->small->where / "filler");
   run_id(a, with({"--name", "after", "busybox:1", "--"}, sleeper));
   CHECK(eventually(10s, [&] { return task_in_state(a, "after", "running"); }));
   for (auto* name : {"steady", "after", "starved"})
@@ -279,10 +278,7 @@ TEST_CASE("a full disk fails the task that needs space with the reason, and the 
 }
 
 TEST_CASE("an image import that runs out of disk names the problem and leaves no partial image") {
-  std::unique_ptr<tmpfs_mount> small;
-  auto host = busybox_host::make(
-    [&](const agent& a) { small = std::make_unique<tmpfs_mount>(a.data / "images", "1m"); },  // busybox is larger
-    false);
+  auto host = busybox_host::make(std::pair{std::string{"images"}, std::string{"1m"}}, false);  // busybox is larger
   if (!host)
     return;
   auto& a = host->a;
@@ -293,7 +289,7 @@ TEST_CASE("an image import that runs out of disk names the problem and leaves no
   REQUIRE(images.code == 0);
   CHECK(parse_json<v1::ImageList>(images.output).images_size() == 0);
   std::vector<std::string> left;
-  for (auto& entry : fs::recursive_directory_iterator(small->where))
+  for (auto& entry : fs::recursive_directory_iterator(host->small->where))
     if (entry.is_regular_file())
       left.push_back(entry.path().string());
   CHECK_MESSAGE(left.empty(), "left behind: " << left.size() << " files, first " << (left.empty() ? "" : left[0]));

@@ -49,6 +49,23 @@ bool take_lock(const std::filesystem::path& bundle) {
   return false;
 }
 
+bool begin_run(const arguments& a, std::initializer_list<const char*> stale, int& out, int& err) {
+  if (!take_lock(a.bundle)) {
+    report("error another troupe-shim holds " + (a.bundle / lock_file).native());
+    return false;
+  }
+  for (const char* name : stale)
+    ::unlink((a.bundle / name).c_str());
+  out = open_log(a.stdout_log);
+  err = a.stderr_log == a.stdout_log ? out : open_log(a.stderr_log);
+  if (out < 0 || err < 0) {
+    report("error opening container logs " + a.stdout_log.native() + ", " + a.stderr_log.native() + ": " +
+           std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 int wait_for_init(pid_t pid, int& wstatus) {
   for (;;) {
     pid_t r = ::waitpid(pid, &wstatus, 0);

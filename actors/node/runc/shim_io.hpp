@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 
 #include "actors/node/runc/shim.hpp"
@@ -25,6 +26,11 @@ int open_log(const std::filesystem::path& file);
 /// Takes <bundle>/shim.lock for the shim's whole life; false if another
 /// shim holds it.
 bool take_lock(const std::filesystem::path& bundle);
+
+/// How both modes begin: the bundle's lock, the previous run's `stale`
+/// files removed, the container's logs opened (`out` and `err` are one fd
+/// when both paths are the same). False once the failure is reported.
+bool begin_run(const arguments& a, std::initializer_list<const char*> stale, int& out, int& err);
 
 /// waitpid for our child `pid`, through EINTR: 0, or the errno.
 int wait_for_init(pid_t pid, int& wstatus);

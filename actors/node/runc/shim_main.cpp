@@ -24,10 +24,9 @@ namespace {
 
 using namespace troupe;
 using namespace troupe::runc;
+using shim::begin_run;
 using shim::log_line;
-using shim::open_log;
 using shim::report;
-using shim::take_lock;
 using shim::wait_for_init;
 
 void force_delete(const shim::arguments& a) {
@@ -62,19 +61,9 @@ int read_pid(const std::filesystem::path& file) {
 // cgroup (a new cgroup counts from 0; a leftover one keeps its count, read
 // here), and a container that exits at once is still our child to reap.
 int run_runc(const shim::arguments& a) {
-  if (!take_lock(a.bundle)) {
-    report("error another troupe-shim holds " + (a.bundle / shim::lock_file).native());
+  int out = -1, err = -1;
+  if (!begin_run(a, {shim::exit_file, shim::pid_file, shim::runc_log}, out, err))
     return 1;
-  }
-  for (const char* stale : {shim::exit_file, shim::pid_file, shim::runc_log})
-    ::unlink((a.bundle / stale).c_str());
-  int out = open_log(a.stdout_log);
-  int err = a.stderr_log == a.stdout_log ? out : open_log(a.stderr_log);
-  if (out < 0 || err < 0) {
-    report("error opening container logs " + a.stdout_log.native() + ", " + a.stderr_log.native() + ": " +
-           std::strerror(errno));
-    return 1;
-  }
   auto oom_before = read_oom_kills(a.memory_cgroup);
 
   // Detached, without a terminal: pass-through stdio, the init inherits

@@ -152,22 +152,12 @@ void remove_cgroups(const std::vector<std::filesystem::path>& cgroups) {
 } // namespace
 
 int run_process(const arguments& a) {
-  if (!take_lock(a.bundle)) {
-    report("error another troupe-shim holds " + (a.bundle / lock_file).native());
+  int out = -1, err = -1;
+  if (!begin_run(a, {exit_file, pid_file}, out, err))
     return 1;
-  }
-  for (const char* stale : {exit_file, pid_file})
-    ::unlink((a.bundle / stale).c_str());
   auto spec = load_spec(a.process_spec);
   if (!spec) {
     report("error " + spec.error().message());
-    return 1;
-  }
-  int out = open_log(a.stdout_log);
-  int err = a.stderr_log == a.stdout_log ? out : open_log(a.stderr_log);
-  if (out < 0 || err < 0) {
-    report("error opening container logs " + a.stdout_log.native() + ", " + a.stderr_log.native() + ": " +
-           std::strerror(errno));
     return 1;
   }
   int fail_pipe[2];
