@@ -18,7 +18,7 @@ packages=(
   # containers: runc runs them, libarchive unpacks image layers
   runc libarchive-dev
   # tests
-  doctest-dev busybox-static
+  doctest-dev busybox-static iproute2
   # run
   procps
 )

@@ -1,5 +1,8 @@
 #include "actors/api/api_actor.hpp"
 
+#include <sys/socket.h>
+
+#include <cstring>
 #include <thread>
 
 #include <google/protobuf/util/json_util.h>
@@ -28,6 +31,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto actor_timeout = 2000ms;
+constexpr int listen_backlog = 128;
 constexpr auto remote_timeout = 3000ms;  // another agent over TCP, and its actor
 
 std::string to_json(const google::protobuf::Message& msg) {
@@ -396,9 +400,11 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   svr.new_task_queue = [] { return new httplib::ThreadPool(4); };
   // httplib's default adds SO_REUSEPORT, which would let a second agent
   // share this port silently. SO_REUSEADDR alone allows a quick restart.
-  svr.set_socket_options([](int sock) {
+  auto listen_fd = std::make_shared<int>(-1);
+  svr.set_socket_options([listen_fd](int sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    *listen_fd = sock;
   });
   svr.set_payload_max_length(1u << 20);
   svr.set_read_timeout(5, 0);
@@ -439,6 +445,11 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
     self->quit(caf::make_error(caf::sec::runtime_error, why));
     return {};
   }
+  // Debian's cpp-httplib is a shared library built with a backlog of 5: a
+  // burst of requests would lose SYNs and wait a second for the retry.
+  // listen() again on the bound socket sets the backlog we want.
+  if (*listen_fd >= 0 && ::listen(*listen_fd, listen_backlog) != 0)
+    st.log->warn("listen_backlog_failed backlog={} reason=\"{}\"", listen_backlog, std::strerror(errno));
   st.listener = std::thread([&svr] { svr.listen_after_bind(); });
   st.log->info("listening addr={}:{}", cfg.bind, cfg.http_port);
   return supervised_behavior(self);

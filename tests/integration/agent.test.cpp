@@ -193,3 +193,17 @@ TEST_CASE("a second SIGTERM during the stop kills every actor and the agent exit
   REQUIRE_MESSAGE(code, "agent still running 10 s after two SIGTERMs; log:\n" << a.log_text());
   CHECK(contains(a.log_text(), "second signal"));
 }
+
+TEST_CASE("the API listens with a backlog of 128, so a burst of connections is not dropped") {
+  if (!fs::exists("/usr/bin/ss") && !fs::exists("/bin/ss")) {
+    MESSAGE("skipped: ss (iproute2) is not installed");
+    return;
+  }
+  agent a;
+  a.start();
+  // ss shows a listening socket's backlog in its Send-Q column.
+  auto r = run({fs::exists("/usr/bin/ss") ? "/usr/bin/ss" : "/bin/ss", "-ltnH", "sport = :" + std::to_string(a.http)},
+               a.dir.path());
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  CHECK_MESSAGE(contains(r.output, " 128 "), r.output);
+}
