@@ -77,19 +77,7 @@ struct cluster {
   /// operator would list. The others join through one of the three, 200 a
   /// second, retrying a join not answered within a second (the shell's policy).
   void grow(std::size_t n) {
-    for (int i = 0; i < 3; ++i)
-      sim.add();
-    for (int tries = 0; tries < 20 && !(sim.node(1).joined() && sim.node(2).joined()); ++tries) {
-      for (simulator::node_id s : {1u, 2u})
-        if (!sim.node(s).joined())
-          sim.join(s, {0});
-      sim.run_for(500ms);
-    }
-    for (std::size_t i = 3; i < n; ++i) {
-      sim.join(sim.add(), {rng() % 3});
-      if (i % 20 == 0)
-        sim.run_for(100ms);
-    }
+    join_through_three_seeds(sim, n, rng);
     failed_at.assign(n, time_point::max());
     for (int retry = 0; retry < 10; ++retry) {
       sim.run_for(1s);

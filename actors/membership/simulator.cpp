@@ -177,4 +177,21 @@ bool simulator::run_until(const std::function<bool()>& done, duration limit, dur
   return true;
 }
 
+void join_through_three_seeds(simulator& sim, std::size_t n, std::mt19937_64& rng) {
+  using namespace std::chrono_literals;
+  for (int i = 0; i < 3; ++i)
+    sim.add();
+  for (int tries = 0; tries < 20 && !(sim.node(1).joined() && sim.node(2).joined()); ++tries) {
+    for (simulator::node_id s : {1u, 2u})
+      if (!sim.node(s).joined())
+        sim.join(s, {0});
+    sim.run_for(500ms);
+  }
+  for (std::size_t i = 3; i < n; ++i) {
+    sim.join(sim.add(), {rng() % 3});
+    if (i % 20 == 0)
+      sim.run_for(100ms);
+  }
+}
+
 } // namespace troupe::swim

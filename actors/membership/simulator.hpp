@@ -108,4 +108,11 @@ private:
   std::uint64_t order_ = 0, hash_ = 14695981039346656037ull, sent_ = 0, lost_ = 0;
 };
 
+/// Grows an empty simulation to `n` members the way operators start a
+/// cluster: member 0 starts it, members 1 and 2 join it (retried every
+/// 500 ms until answered), then everyone else joins through one of those
+/// three seeds, picked with `rng`, 200 a second. Convergence is the caller's
+/// to wait for.
+void join_through_three_seeds(simulator& sim, std::size_t n, std::mt19937_64& rng);
+
 } // namespace troupe::swim

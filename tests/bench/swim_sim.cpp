@@ -70,20 +70,7 @@ bool converged(simulator& sim) {
 sample run_once(const config& cfg, std::size_t n, double loss, std::uint64_t seed) {
   simulator sim(seed, cfg, network{loss, 200us, 5ms, loss > 0 ? 0.01 : 0.0, 150ms});
   std::mt19937_64 rng(seed);
-  // The three seeds first, joined to each other, then everyone through one of them.
-  for (int i = 0; i < 3; ++i)
-    sim.add();
-  for (int tries = 0; tries < 20 && !(sim.node(1).joined() && sim.node(2).joined()); ++tries) {
-    for (simulator::node_id s : {1u, 2u})
-      if (!sim.node(s).joined())
-        sim.join(s, {0});
-    sim.run_for(500ms);
-  }
-  for (std::size_t i = 3; i < n; ++i) {
-    sim.join(sim.add(), {rng() % 3});
-    if (i % 20 == 0)
-      sim.run_for(100ms);
-  }
+  join_through_three_seeds(sim, n, rng);
   auto grow_deadline = sim.now() + 120s;
   while (!converged(sim) && sim.now() < grow_deadline) {
     sim.run_for(1s);
