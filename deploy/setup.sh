@@ -15,8 +15,9 @@ packages=(
   libspdlog-dev
   libcli11-dev libyaml-cpp-dev
   libcpp-httplib-dev
-  # containers: runc runs them, libarchive unpacks image layers
-  runc libarchive-dev
+  # containers: runc runs them, libarchive unpacks image layers (linked
+  # statically, with the static archives of the compressors it reads)
+  runc libarchive-dev libzstd-dev liblzma-dev libbz2-dev zlib1g-dev
   # tests
   doctest-dev busybox-static iproute2
   # run

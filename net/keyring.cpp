@@ -1,11 +1,26 @@
 #include "net/keyring.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 
 namespace troupe::net {
+
+void random_bytes(unsigned char* out, std::size_t n) {
+  while (n > 0) {
+    ssize_t got = ::getrandom(out, n, 0);
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      std::abort();
+    }
+    out += got;
+    n -= static_cast<std::size_t>(got);
+  }
+}
 
 result<key> key::from_base64(std::string_view text) {
   // 32 bytes are 44 characters with one '=' of padding; anything else is not a key.
@@ -31,8 +46,7 @@ result<key> key::from_bytes(std::string_view bytes) {
 
 key key::generate() {
   key k;
-  if (RAND_bytes(k.bytes_.data(), static_cast<int>(size)) != 1)
-    std::abort();  // no CSPRNG: nothing safe to do with a key
+  random_bytes(k.bytes_.data(), size);
   return k;
 }
 

@@ -1,7 +1,6 @@
 #include "net/packet.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -98,8 +97,8 @@ std::string packet_codec::seal_at(std::string_view payload, clock::time_point se
   unsigned char* tag = cipher + plain.size();
   // A failing CSPRNG or cipher leaves nothing safe to send: a repeated nonce
   // under GCM gives the key away.
-  if (RAND_bytes(iv, static_cast<int>(nonce_bytes)) != 1 ||
-      !encrypt(keys_->primary(), iv, associated_data(purpose_), plain, cipher, tag))
+  random_bytes(iv, nonce_bytes);
+  if (!encrypt(keys_->primary(), iv, associated_data(purpose_), plain, cipher, tag))
     std::abort();
   return out;
 }

@@ -8,7 +8,7 @@
 
 namespace troupe::image {
 
-/// Writes the tree below dir into blobs as one uncompressed (pax) tar layer.
+/// Writes the tree below dir into blobs as one uncompressed POSIX (pax) tar layer.
 /// The tar is deterministic, so the same tree gives the same digest: entries
 /// sorted by name bytes, whole-second mtimes, numeric owners only, no access
 /// or change times, hardlinks pointing at the first name in that order.

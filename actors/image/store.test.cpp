@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 
 using namespace troupe::image;
@@ -157,6 +158,56 @@ TEST_CASE("a rootfs directory imports as one layer and unpacks into a shared roo
   CHECK(f.rootfs_of(*again) == root);
   CHECK(read_file(root / "marker") == "still here");
   CHECK(f.rootfs_temps() == 0);
+}
+
+TEST_CASE("long names, long link targets and big owners survive packing, read back by GNU tar too") {
+  fixture f;
+  auto src = f.tmp.path() / "long";
+  // 100 bytes fit ustar's name field, 155 + 100 its prefix and name; beyond
+  // either the packer writes a pax header.
+  std::string d1(60, 'd'), d2(90, 'e'), leaf(120, 'f');
+  fs::create_directories(src / d1 / d2);
+  write_file(src / d1 / d2 / "short", "split into prefix and name");  // 60+1+90+1+5 bytes
+  write_file(src / d1 / d2 / leaf, "a name over 100 bytes");          // pax path
+  std::string target = d1 + "/" + d2 + "/" + leaf;                    // 272 bytes
+  fs::create_symlink(target, src / "to-leaf");                        // pax linkpath
+  fs::create_hard_link(src / d1 / d2 / leaf, src / "z-hard");         // hardlink to a pax path
+  write_file(src / "big-owner", "x");
+  bool root = ::geteuid() == 0;
+  if (root)
+    REQUIRE(::lchown((src / "big-owner").c_str(), 3000000, 4000000) == 0);  // over ustar's 2097151
+
+  auto rec = f.store.import(src, "long:1");
+  REQUIRE_MESSAGE(rec.ok(), said(rec));
+  auto rootfs = f.rootfs_of(*rec);
+  CHECK(read_file(rootfs / d1 / d2 / "short") == "split into prefix and name");
+  CHECK(read_file(rootfs / d1 / d2 / leaf) == "a name over 100 bytes");
+  CHECK(fs::read_symlink(rootfs / "to-leaf") == target);
+  struct stat a {}, b {};
+  REQUIRE(::stat((rootfs / d1 / d2 / leaf).c_str(), &a) == 0);
+  REQUIRE(::stat((rootfs / "z-hard").c_str(), &b) == 0);
+  CHECK(a.st_ino == b.st_ino);
+  if (root) {
+    REQUIRE(::lstat((rootfs / "big-owner").c_str(), &a) == 0);
+    CHECK(a.st_uid == 3000000u);
+    CHECK(a.st_gid == 4000000u);
+  }
+
+  // GNU tar, an independent reader, sees the same members.
+  auto layer = f.store.blobs().path(*digest::parse(rec->layers(0).digest()));
+  auto listing = f.tmp.path() / "listing";
+  std::string cmd = "tar -tf '" + layer.string() + "' > '" + listing.string() + "' 2>&1";
+  if (std::system("tar --version > /dev/null 2>&1") != 0) {
+    MESSAGE("skipped the GNU tar cross-check: no tar on this machine");
+    return;
+  }
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto names = read_file(listing);
+  CHECK(names.find(d1 + "/" + d2 + "/" + leaf + "\n") != std::string::npos);
+  CHECK(names.find(d1 + "/" + d2 + "/short\n") != std::string::npos);
+  CHECK(names.find("to-leaf\n") != std::string::npos);
+  CHECK(names.find("z-hard\n") != std::string::npos);
+  CHECK(names.find("PaxHeaders") == std::string::npos);  // pax headers are read, not listed
 }
 
 TEST_CASE("a rootfs import gets an OCI config and manifest naming its blobs") {
