@@ -15,7 +15,8 @@
 namespace troupe {
 
 /// What went wrong with an ask, for callers that map it (to HTTP codes).
-enum class ask_failure { none, no_actor, timeout, refused };
+/// not_found: a remote ask named a node that is no member of the cluster.
+enum class ask_failure { none, no_actor, timeout, refused, not_found };
 
 template <class Rep, class Req>
 result<Rep> ask(caf::actor_system& sys, const caf::actor& target, Req req,

@@ -61,6 +61,8 @@ void reply_error(httplib::Response& res, int http_status, const std::string& cod
 void reply_failure(httplib::Response& res, const std::string& actor, ask_failure why,
                    const error& err) {
   switch (why) {
+    case ask_failure::not_found:  // ?node= names no member: the request is wrong, not the actor
+      return reply_error(res, 404, "not_found", err.message());
     case ask_failure::no_actor:
       return reply_error(res, 503, "unavailable", "actor " + actor + " is not running; retry shortly");
     case ask_failure::timeout:
@@ -193,8 +195,7 @@ private:
     if (!rep && why == ask_failure::refused) {
       // The supervisor refuses a name it does not know, or an actor that is
       // between incarnations (restarting, stopping): retry may succeed.
-      bool unknown = rep.error().message().find("no actor named") != std::string::npos ||
-                     rep.error().message().find("no member named") != std::string::npos;
+      bool unknown = rep.error().message().find("no actor named") != std::string::npos;
       return reply_error(res, unknown ? 404 : 409, unknown ? "not_found" : "conflict",
                          rep.error().message());
     }

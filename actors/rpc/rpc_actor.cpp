@@ -27,6 +27,10 @@ result<net::address> address_of(const v1::MemberList& list, const std::string& n
   return error{"no member named " + quote(node) + " (see troupectl nodes)"};
 }
 
+/// Whether address_of failed because no member has that name (rather than
+/// because it failed, left or has no rpc address).
+bool unknown_node(const error& e) { return e.message().rfind("no member named ", 0) == 0; }
+
 /// Looks `node` up through the membership actor, then runs `then`.
 void with_address(actor* self, const std::string& node, std::function<void(result<net::address>)> then) {
   auto membership = self->state.ctx->names->get("membership");
@@ -67,7 +71,9 @@ caf::response_promise call(actor* self, v1::RemoteCall& call) {
   with_address(self, call.node(), [self, id, env](result<net::address> to) {
     auto& s = self->state;
     if (!to)
-      return finish(self, id, wire::error_reply(env, s.ctx->config.name, "no_such_node", to.error().message()));
+      return finish(self, id, wire::error_reply(env, s.ctx->config.name,
+                                                unknown_node(to.error()) ? "no_such_node" : "unavailable",
+                                                to.error().message()));
     if (auto sent = s.links->send(*to, env.SerializeAsString()); !sent)
       finish(self, id, wire::error_reply(env, s.ctx->config.name, "unavailable", sent.error().message()));
   });

@@ -61,7 +61,9 @@ result<Rep> ask_remote(caf::actor_system& sys, const caf::actor& rpc, const std:
     return reply.error();
   if (auto err = wire::unseal<v1::ErrorReply>(*reply)) {
     if (why)
-      *why = err->code() == "timeout" ? ask_failure::timeout : ask_failure::refused;
+      *why = err->code() == "timeout"        ? ask_failure::timeout
+             : err->code() == "no_such_node" ? ask_failure::not_found
+                                             : ask_failure::refused;
     return error{node + "/" + target_actor + ": " + err->message()};
   }
   return wire::unseal<Rep>(*reply);

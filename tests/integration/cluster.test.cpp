@@ -101,6 +101,10 @@ TEST_CASE("five agents form a cluster from one seed, see a kill -9 as failed, a 
   auto unknown = agents[0]->ctl({"actor", "kill", "n3/nosuch"});
   CHECK(unknown.code == 1);
   CHECK(contains(unknown.output, "no actor named 'nosuch'"));
+  auto no_node = agents[0]->ctl({"actors", "--node", "nosuch"});
+  CHECK(no_node.code == 1);
+  CHECK_MESSAGE(contains(no_node.output, "no member named 'nosuch'"), no_node.output);
+  CHECK_MESSAGE(contains(no_node.output, "(not_found)"), no_node.output);  // HTTP 404
 
   auto& victim = *agents[4];
   victim.proc->signal(SIGKILL);
@@ -112,6 +116,9 @@ TEST_CASE("five agents form a cluster from one seed, see a kill -9 as failed, a 
     return true;
   }), agents[0]->log_text());
   CHECK(contains(agents[0]->log_text(), "member_failed name=n5"));
+  auto dead_node = agents[0]->ctl({"actors", "--node", "n5"});
+  CHECK(dead_node.code == 1);
+  CHECK_MESSAGE(contains(dead_node.output, "node 'n5' is failed"), dead_node.output);
 
   victim.start(flags({"--seed", agents[0]->gossip_address()}));
   CHECK(eventually(15s, [&] {
