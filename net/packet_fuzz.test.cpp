@@ -9,41 +9,12 @@
 #include "net/address.hpp"
 #include "net/frame.hpp"
 #include "net/packet.hpp"
+#include "tests/fuzz/mutate.hpp"
 
 using namespace troupe;
 
-namespace {
-
-std::string random_bytes(std::mt19937_64& rng, std::size_t max) {
-  std::string s(rng() % (max + 1), '\0');
-  for (auto& c : s)
-    c = static_cast<char>(rng());
-  return s;
-}
-
-// One mutation: truncate, flip bits, insert or append. Always a change.
-std::string mutate(std::mt19937_64& rng, const std::string& in) {
-  auto s = in;
-  switch (rng() % 4) {
-    case 0:
-      s.resize(s.empty() ? 0 : rng() % s.size());
-      break;
-    case 1:
-      for (int i = 0, n = 1 + static_cast<int>(rng() % 4); i < n && !s.empty(); ++i)
-        s[rng() % s.size()] ^= static_cast<char>(1u << (rng() % 8));
-      break;
-    case 2:
-      s.insert(rng() % (s.size() + 1), random_bytes(rng, 16));
-      break;
-    default:
-      s += random_bytes(rng, 64);
-  }
-  if (s == in)  // an empty insert, or two flips of one bit
-    s += static_cast<char>(rng());
-  return s;
-}
-
-} // namespace
+using fuzz::mutate;
+using fuzz::random_bytes;
 
 TEST_CASE("100000 random, truncated and mutated packets are dropped unparsed unless untouched") {
   std::mt19937_64 rng{20261201};
@@ -98,28 +69,12 @@ TEST_CASE("hostile streams of sealed frames end in authentic payloads or one cle
       stream += rng() % 10 == 0 ? mutate(rng, f) : f;
     }
     net::frame_reader reader{4096};
-    std::size_t off = 0;
-    bool dead = false;
-    while (off < stream.size() && !dead) {
-      auto n = std::min<std::size_t>(1 + rng() % 300, stream.size() - off);
-      reader.feed(std::string_view{stream}.substr(off, n));
-      off += n;
-      for (;;) {
-        auto f = reader.next();
-        if (!f) {
-          CHECK_FALSE(f.error().message().empty());
-          dead = true;
-          ++broken;
-          break;
-        }
-        if (!*f)
-          break;
-        if (receiver.open(**f).why == net::verdict::ok)
-          ++payloads;
-        else
-          ++refused;
-      }
-    }
+    broken += fuzz::read_frames(rng, stream, reader, [&](const std::string& f) {
+      if (receiver.open(f).why == net::verdict::ok)
+        ++payloads;
+      else
+        ++refused;
+    });
     CHECK(reader.buffered() <= 4096 + net::frame_header_bytes + 300);
   }
   MESSAGE("payloads ", payloads, " refused ", refused, " streams broken ", broken);

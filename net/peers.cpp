@@ -10,10 +10,11 @@
 #include <mutex>
 #include <random>
 #include <set>
-#include <thread>
 #include <vector>
 
 #include <asio.hpp>
+
+#include "net/io_thread.hpp"
 
 #include "net/frame.hpp"
 
@@ -81,13 +82,12 @@ struct peer_links::impl {
   peer_options opt;
   frame_fn on_frame;
   packet_codec codec;
-  asio::io_context io;  // declared before every socket and timer: destroyed after them
+  io_thread loop;  // before every socket and timer: destroyed after them
+  asio::io_context& io = loop.io;
+  std::atomic<bool>& stopped = loop.stopped;
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_timer{io};
   asio::steady_timer sweep_timer{io};
-  std::thread thread;
-  std::mutex stop_mu;
-  std::atomic<bool> stopped{false};
   address local;
   asio::ip::address bind_ip;
 
@@ -455,8 +455,7 @@ result<std::unique_ptr<peer_links>> peer_links::start(peer_options opt, frame_fn
   p->bind_ip = ip;
   p->accept();
   p->sweep();
-  auto* raw = p.get();
-  p->thread = std::thread{[raw] { raw->io.run(); }};
+  p->loop.start();
   return std::unique_ptr<peer_links>{new peer_links{std::move(p)}};
 }
 
@@ -545,17 +544,7 @@ peer_counters peer_links::counters() const {
 
 void peer_links::stop() {
   auto& p = *impl_;
-  std::lock_guard lock{p.stop_mu};
-  if (!p.thread.joinable())
-    return;
-  p.stopped = true;
-  // Closing on the links thread, then stopping the loop there: no handler
-  // runs after this one, and those still queued are destroyed unrun.
-  asio::post(p.io, [&p] {
-    p.shutdown();
-    p.io.stop();
-  });
-  p.thread.join();
+  p.loop.stop([&p] { p.shutdown(); });
 }
 
 } // namespace troupe::net

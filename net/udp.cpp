@@ -5,9 +5,10 @@
 #include <list>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include <asio.hpp>
+
+#include "net/io_thread.hpp"
 
 namespace troupe::net {
 
@@ -70,11 +71,10 @@ struct udp_endpoint::impl {
   udp_options opt;
   datagram_fn on_datagram;
   packet_codec codec;
-  asio::io_context io;
+  io_thread loop;  // before the socket: destroyed after it
+  asio::io_context& io = loop.io;
+  std::atomic<bool>& stopped = loop.stopped;
   udp::socket sock{io};
-  std::thread thread;
-  std::mutex stop_mu;
-  std::atomic<bool> stopped{false};
   std::atomic<std::size_t> pending{0};
   address local;
 
@@ -150,8 +150,7 @@ result<std::unique_ptr<udp_endpoint>> udp_endpoint::start(udp_options opt, datag
     return error{where + ": " + ec.message()};
   p->local = address{bound.address().to_string(), bound.port()};
   p->receive();
-  auto* raw = p.get();
-  p->thread = std::thread{[raw] { raw->io.run(); }};
+  p->loop.start();
   return std::unique_ptr<udp_endpoint>{new udp_endpoint{std::move(p)}};
 }
 
@@ -198,18 +197,10 @@ udp_counters udp_endpoint::counters() const {
 
 void udp_endpoint::stop() {
   auto& p = *impl_;
-  std::lock_guard lock{p.stop_mu};
-  if (!p.thread.joinable())
-    return;
-  p.stopped = true;
-  // Closing on the endpoint thread, then stopping the loop there: no handler
-  // runs after this one, and those still queued are destroyed unrun.
-  asio::post(p.io, [&p] {
+  p.loop.stop([&p] {
     asio::error_code ignored;
     p.sock.close(ignored);
-    p.io.stop();
   });
-  p.thread.join();
 }
 
 } // namespace troupe::net

@@ -7,11 +7,15 @@
 
 #include "net/frame.hpp"
 #include "runtime/wire.hpp"
+#include "tests/fuzz/mutate.hpp"
 #include "troupe/v1/runtime.pb.h"
 
 using namespace troupe;
 
 namespace {
+
+using fuzz::mutate;
+using fuzz::random_bytes;
 
 std::string valid_envelope(std::mt19937_64& rng) {
   v1::KillActor kill;
@@ -19,32 +23,6 @@ std::string valid_envelope(std::mt19937_64& rng) {
   kill.set_reason(std::string(rng() % 200, 'r'));
   return wire::seal(kill, wire::route{"node", "console", "supervisor", rng(), false})
     .SerializeAsString();
-}
-
-std::string random_bytes(std::mt19937_64& rng, std::size_t max) {
-  std::string s(rng() % (max + 1), '\0');
-  for (auto& c : s)
-    c = static_cast<char>(rng());
-  return s;
-}
-
-// One mutation of a valid envelope: truncate, flip, splice or grow.
-std::string mutate(std::mt19937_64& rng, std::string s) {
-  switch (rng() % 4) {
-    case 0:
-      s.resize(rng() % (s.size() + 1));
-      break;
-    case 1:
-      for (int i = 0, n = 1 + static_cast<int>(rng() % 4); i < n && !s.empty(); ++i)
-        s[rng() % s.size()] ^= static_cast<char>(1u << (rng() % 8));
-      break;
-    case 2:
-      s.insert(rng() % (s.size() + 1), random_bytes(rng, 16));
-      break;
-    default:
-      s += random_bytes(rng, 64);
-  }
-  return s;
 }
 
 struct tally {
@@ -93,25 +71,7 @@ TEST_CASE("hostile streams through the frame reader end in frames or one clear e
       stream += rng() % 10 == 0 ? mutate(rng, net::frame(env)) : net::frame(env);
     }
     net::frame_reader reader{64 * 1024};
-    std::size_t off = 0;
-    bool dead = false;
-    while (off < stream.size() && !dead) {
-      auto n = std::min<std::size_t>(1 + rng() % 300, stream.size() - off);
-      reader.feed(std::string_view{stream}.substr(off, n));
-      off += n;
-      for (;;) {
-        auto f = reader.next();
-        if (!f) {
-          CHECK_FALSE(f.error().message().empty());
-          dead = true;
-          ++broken;
-          break;
-        }
-        if (!*f)
-          break;
-        check_open(**f, t);
-      }
-    }
+    broken += fuzz::read_frames(rng, stream, reader, [&](const std::string& f) { check_open(f, t); });
   }
   MESSAGE("frames opened ", t.opened, " refused ", t.refused, " streams broken ", broken);
   CHECK(t.opened > 0);
