@@ -8,14 +8,14 @@
 
 namespace troupe::swim {
 
-std::size_t broadcast_queue::push(const std::string& subject, std::string encoded) {
+std::size_t broadcast_queue::push(const std::string& subject, std::string encoded, int sent) {
   if (auto old = by_subject_.find(subject); old != by_subject_.end()) {
     entries_.erase(old->second);
     by_subject_.erase(old);
   }
-  key k{0, std::numeric_limits<std::uint64_t>::max() - next_id_++};
+  key k{sent, std::numeric_limits<std::uint64_t>::max() - next_id_++};
   auto* handle = &*by_subject_.emplace(subject, k).first;
-  entries_.emplace(k, entry{handle, std::move(encoded), 0});
+  entries_.emplace(k, entry{handle, std::move(encoded), sent});
   std::size_t dropped = 0;
   while (entries_.size() > capacity_) {
     auto last = std::prev(entries_.end());

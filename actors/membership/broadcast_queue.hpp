@@ -17,7 +17,10 @@ class broadcast_queue {
 public:
   explicit broadcast_queue(std::size_t capacity) : capacity_(capacity) {}
   /// Returns how many queued broadcasts were dropped to stay within capacity.
-  std::size_t push(const std::string& subject, std::string encoded);
+  /// `sent`: transmissions to count as done already. An echo (news that is
+  /// probably old) enters that way: behind fresh news, the first to be
+  /// dropped, and retired after the few transmissions left to it.
+  std::size_t push(const std::string& subject, std::string encoded, int sent = 0);
   /// Appends queued broadcasts that fit in `budget` bytes to `out` (as
   /// GossipPacket.broadcasts fields), counting a transmission of each and
   /// retiring those sent `limit` times.

@@ -171,6 +171,38 @@ TEST_CASE("a partition that heals: each side fails the other, then all converge 
   CHECK(c.false_failures == 0);
 }
 
+TEST_CASE("thirty agents started at once through one seed all know each other within two probe intervals") {
+  // The way a cluster is brought up by hand or by a script: the seed runs,
+  // the others start a few milliseconds apart and join through it. An agent
+  // that joined early, when the seed knew only a few, used to learn of one
+  // that joined just after it only from its catch-up pull, a second later.
+  auto seed = seed_or(20261204);
+  CAPTURE(seed);
+  constexpr std::size_t agents = 30;
+  duration slowest{};
+  for (std::uint64_t run = 0; run < 10; ++run) {
+    simulator sim(seed + run, config::lan(), network{0.0, 20us, 300us});
+    std::mt19937_64 rng(seed + run);
+    sim.add();
+    sim.run_for(100ms);
+    for (std::size_t i = 1; i < agents; ++i) {
+      sim.join(sim.add(), {0});
+      sim.run_for(std::chrono::microseconds{2000 + rng() % 6000});
+    }
+    auto last_join = sim.now();
+    auto everyone_knows_everyone = [&] {
+      for (std::size_t i = 0; i < agents; ++i)
+        if (sim.node(i).count(member_state::alive) != agents)
+          return false;
+      return true;
+    };
+    CHECK(sim.run_until(everyone_knows_everyone, 10s, 1ms));
+    slowest = std::max(slowest, sim.now() - last_join);
+  }
+  MESSAGE("everyone knew everyone at the latest ", seconds(slowest), " s after the last join");
+  CHECK(slowest <= 2 * config::lan().probe_interval);
+}
+
 TEST_CASE("the same seed replays the same run, event for event") {
   auto seed = seed_or(20261203);
   CAPTURE(seed);

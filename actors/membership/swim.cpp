@@ -129,6 +129,7 @@ struct core::state {
   std::vector<std::string> pending_seeds;
   bool seed_answered = false;
   time_point next_catch_up{};
+  time_point table_arriving{};  // no catch-up before: a reply's other datagrams are on their way
   bool accused_now = false;  // while handling one datagram
   // Each datagram is parsed into an arena reset before the next one: no
   // malloc or free per field, which dominates the cost of a busy member.
@@ -136,13 +137,15 @@ struct core::state {
   google::protobuf::Arena arena{arena_options(arena_block.get())};
 
   static constexpr std::size_t arena_block_size = 16 * 1024;  // grows on demand
+  /// Members learned from tables that are echoed, at most (see echo_alive).
+  static constexpr double echoes_per_second = 64;
   static google::protobuf::ArenaOptions arena_options(char* block) {
     google::protobuf::ArenaOptions o;
     o.initial_block = block;
     o.initial_block_size = arena_block_size;
     return o;
   }
-  budget replies, introductions;
+  budget replies, introductions, echoes;
   std::size_t push_pull_cursor = 0;
 
   time_point next_probe, next_gossip, next_push_pull, next_reconnect, next_reap;
@@ -157,7 +160,8 @@ struct core::state {
                 c.max_sources),
         next_seq(static_cast<std::uint32_t>(rng())),
         replies{static_cast<double>(c.push_pull_reply_packets_per_second), now},
-        introductions{static_cast<double>(c.introductions_per_second), now} {
+        introductions{static_cast<double>(c.introductions_per_second), now},
+        echoes{echoes_per_second, now} {
     // Staggered first deadlines, so that members started together do not probe in lockstep.
     next_probe = now + stagger(cfg.probe_interval);
     next_gossip = now + stagger(cfg.gossip_interval);
@@ -276,6 +280,22 @@ struct core::state {
   void broadcast_alive(const record& r) { enqueue(r.name(), alive_of(*r.who, r.incarnation)); }
   void broadcast_alive_me() { enqueue(me.name, alive_of_me()); }
 
+  /// A member new to us from a table we asked for (a join, a catch-up) is
+  /// not news to the table's owner, nor to the members that got the same
+  /// table: none of them passes it on. In a cluster formed in a burst, that
+  /// leaves the members that joined before it with one carrier, the seed,
+  /// and a straggler waiting for its catch-up pull. So it is echoed: retransmit_mult times, behind fresh news, first to go
+  /// when the queue is full, and for at most echoes_per_second members, so
+  /// that a joiner of a large cluster does not repeat all of it (memberlist
+  /// re-gossips every member of a join reply in full).
+  void echo_alive(time_point now, const record& r) {
+    if (!echoes.take(now, echoes_per_second))
+      return;
+    echoes.tokens -= 1.0;
+    int sent = std::max(0, retransmit_limit(cfg.retransmit_mult, live_members()) - cfg.retransmit_mult);
+    stats.broadcasts_dropped += queue.push(r.name(), alive_of(*r.who, r.incarnation), sent);
+  }
+
   /// GossipBroadcast{suspect or dead}.
   static std::string accusation(bool dead, const std::string& name, std::uint64_t incarnation,
                                 const std::string& from) {
@@ -352,18 +372,19 @@ struct core::state {
   }
 
   /// An alive message: a new member, a refutation, a rejoin or new tags.
-  /// `announce_new`: re-gossip a member we did not know.
+  /// `echo_new`: a member new to us is echoed (see echo_alive) rather than
+  /// re-gossiped in full.
   void apply_alive(time_point now, const std::string& name, std::uint64_t incarnation, const std::string& address,
-                   const v1::GossipTags& t, bool announce_new) {
+                   const v1::GossipTags& t, bool echo_new) {
     if (name == me.name)
       return alive_about_me(incarnation, address, t);
     record* r = find(name);
     if (!sane(incarnation, r ? r->incarnation : 0))
       return;
     if (!r) {
-      if ((r = admit(incarnation, intern(name, address, t), now)) && announce_new)
-        broadcast_alive(*r);
-      return;
+      if (!(r = admit(incarnation, intern(name, address, t), now)))
+        return;
+      return echo_new ? echo_alive(now, *r) : broadcast_alive(*r);
     }
     if (incarnation <= r->incarnation)
       return;
@@ -445,7 +466,7 @@ struct core::state {
     switch (b.change_case()) {
       case v1::GossipBroadcast::kAlive: {
         const auto& a = b.alive();
-        return apply_alive(now, a.name(), a.incarnation(), a.address(), a.tags(), true);
+        return apply_alive(now, a.name(), a.incarnation(), a.address(), a.tags(), false);
       }
       case v1::GossipBroadcast::kSuspect:
         return apply_suspect(now, b.suspect().name(), b.suspect().incarnation(), b.suspect().from());
@@ -457,9 +478,9 @@ struct core::state {
 
   /// memberlist's mergeState: a remote death becomes our own suspicion, so
   /// a member that is fine gets the chance to refute.
-  void merge_member(time_point now, const v1::GossipMemberState& s, bool announce_new) {
+  void merge_member(time_point now, const v1::GossipMemberState& s, bool echo_new) {
     switch (s.state()) {
-      case v1::GOSSIP_STATE_ALIVE: return apply_alive(now, s.name(), s.incarnation(), s.address(), s.tags(), announce_new);
+      case v1::GOSSIP_STATE_ALIVE: return apply_alive(now, s.name(), s.incarnation(), s.address(), s.tags(), echo_new);
       case v1::GOSSIP_STATE_LEFT: return apply_dead(now, s.name(), s.incarnation(), s.name());
       default: return apply_suspect(now, s.name(), s.incarnation(), me.name);
     }
@@ -654,19 +675,22 @@ struct core::state {
     ++stats.unexpected_acks;
   }
 
-  void on_push_pull(time_point now, const std::string& from, const v1::GossipPushPull& pp) {
-    if (pp.reply()) {
+  /// `claimed`: the live members the sender holds, itself included.
+  void on_push_pull(time_point now, const std::string& from, const v1::GossipPushPull& pp, std::uint32_t claimed) {
+    if (pp.reply())
       note_seed_answer(from);
-      // A table is arriving in several datagrams: judge it once it is in.
-      next_catch_up = std::max(next_catch_up, now + cfg.catch_up_interval);
-    }
-    // A reply is the table we asked for (a join, a sync): re-gossiping every
-    // member new to us would make each joiner repeat the whole cluster. A
-    // table pushed to us is news like any gossip: what is new to us is likely
-    // new to others too, and the epidemic needs every carrier it can get.
-    bool announce = !pp.reply() && !pp.introduce();
+    // A reply is the table we asked for (a join, a sync): its members are
+    // echoed, not re-gossiped in full. A table pushed to us is news like any
+    // gossip: what is new to us is likely new to others too, and the
+    // epidemic needs every carrier it can get.
+    bool echo_new = pp.reply() || pp.introduce();
     for (const auto& s : pp.members())
-      merge_member(now, s, announce);
+      merge_member(now, s, echo_new);
+    // A table in several datagrams: judge it once it is in. Once we hold as
+    // many as its owner did, it is in, and a member that joined since is
+    // worth a catch-up at once rather than after catch_up_interval.
+    if (pp.reply() && !pp.introduce())
+      table_arriving = live_members() < claimed ? now + cfg.catch_up_interval : now;
     if (pp.want_reply() && !leaving)
       reply_push_pull(now, from, pp.introduce());
   }
@@ -682,7 +706,7 @@ struct core::state {
 
   /// The sender holds more live members than we do: pull its table.
   void catch_up(time_point now, const std::string& from) {
-    if (leaving || now < next_catch_up)
+    if (leaving || now < next_catch_up || now < table_arriving)
       return;
     next_catch_up = now + cfg.catch_up_interval;
     ++stats.catch_ups;
@@ -799,7 +823,7 @@ struct core::state {
       case v1::GossipPacket::kIndirectPing: on_indirect_ping(now, from, p.indirect_ping()); break;
       case v1::GossipPacket::kAck: on_ack(p.sender(), p.ack().seq()); break;
       case v1::GossipPacket::kNack: on_nack(p.sender(), p.nack().seq()); break;
-      case v1::GossipPacket::kPushPull: on_push_pull(now, from, p.push_pull()); break;
+      case v1::GossipPacket::kPushPull: on_push_pull(now, from, p.push_pull(), p.live_members()); break;
       default: break;
     }
     if (p.live_members() > live_members())

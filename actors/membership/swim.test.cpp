@@ -477,6 +477,23 @@ TEST_CASE("the broadcast queue sends the least-sent first, replaces per member a
   CHECK(q.size() == 3);
 }
 
+TEST_CASE("an echo goes behind fresh news, is the first dropped and retires after the transmissions left to it") {
+  broadcast_queue q{2};
+  q.push("e", "E", 3);  // limit 4 below: one transmission left
+  q.push("f", "F");
+  std::string out;
+  q.take(codec::broadcast_field_size(1), 4, out);  // room for one: the fresh one
+  CHECK(out.back() == 'F');
+  out.clear();
+  q.take(1000, 4, out);
+  CHECK(out.find('E') != std::string::npos);
+  CHECK(q.size() == 1);  // the echo is retired, F has three transmissions to go
+  q.push("g", "G", 3);
+  CHECK(q.push("h", "H") == 1);  // over capacity: the echo goes before F, sent once
+  CHECK_FALSE(q.contains("g"));
+  CHECK(q.contains("f"));
+}
+
 TEST_CASE("lan() declares a failure at least twice as fast as Serf's defaults") {
   config serf;
   serf.probe_interval = 1s;
