@@ -169,6 +169,27 @@ TEST_CASE("a prefix scan with no match visits nothing and an empty prefix "
         std::vector<std::string>{"a", "b", "c/1"});
 }
 
+TEST_CASE("a range scan starts at the first key at or after `from` and runs to the end") {
+  temp_dir dir;
+  auto env = open_env(dir);
+  must(put_all(*env, nodes, {"b", "a", "c/1", "d"}));
+  auto from = [&](std::string_view start, std::size_t stop_after = SIZE_MAX) {
+    std::vector<std::string> keys;
+    must(env->read([&](read_txn& txn) {
+      return nodes.scan_from(txn, start, [&](std::string_view key, TestRecord&&) {
+        keys.emplace_back(key);
+        return keys.size() < stop_after;
+      });
+    }));
+    return keys;
+  };
+  CHECK(from("b") == std::vector<std::string>{"b", "c/1", "d"});
+  CHECK(from("bb") == std::vector<std::string>{"c/1", "d"});  // not a prefix scan
+  CHECK(from("") == std::vector<std::string>{"a", "b", "c/1", "d"});
+  CHECK(from("e").empty());
+  CHECK(from("a", 2) == std::vector<std::string>{"a", "b"});
+}
+
 TEST_CASE("a table that was never written reads as empty") {
   temp_dir dir;
   auto env = open_env(dir);

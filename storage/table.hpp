@@ -57,22 +57,33 @@ public:
     return txn.erase(name_, key);
   }
 
+  using visitor = std::function<bool(std::string_view key, Record&& rec)>;
+
   /// Calls fn(key, record) for each key starting with prefix, in byte order,
   /// until fn returns false. Stops at the first record that does not parse,
   /// with that error.
-  status scan(const read_txn& txn, std::string_view prefix,
-              const std::function<bool(std::string_view key, Record&& rec)>&
-                fn) const {
+  status scan(const read_txn& txn, std::string_view prefix, const visitor& fn) const {
+    return parsed(fn, [&](const auto& raw) { return txn.scan(name_, prefix, raw); });
+  }
+
+  /// The same for each key at or after `from` (a range read).
+  status scan_from(const read_txn& txn, std::string_view from, const visitor& fn) const {
+    return parsed(fn, [&](const auto& raw) { return txn.scan_from(name_, from, raw); });
+  }
+
+private:
+  // Runs walk(raw) where raw parses each value into a Record for fn.
+  template <class Walk>
+  status parsed(const visitor& fn, Walk&& walk) const {
     std::optional<error> failure;
-    auto st = txn.scan(name_, prefix,
-                       [&](std::string_view key, std::string_view bytes) {
-                         Record rec;
-                         if (!parse(bytes, rec)) {
-                           failure.emplace(parse_error(key));
-                           return false;
-                         }
-                         return fn(key, std::move(rec));
-                       });
+    auto st = walk([&](std::string_view key, std::string_view bytes) {
+      Record rec;
+      if (!parse(bytes, rec)) {
+        failure.emplace(parse_error(key));
+        return false;
+      }
+      return fn(key, std::move(rec));
+    });
     if (!st.ok())
       return st;
     if (failure)
@@ -80,7 +91,6 @@ public:
     return {};
   }
 
-private:
   static bool parse(std::string_view bytes, Record& rec) {
     return bytes.size() <= static_cast<std::size_t>(INT_MAX) &&
            rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));

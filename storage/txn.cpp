@@ -102,6 +102,18 @@ read_txn::get(std::string_view table, std::string_view key) const {
 status read_txn::scan(
   std::string_view table, std::string_view prefix,
   const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  return walk(table, prefix, prefix, fn);
+}
+
+status read_txn::scan_from(
+  std::string_view table, std::string_view from,
+  const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  return walk(table, from, {}, fn);
+}
+
+status read_txn::walk(
+  std::string_view table, std::string_view start, std::string_view prefix,
+  const std::function<bool(std::string_view, std::string_view)>& fn) const {
   if (auto st = check_table(table); !st.ok())
     return st;
   if (prefix.size() > env_.max_key_size_)
@@ -112,8 +124,8 @@ status read_txn::scan(
   if (!*dbi)
     return {};
   auto where = [&] {
-    return "scanning table " + describe_key(table) + ", prefix " +
-           describe_key(prefix);
+    return "scanning table " + describe_key(table) + " from " +
+           describe_key(start);
   };
   MDB_cursor* raw = nullptr;
   int rc = mdb_cursor_open(txn_, **dbi, &raw);
@@ -122,10 +134,10 @@ status read_txn::scan(
   // Read-only cursors must be closed explicitly, also when fn throws.
   std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> cursor{raw,
                                                              &mdb_cursor_close};
-  MDB_val k = as_val(prefix);
+  MDB_val k = as_val(start);
   MDB_val v{};
-  // LMDB rejects an empty key for SET_RANGE; an empty prefix starts at FIRST.
-  auto first = prefix.empty() ? MDB_FIRST : MDB_SET_RANGE;
+  // LMDB rejects an empty key for SET_RANGE; an empty start is FIRST.
+  auto first = start.empty() ? MDB_FIRST : MDB_SET_RANGE;
   for (rc = mdb_cursor_get(raw, &k, &v, first); rc == MDB_SUCCESS;
        rc = mdb_cursor_get(raw, &k, &v, MDB_NEXT)) {
     auto key = as_view(k);

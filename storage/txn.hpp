@@ -42,6 +42,13 @@ public:
               const std::function<bool(std::string_view key,
                                        std::string_view value)>& fn) const;
 
+  /// Calls fn(key, value) for each key at or after `from` in byte order,
+  /// until fn returns false: a range read (big-endian numeric keys sort by
+  /// number). Do not change the scanned table from inside fn.
+  status scan_from(std::string_view table, std::string_view from,
+                   const std::function<bool(std::string_view key,
+                                            std::string_view value)>& fn) const;
+
 protected:
   read_txn(const environment& env, MDB_txn* txn, std::uint64_t tables_seen);
 
@@ -56,6 +63,10 @@ protected:
 
   // "data dir /x: <what>: <mdb_strerror>", also passed to noticed().
   error lmdb_failure(int rc, const std::string& what) const;
+
+  // Visits keys from `start` on while they begin with `prefix`.
+  status walk(std::string_view table, std::string_view start, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& fn) const;
 
   // Empty keys and keys over LMDB's limit would make LMDB fail obscurely.
   status check_key(std::string_view table, std::string_view key) const;
