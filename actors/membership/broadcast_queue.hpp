@@ -4,10 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <unordered_map>
-#include <utility>
+#include <vector>
 
 namespace troupe::swim {
 
@@ -26,19 +25,41 @@ public:
   /// retiring those sent `limit` times.
   void take(std::size_t budget, int limit, std::string& out);
   bool contains(const std::string& subject) const { return by_subject_.count(subject) != 0; }
-  std::size_t size() const { return entries_.size(); }
+  std::size_t size() const { return by_subject_.size(); }
 
 private:
-  using key = std::pair<int, std::uint64_t>;  // (transmits, ~id): fewest sent, newest first
+  // A binary min-heap of keys over a slab of entries: a datagram's worth is
+  // popped, sent and pushed back re-keyed, in one contiguous array. A
+  // replaced or dropped entry leaves its key behind, stale (its slot's id
+  // no longer matches), skipped when it surfaces and swept out when stale
+  // keys outnumber live ones.
   struct entry {
-    std::pair<const std::string, key>* subject;  // its by_subject_ node: stable, no lookup to re-key
-    std::string encoded;
+    std::string subject, encoded;
+    std::uint64_t id = 0;  // 0: a free slot
     int transmits = 0;
   };
+  struct item {
+    std::uint64_t key;  // transmits, then newest first
+    std::uint32_t slot;
+  };
+  static constexpr int id_bits = 48;
+  static constexpr std::uint64_t id_mask = (std::uint64_t{1} << id_bits) - 1;
+  static std::uint64_t key_of(int transmits, std::uint64_t id) {
+    return (static_cast<std::uint64_t>(transmits) << id_bits) | (id_mask - id);
+  }
+  bool live(const item& i) const { return slab_[i.slot].id == id_mask - (i.key & id_mask); }
+  void push_item(item i);
+  item pop_item();
+  void release(std::uint32_t slot);
+  void drop_most_sent();
+
   std::size_t capacity_;
-  std::uint64_t next_id_ = 0;
-  std::map<key, entry> entries_;
-  std::unordered_map<std::string, key> by_subject_;
+  std::uint64_t next_id_ = 1;
+  std::vector<entry> slab_;
+  std::vector<std::uint32_t> free_;
+  std::vector<item> heap_;
+  std::vector<item> held_;  // popped during take(), pushed back after it
+  std::unordered_map<std::string, std::uint32_t> by_subject_;
 };
 
 } // namespace troupe::swim

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "actors/membership/config.hpp"
 #include "actors/membership/swim.hpp"
@@ -29,19 +30,53 @@ struct limits {
   }
 };
 
-/// Parses one datagram and checks it: size, version, a sender name, names and
-/// addresses within bounds, tags within bounds, no empty broadcast. The
-/// error names the first thing wrong.
-result<v1::GossipPacket> decode(std::string_view bytes, const limits& lim);
-/// The same into `out`, whose allocations a hot loop reuses.
-status decode_into(std::string_view bytes, const limits& lim, v1::GossipPacket& out);
-status validate(const v1::GossipPacket& packet, const limits& lim);
+/// A member in a push-pull table, as views into the datagram.
+struct member_view {
+  std::string_view name, address;
+  std::string_view tags;  // an encoded GossipTags, checked
+  std::uint64_t incarnation = 0;
+  v1::GossipState state = v1::GOSSIP_STATE_ALIVE;
+};
+
+/// A piggybacked change (GossipBroadcast), as views into the datagram.
+struct change_view {
+  v1::GossipBroadcast::ChangeCase kind = v1::GossipBroadcast::CHANGE_NOT_SET;
+  std::string_view name;
+  std::uint64_t incarnation = 0;
+  std::string_view address, tags;  // alive
+  std::string_view from;           // suspect, dead
+};
+
+/// One datagram decoded without copying: every view points into the bytes
+/// it was decoded from. Reused from datagram to datagram, so that a busy
+/// member decodes without allocating.
+struct packet_view {
+  std::uint32_t version = 0, live_members = 0;
+  std::string_view sender;
+  v1::GossipPacket::BodyCase body = v1::GossipPacket::BODY_NOT_SET;
+  std::uint32_t seq = 0;       // ping, indirect ping, ack, nack
+  std::string_view target;     // ping, indirect ping
+  bool want_nack = false;      // indirect ping
+  bool join = false, want_reply = false, reply = false, introduce = false;  // push-pull
+  std::vector<member_view> members;                                         // push-pull
+  std::vector<change_view> broadcasts;
+};
+
+/// Decodes and checks one datagram (gossip.proto's GossipPacket): size,
+/// version, a sender name, names and addresses within bounds, tags within
+/// bounds and well formed, known member states, no empty broadcast. Unknown
+/// fields are skipped as protobuf skips them; stricter than protobuf, a
+/// message field that may appear once may not appear twice (protobuf would
+/// merge them) and groups are refused. The error names the first thing wrong.
+status decode(std::string_view bytes, const limits& lim, packet_view& out);
 
 /// "host:port" with a non-empty host and a port in 1..65535 ("[::1]:7946" too).
 bool valid_address(std::string_view address, std::size_t max_length);
 
 void to_proto(const tags& from, v1::GossipTags& to);
 tags from_proto(const v1::GossipTags& from);
+/// The tags of an encoded GossipTags that decode() accepted.
+tags tags_from_bytes(std::string_view bytes);
 /// Encoded size of `t`, for the max_tags_bytes check before it is announced.
 std::size_t tags_size(const tags& t);
 

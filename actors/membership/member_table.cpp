@@ -9,7 +9,7 @@ std::size_t member_table::slot_of(std::string_view name, std::size_t hash) const
     if (at == none)
       return i;
     const record& r = records_[at];
-    if (r.name_hash == static_cast<std::uint32_t>(hash) && r.who->name == name)
+    if (r.who->name_hash == hash && r.who->name == name)
       return i;
   }
 }
@@ -21,7 +21,8 @@ member_table::id member_table::find(std::string_view name) const {
 }
 
 member_table::id member_table::insert(record r) {
-  r.name_hash = static_cast<std::uint32_t>(r.who->name_hash);
+  if (records_.size() == records_.capacity())
+    records_.reserve(records_.size() + records_.size() / 4 + 16);
   records_.push_back(std::move(r));
   if (2 * records_.size() > slots_.size()) {
     reindex();

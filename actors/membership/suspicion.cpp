@@ -40,11 +40,11 @@ suspicion::suspicion(std::string from, int expected, time_point start, duration 
   confirmers_.push_back(std::move(from));
 }
 
-bool suspicion::confirm(const std::string& from) {
+bool suspicion::confirm(std::string_view from) {
   if (confirmations() >= expected_ ||
       std::find(confirmers_.begin(), confirmers_.end(), from) != confirmers_.end())
     return false;
-  confirmers_.push_back(from);
+  confirmers_.emplace_back(from);
   return true;
 }
 

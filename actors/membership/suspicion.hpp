@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "actors/membership/config.hpp"
@@ -25,7 +26,7 @@ class suspicion {
 public:
   suspicion(std::string from, int expected, time_point start, duration min, duration max);
   /// True when `from` is a new confirmer (the deadline then moved).
-  bool confirm(const std::string& from);
+  bool confirm(std::string_view from);
   time_point deadline() const { return start_ + suspicion_timeout(confirmations(), expected_, min_, max_); }
   int confirmations() const { return static_cast<int>(confirmers_.size()) - 1; }
 

@@ -6,8 +6,6 @@
 #include <set>
 #include <unordered_map>
 
-#include <google/protobuf/arena.h>
-
 #include "actors/membership/codec.hpp"
 #include "actors/membership/member_table.hpp"
 #include "actors/membership/profile.hpp"
@@ -117,7 +115,6 @@ struct core::state {
   std::array<std::size_t, 4> counts{};  // table entries by state
   std::unordered_map<std::string, suspected> suspicions;
   std::set<std::pair<time_point, std::string>> suspicion_deadlines;
-  std::string scratch;  // encoded tags of the alive being merged
   broadcast_queue queue;
   source_limiter limiter;
 
@@ -131,20 +128,9 @@ struct core::state {
   time_point next_catch_up{};
   time_point table_arriving{};  // no catch-up before: a reply's other datagrams are on their way
   bool accused_now = false;  // while handling one datagram
-  // Each datagram is parsed into an arena reset before the next one: no
-  // malloc or free per field, which dominates the cost of a busy member.
-  std::unique_ptr<char[]> arena_block{new char[arena_block_size]};
-  google::protobuf::Arena arena{arena_options(arena_block.get())};
-
-  static constexpr std::size_t arena_block_size = 16 * 1024;  // grows on demand
+  codec::packet_view in;     // the datagram being handled: views into its bytes
   /// Members learned from tables that are echoed, at most (see echo_alive).
   static constexpr double echoes_per_second = 64;
-  static google::protobuf::ArenaOptions arena_options(char* block) {
-    google::protobuf::ArenaOptions o;
-    o.initial_block = block;
-    o.initial_block_size = arena_block_size;
-    return o;
-  }
   budget replies, introductions, echoes;
   std::size_t push_pull_cursor = 0;
 
@@ -200,9 +186,11 @@ struct core::state {
       ++stats.table_full;
       return nullptr;
     }
-    auto id = table.insert(record{std::move(who), incarnation, now, member_state::alive});
+    auto id = table.insert(record{std::move(who), incarnation, millis48{now}, member_state::alive});
     ++counts[index(member_state::alive)];
     // A random spot in the probe order: probed within a lap, at no predictable time.
+    if (ring.size() == ring.capacity())
+      ring.reserve(ring.size() + ring.size() / 4 + 16);  // as the table grows, not doubling
     ring.push_back(id);
     std::swap(ring[rng() % ring.size()], ring.back());
     emit(event_kind::joined, table[id]);
@@ -210,34 +198,33 @@ struct core::state {
   }
 
   /// The profile an alive message describes, from the pool.
-  profile_ref intern(std::string_view name, std::string_view address, const v1::GossipTags& t) {
-    t.SerializeToString(&scratch);
-    return pool->intern(name, address, scratch, [&] { return codec::from_proto(t); });
+  profile_ref intern(std::string_view name, std::string_view address, std::string_view tags) {
+    return pool->intern(name, address, tags, [&] { return codec::tags_from_bytes(tags); });
   }
 
   void set_state(record& r, member_state s, time_point now) {
     --counts[index(r.state)];
     ++counts[index(s)];
     r.state = s;
-    r.since = now;
+    r.changed = millis48{now};
     if (s != member_state::suspect)
       clear_suspicion(r);
   }
 
-  void start_suspicion(record& r, const std::string& from, time_point now) {
+  void start_suspicion(record& r, std::string_view from, time_point now) {
     std::size_t n = live_members();
     int expected = cfg.suspicion_mult - 2;  // confirmations that bring the timeout to its minimum
     if (static_cast<int>(n) - 2 < expected)
       expected = 0;
     duration min = min_suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval);
-    suspicion sus{from, expected, now, min, min * cfg.suspicion_max_timeout_mult};
+    suspicion sus{std::string{from}, expected, now, min, min * cfg.suspicion_max_timeout_mult};
     auto deadline = sus.deadline();
     suspicions.insert_or_assign(r.name(), suspected{std::move(sus), deadline});
     r.suspected = true;
     suspicion_deadlines.emplace(deadline, r.name());
   }
 
-  bool confirm_suspicion(record& r, const std::string& from) {
+  bool confirm_suspicion(record& r, std::string_view from) {
     if (!r.suspected)
       return false;
     auto it = suspicions.find(r.name());
@@ -297,8 +284,7 @@ struct core::state {
   }
 
   /// GossipBroadcast{suspect or dead}.
-  static std::string accusation(bool dead, const std::string& name, std::uint64_t incarnation,
-                                const std::string& from) {
+  static std::string accusation(bool dead, std::string_view name, std::uint64_t incarnation, std::string_view from) {
     std::string body;
     codec::append_bytes_field(body, 1, name);
     codec::append_varint_field(body, 2, incarnation);
@@ -308,14 +294,14 @@ struct core::state {
     return b;
   }
 
-  void push_out(const std::string& to, std::string bytes) {
+  void push_out(std::string_view to, std::string bytes) {
     ++stats.packets_sent;
     stats.bytes_sent += bytes.size();
-    out.packets.push_back({to, std::move(bytes)});
+    out.packets.push_back({std::string{to}, std::move(bytes)});
   }
 
   /// Sends `packet` with `extra` and then as many queued broadcasts as fit.
-  void send(const std::string& to, v1::GossipPacket& packet, std::string_view extra = {}) {
+  void send(std::string_view to, v1::GossipPacket& packet, std::string_view extra = {}) {
     packet.set_version(codec::protocol_version);
     packet.set_sender(me.name);
     packet.set_live_members(static_cast<std::uint32_t>(live_members()));
@@ -360,29 +346,27 @@ struct core::state {
     return false;
   }
 
-  void alive_about_me(std::uint64_t incarnation, const std::string& address, const v1::GossipTags& t) {
+  void alive_about_me(std::uint64_t incarnation, std::string_view address, std::string_view tags) {
     if (leaving || !sane(incarnation, me.incarnation) || incarnation < me.incarnation)
       return;
-    if (incarnation == me.incarnation && address == me.address) {
-      t.SerializeToString(&scratch);
-      if (scratch == my_profile->tags_bytes || codec::from_proto(t) == me.tags)
-        return;  // our own announcement coming back
-    }
+    if (incarnation == me.incarnation && address == me.address &&
+        (tags == my_profile->tags_bytes || codec::tags_from_bytes(tags) == me.tags))
+      return;  // our own announcement coming back
     refute(incarnation);
   }
 
   /// An alive message: a new member, a refutation, a rejoin or new tags.
   /// `echo_new`: a member new to us is echoed (see echo_alive) rather than
   /// re-gossiped in full.
-  void apply_alive(time_point now, const std::string& name, std::uint64_t incarnation, const std::string& address,
-                   const v1::GossipTags& t, bool echo_new) {
+  void apply_alive(time_point now, std::string_view name, std::uint64_t incarnation, std::string_view address,
+                   std::string_view tags, bool echo_new) {
     if (name == me.name)
-      return alive_about_me(incarnation, address, t);
+      return alive_about_me(incarnation, address, tags);
     record* r = find(name);
     if (!sane(incarnation, r ? r->incarnation : 0))
       return;
     if (!r) {
-      if (!(r = admit(incarnation, intern(name, address, t), now)))
+      if (!(r = admit(incarnation, intern(name, address, tags), now)))
         return;
       return echo_new ? echo_alive(now, *r) : broadcast_alive(*r);
     }
@@ -393,7 +377,7 @@ struct core::state {
       ++stats.address_conflicts;  // two processes claim one name; the live one keeps it
       return;
     }
-    profile_ref who = intern(name, address, t);
+    profile_ref who = intern(name, address, tags);
     bool changed = who.get() != r->who.get() && (address != r->address() || who->tags != r->who->tags);
     auto before = r->state;
     r->incarnation = incarnation;
@@ -421,7 +405,7 @@ struct core::state {
       broadcast_alive_me();  // again: its earlier transmissions did not reach the accuser
   }
 
-  void apply_suspect(time_point now, const std::string& name, std::uint64_t incarnation, const std::string& from) {
+  void apply_suspect(time_point now, std::string_view name, std::uint64_t incarnation, std::string_view from) {
     if (name == me.name)
       return accused(incarnation);
     record* r = find(name);
@@ -430,7 +414,7 @@ struct core::state {
     if (r->state == member_state::suspect) {
       // Lifeguard: an independent accuser shortens the timeout; pass the news on.
       if (confirm_suspicion(*r, from))
-        enqueue(name, accusation(false, name, incarnation, from));
+        enqueue(r->name(), accusation(false, name, incarnation, from));
       return;
     }
     if (r->state != member_state::alive)
@@ -440,10 +424,10 @@ struct core::state {
     start_suspicion(*r, from, now);
     ++stats.suspicions;
     emit(event_kind::suspect, *r);
-    enqueue(name, accusation(false, name, incarnation, from));
+    enqueue(r->name(), accusation(false, name, incarnation, from));
   }
 
-  void apply_dead(time_point now, const std::string& name, std::uint64_t incarnation, const std::string& from) {
+  void apply_dead(time_point now, std::string_view name, std::uint64_t incarnation, std::string_view from) {
     if (name == me.name)
       return accused(incarnation);
     record* r = find(name);
@@ -454,7 +438,7 @@ struct core::state {
     declare_dead(*r, incarnation, from, now);
   }
 
-  void declare_dead(record& r, std::uint64_t incarnation, const std::string& from, time_point now) {
+  void declare_dead(record& r, std::uint64_t incarnation, std::string_view from, time_point now) {
     bool left = from == r.name();
     r.incarnation = incarnation;
     set_state(r, left ? member_state::left : member_state::dead, now);
@@ -462,27 +446,22 @@ struct core::state {
     enqueue(r.name(), accusation(true, r.name(), incarnation, from));
   }
 
-  void apply_broadcast(time_point now, const v1::GossipBroadcast& b) {
-    switch (b.change_case()) {
-      case v1::GossipBroadcast::kAlive: {
-        const auto& a = b.alive();
-        return apply_alive(now, a.name(), a.incarnation(), a.address(), a.tags(), false);
-      }
-      case v1::GossipBroadcast::kSuspect:
-        return apply_suspect(now, b.suspect().name(), b.suspect().incarnation(), b.suspect().from());
-      case v1::GossipBroadcast::kDead:
-        return apply_dead(now, b.dead().name(), b.dead().incarnation(), b.dead().from());
+  void apply_broadcast(time_point now, const codec::change_view& b) {
+    switch (b.kind) {
+      case v1::GossipBroadcast::kAlive: return apply_alive(now, b.name, b.incarnation, b.address, b.tags, false);
+      case v1::GossipBroadcast::kSuspect: return apply_suspect(now, b.name, b.incarnation, b.from);
+      case v1::GossipBroadcast::kDead: return apply_dead(now, b.name, b.incarnation, b.from);
       default: return;
     }
   }
 
   /// memberlist's mergeState: a remote death becomes our own suspicion, so
   /// a member that is fine gets the chance to refute.
-  void merge_member(time_point now, const v1::GossipMemberState& s, bool echo_new) {
-    switch (s.state()) {
-      case v1::GOSSIP_STATE_ALIVE: return apply_alive(now, s.name(), s.incarnation(), s.address(), s.tags(), echo_new);
-      case v1::GOSSIP_STATE_LEFT: return apply_dead(now, s.name(), s.incarnation(), s.name());
-      default: return apply_suspect(now, s.name(), s.incarnation(), me.name);
+  void merge_member(time_point now, const codec::member_view& m, bool echo_new) {
+    switch (m.state) {
+      case v1::GOSSIP_STATE_ALIVE: return apply_alive(now, m.name, m.incarnation, m.address, m.tags, echo_new);
+      case v1::GOSSIP_STATE_LEFT: return apply_dead(now, m.name, m.incarnation, m.name);
+      default: return apply_suspect(now, m.name, m.incarnation, me.name);
     }
   }
 
@@ -611,20 +590,20 @@ struct core::state {
 
   // --- handlers of received packets ---------------------------------------------------
 
-  void on_ping(const std::string& from, const v1::GossipPing& ping) {
-    if (ping.target() != me.name) {
+  void on_ping(std::string_view from, const codec::packet_view& ping) {
+    if (ping.target != me.name) {
       ++stats.misdirected_pings;
       return;
     }
     v1::GossipPacket packet;
-    packet.mutable_ack()->set_seq(ping.seq());
+    packet.mutable_ack()->set_seq(ping.seq);
     send(from, packet);
   }
 
-  void on_indirect_ping(time_point now, const std::string& from, const v1::GossipIndirectPing& ask) {
+  void on_indirect_ping(time_point now, std::string_view from, const codec::packet_view& ask) {
     // The target's address comes from our own table, not from the asker:
     // an indirect ping cannot make us probe arbitrary addresses.
-    record* target = find(ask.target());
+    record* target = find(ask.target);
     if (!target) {
       ++stats.unknown_relay_targets;
       return;
@@ -633,7 +612,7 @@ struct core::state {
       ++stats.relays_dropped;
       return;
     }
-    relay r{next_seq++, ask.seq(), from, ask.target(), now + cfg.probe_timeout, ask.want_nack()};
+    relay r{next_seq++, ask.seq, std::string{from}, target->name(), now + cfg.probe_timeout, ask.want_nack};
     v1::GossipPacket packet;
     packet.mutable_ping()->set_seq(r.seq);
     packet.mutable_ping()->set_target(r.target);
@@ -641,7 +620,7 @@ struct core::state {
     relays.push_back(std::move(r));
   }
 
-  void on_ack(const std::string& sender, std::uint32_t seq) {
+  void on_ack(std::string_view sender, std::uint32_t seq) {
     auto relayed = std::find_if(relays.begin(), relays.end(),
                                 [&](const relay& r) { return r.seq == seq && r.target == sender; });
     if (relayed != relays.end()) {
@@ -662,7 +641,7 @@ struct core::state {
     adjust_awareness(-1);
   }
 
-  void on_nack(const std::string& sender, std::uint32_t seq) {
+  void on_nack(std::string_view sender, std::uint32_t seq) {
     if (current && current->seq == seq) {
       auto helper = std::find(current->helpers.begin(), current->helpers.end(), sender);
       auto i = static_cast<std::size_t>(helper - current->helpers.begin());
@@ -675,37 +654,36 @@ struct core::state {
     ++stats.unexpected_acks;
   }
 
-  /// `claimed`: the live members the sender holds, itself included.
-  void on_push_pull(time_point now, const std::string& from, const v1::GossipPushPull& pp, std::uint32_t claimed) {
-    if (pp.reply())
+  void on_push_pull(time_point now, std::string_view from, const codec::packet_view& pp) {
+    if (pp.reply)
       note_seed_answer(from);
     // A reply is the table we asked for (a join, a sync): its members are
     // echoed, not re-gossiped in full. A table pushed to us is news like any
     // gossip: what is new to us is likely new to others too, and the
     // epidemic needs every carrier it can get.
-    bool echo_new = pp.reply() || pp.introduce();
-    for (const auto& s : pp.members())
-      merge_member(now, s, echo_new);
+    bool echo_new = pp.reply || pp.introduce;
+    for (const auto& m : pp.members)
+      merge_member(now, m, echo_new);
     // A table in several datagrams: judge it once it is in. Once we hold as
     // many as its owner did, it is in, and a member that joined since is
     // worth a catch-up at once rather than after catch_up_interval.
-    if (pp.reply() && !pp.introduce())
-      table_arriving = live_members() < claimed ? now + cfg.catch_up_interval : now;
-    if (pp.want_reply() && !leaving)
-      reply_push_pull(now, from, pp.introduce());
+    if (pp.reply && !pp.introduce)
+      table_arriving = live_members() < pp.live_members ? now + cfg.catch_up_interval : now;
+    if (pp.want_reply && !leaving)
+      reply_push_pull(now, from, pp.introduce);
   }
 
-  void note_seed_answer(const std::string& from) {
+  void note_seed_answer(std::string_view from) {
     auto seed = std::find(pending_seeds.begin(), pending_seeds.end(), from);
     if (seed == pending_seeds.end())
       return;
-    out.seeds_answered.push_back(from);
+    out.seeds_answered.emplace_back(from);
     pending_seeds.erase(seed);
     seed_answered = true;
   }
 
   /// The sender holds more live members than we do: pull its table.
-  void catch_up(time_point now, const std::string& from) {
+  void catch_up(time_point now, std::string_view from) {
     if (leaving || now < next_catch_up || now < table_arriving)
       return;
     next_catch_up = now + cfg.catch_up_interval;
@@ -713,7 +691,7 @@ struct core::state {
     send_push_pull(from, {false, true, false, false, true});
   }
 
-  void reply_push_pull(time_point now, const std::string& to, bool introduce) {
+  void reply_push_pull(time_point now, std::string_view to, bool introduce) {
     // Counted in datagrams: a small forged request must not turn us into an amplifier.
     if (!replies.take(now, static_cast<double>(cfg.push_pull_reply_packets_per_second))) {
       ++stats.push_pull_throttled;
@@ -724,7 +702,7 @@ struct core::state {
 
   /// Someone we do not know sent us a datagram (its record was in a lost
   /// part of a table): ask it for its record, within a small budget.
-  void ask_introduction(time_point now, const std::string& to) {
+  void ask_introduction(time_point now, std::string_view to) {
     if (leaving || !introductions.take(now, static_cast<double>(cfg.introductions_per_second)))
       return;
     introductions.tokens -= 1.0;
@@ -739,7 +717,7 @@ struct core::state {
     bool self_only;  // a pull: the other side's table is what we want
   };
 
-  std::size_t send_push_pull(const std::string& to, push_pull_flags flags) {
+  std::size_t send_push_pull(std::string_view to, push_pull_flags flags) {
     // Assembled by hand from each profile's fields encoded once: a table of
     // thousands is sent often (joins, catch-ups) and re-encoding every
     // member's tags dominated the cost.
@@ -804,31 +782,31 @@ struct core::state {
     return packets;
   }
 
-  void handle(time_point now, const std::string& from, const v1::GossipPacket& p) {
-    if (p.sender() == me.name) {
+  void handle(time_point now, std::string_view from, const codec::packet_view& p) {
+    if (p.sender == me.name) {
       ++stats.malformed;  // our own name from elsewhere: a loop or a forger
       return;
     }
     // Piggybacked news first: a ping carrying our suspicion is answered with the refutation.
     accused_now = false;
-    for (const auto& b : p.broadcasts())
+    for (const auto& b : p.broadcasts)
       apply_broadcast(now, b);
     if (accused_now) {
       // Whoever told us we are suspected hears our current alive first.
       v1::GossipPacket packet;
       send(from, packet, alive_of_me());
     }
-    switch (p.body_case()) {
-      case v1::GossipPacket::kPing: on_ping(from, p.ping()); break;
-      case v1::GossipPacket::kIndirectPing: on_indirect_ping(now, from, p.indirect_ping()); break;
-      case v1::GossipPacket::kAck: on_ack(p.sender(), p.ack().seq()); break;
-      case v1::GossipPacket::kNack: on_nack(p.sender(), p.nack().seq()); break;
-      case v1::GossipPacket::kPushPull: on_push_pull(now, from, p.push_pull(), p.live_members()); break;
+    switch (p.body) {
+      case v1::GossipPacket::kPing: on_ping(from, p); break;
+      case v1::GossipPacket::kIndirectPing: on_indirect_ping(now, from, p); break;
+      case v1::GossipPacket::kAck: on_ack(p.sender, p.seq); break;
+      case v1::GossipPacket::kNack: on_nack(p.sender, p.seq); break;
+      case v1::GossipPacket::kPushPull: on_push_pull(now, from, p); break;
       default: break;
     }
-    if (p.live_members() > live_members())
+    if (p.live_members > live_members())
       catch_up(now, from);
-    else if (!p.has_push_pull() && !find(p.sender()))
+    else if (p.body != v1::GossipPacket::kPushPull && !find(p.sender))
       ask_introduction(now, from);
   }
 
@@ -839,7 +817,7 @@ struct core::state {
       switch (r.state) {
         case member_state::alive:
         case member_state::suspect: return true;
-        case member_state::dead: return now - r.since < cfg.gossip_to_the_dead;
+        case member_state::dead: return now - r.since() < cfg.gossip_to_the_dead;
         default: return false;
       }
     });
@@ -873,8 +851,8 @@ struct core::state {
 
   void reap(time_point now) {
     auto reaped = table.erase_if([&](const record& r) {
-      bool expired = (r.state == member_state::dead && now - r.since >= cfg.reap_failed_after) ||
-                     (r.state == member_state::left && now - r.since >= cfg.reap_left_after);
+      bool expired = (r.state == member_state::dead && now - r.since() >= cfg.reap_failed_after) ||
+                     (r.state == member_state::left && now - r.since() >= cfg.reap_left_after);
       if (expired)
         --counts[index(r.state)];
       return expired;
@@ -970,13 +948,11 @@ void core::receive(time_point now, std::string_view from, std::string_view bytes
     ++s.stats.rate_limited;
     return;
   }
-  s.arena.Reset();
-  auto* packet = google::protobuf::Arena::CreateMessage<v1::GossipPacket>(&s.arena);
-  if (!codec::decode_into(bytes, s.lim, *packet)) {
+  if (!codec::decode(bytes, s.lim, s.in)) {
     ++s.stats.malformed;
     return;
   }
-  s.handle(now, std::string{from}, *packet);
+  s.handle(now, from, s.in);
 }
 
 void core::join(time_point, const std::vector<std::string>& seeds) {
