@@ -46,9 +46,9 @@ result<core> core::make(const config& cfg, const log_storage& storage, std::uint
   core c(cfg, storage, seed);
   auto hs = storage.hard_state();
   const auto& meta = storage.snapshot().meta();
-  if (hs.commit() < meta.index() || hs.commit() > storage.last_index())
-    return error{"raft storage: hard state commit " + std::to_string(hs.commit()) + " outside the log [" +
-                 std::to_string(meta.index()) + ", " + std::to_string(storage.last_index()) + "]"};
+  if (hs.commit() > storage.last_index())
+    return error{"raft storage: hard state commit " + std::to_string(hs.commit()) + " beyond the log's last index " +
+                 std::to_string(storage.last_index())};
   c.conf_ = meta.conf_state();
   c.voters_ = {c.conf_.voters().begin(), c.conf_.voters().end()};
   c.learners_ = {c.conf_.learners().begin(), c.conf_.learners().end()};

@@ -6,8 +6,15 @@
 namespace troupe::raft {
 
 memory_storage::memory_storage(v1::RaftConfState initial) {
-  *snapshot_.mutable_meta()->mutable_conf_state() = std::move(initial);
-  ents_.emplace_back();  // index 0, term 0
+  ents_.emplace_back();  // index 0, term 0: an empty log
+  if (initial.voters_size() == 0)
+    return;
+  auto* meta = snapshot_.mutable_meta();
+  meta->set_index(1);
+  meta->set_term(1);
+  *meta->mutable_conf_state() = std::move(initial);
+  ents_[0].set_index(1);
+  ents_[0].set_term(1);
 }
 
 std::optional<std::uint64_t> memory_storage::term(std::uint64_t i) const {

@@ -50,9 +50,11 @@ inline bool add_within(std::vector<entry>& batch, std::uint64_t& bytes, const en
 
 class memory_storage final : public log_storage {
 public:
-  /// An empty log whose membership starts as `initial` (a bootstrap: the
-  /// first servers know each other; a server that joins later starts empty
-  /// and learns the membership from the leader).
+  /// A bootstrap when `initial` has voters: the first servers start from a
+  /// snapshot at index 1, term 1 that holds the membership (and an empty
+  /// state). A server added later starts with no voters and an empty log: the
+  /// leader cannot append at index 1 to it and sends a snapshot instead,
+  /// which is how it learns the membership (it is in no log entry).
   explicit memory_storage(v1::RaftConfState initial = {});
 
   v1::RaftHardState hard_state() const override { return hard_state_; }
