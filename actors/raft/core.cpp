@@ -22,6 +22,46 @@ const char* to_string(role r) {
 
 namespace {
 
+/// What is wrong with a message's shape, if anything (no state needed).
+const char* malformed(const message& m) {
+  if (m.type() == v1::RAFT_MSG_APPEND) {
+    if (m.log_term() > m.term())
+      return "previous entry's term beyond the message's";
+    std::uint64_t last_term = m.log_term();
+    for (int k = 0; k < m.entries_size(); ++k) {
+      const auto& e = m.entries(k);
+      if (e.index() != m.index() + 1 + static_cast<std::uint64_t>(k))
+        return "entries out of sequence";
+      if (e.term() < last_term || e.term() > m.term())
+        return "entry terms out of order";
+      if (e.type() != v1::RAFT_ENTRY_NORMAL && e.type() != v1::RAFT_ENTRY_CONF_CHANGE)
+        return "unknown entry type";
+      last_term = e.term();
+    }
+  }
+  if (m.type() == v1::RAFT_MSG_SNAPSHOT && (m.snapshot().meta().index() == 0 || m.snapshot().meta().term() > m.term()))
+    return "snapshot without an index or from a later term";
+  return nullptr;
+}
+
+const char* type_name(v1::RaftMessageType t) {
+  switch (t) {
+  case v1::RAFT_MSG_APPEND: return "append";
+  case v1::RAFT_MSG_APPEND_RESPONSE: return "append-resp";
+  case v1::RAFT_MSG_VOTE: return "vote";
+  case v1::RAFT_MSG_VOTE_RESPONSE: return "vote-resp";
+  case v1::RAFT_MSG_PRE_VOTE: return "pre-vote";
+  case v1::RAFT_MSG_PRE_VOTE_RESPONSE: return "pre-vote-resp";
+  case v1::RAFT_MSG_HEARTBEAT: return "heartbeat";
+  case v1::RAFT_MSG_HEARTBEAT_RESPONSE: return "heartbeat-resp";
+  case v1::RAFT_MSG_SNAPSHOT: return "snapshot";
+  case v1::RAFT_MSG_TIMEOUT_NOW: return "timeout-now";
+  case v1::RAFT_MSG_READ_INDEX: return "read-index";
+  case v1::RAFT_MSG_READ_INDEX_RESPONSE: return "read-index-resp";
+  default: return "unknown";
+  }
+}
+
 bool is_response_to_persist(v1::RaftMessageType t) {
   return t == v1::RAFT_MSG_APPEND_RESPONSE || t == v1::RAFT_MSG_VOTE_RESPONSE || t == v1::RAFT_MSG_PRE_VOTE_RESPONSE;
 }
@@ -199,6 +239,10 @@ void core::step(const message& m) {
   }
   if (m.type() <= v1::RAFT_MSG_UNSPECIFIED || m.type() > v1::RAFT_MSG_READ_INDEX_RESPONSE) {
     ++counters_.unexpected;
+    return;
+  }
+  if (malformed(m)) {
+    ++counters_.malformed;
     return;
   }
   if (!step_term(m))
@@ -464,6 +508,26 @@ void core::self_acknowledge() {
     if (it != prs_.end() && it->second.maybe_update(log_.stable_last_index()) && maybe_commit())
       broadcast_commit_ = true;
   }
+}
+
+std::string describe(const message& m) {
+  std::ostringstream out;
+  out << type_name(m.type()) << ' ' << m.from() << "->" << m.to() << " term=" << m.term();
+  if (m.index() || m.log_term())
+    out << " index=" << m.index() << " log_term=" << m.log_term();
+  if (m.entries_size())
+    out << " entries=" << m.entries_size();
+  if (m.commit())
+    out << " commit=" << m.commit();
+  if (m.reject())
+    out << " reject hint=" << m.reject_hint();
+  if (m.has_snapshot())
+    out << " snapshot=" << m.snapshot().meta().index() << '/' << m.snapshot().meta().term();
+  if (m.read_seq())
+    out << " read_seq=" << m.read_seq();
+  if (m.transfer())
+    out << " transfer";
+  return out.str();
 }
 
 std::string core::describe() const {

@@ -80,6 +80,11 @@ struct counters {
   std::uint64_t stale_term = 0;          // lower term, ignored
   std::uint64_t lease_ignored = 0;       // campaign ignored: we heard from a leader recently
   std::uint64_t unexpected = 0;          // a message our role does not take
+  std::uint64_t malformed = 0;           // entries out of sequence, terms beyond the message's, ...
+  /// A heartbeat whose commit lies beyond our log: we lost entries we had
+  /// acknowledged (a wiped disk), or a bug or a forger. Dropped; we take no
+  /// part until a leader repairs our log. The simulator requires 0.
+  std::uint64_t contradictions = 0;
   std::uint64_t stale_snapshot = 0;      // a snapshot older than our commit
   std::uint64_t elections = 0, pre_elections = 0, became_leader = 0;
   std::uint64_t appends_sent = 0, entries_sent = 0, snapshots_sent = 0;
@@ -89,6 +94,9 @@ struct counters {
   std::uint64_t conf_changes_applied = 0, conf_changes_refused = 0;
   std::uint64_t reads_confirmed = 0;
 };
+
+/// "append 1->2 term=3 index=7 log_term=2 entries=3 commit=6": one line for logs.
+std::string describe(const message& m);
 
 class core {
 public:

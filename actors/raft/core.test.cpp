@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 
 #include <doctest/doctest.h>
 
@@ -29,6 +30,7 @@ struct net {
   std::map<node_id, server> servers;
   std::deque<message> wire;
   std::set<std::pair<node_id, node_id>> cut;  // dropped links, both ways
+  std::function<bool(const message&)> drop;   // and dropped messages
 
   explicit net(std::vector<node_id> voters, std::function<void(config&)> tune = {}) {
     v1::RaftConfState conf;
@@ -91,7 +93,7 @@ struct net {
     while (!wire.empty()) {
       auto m = wire.front();
       wire.pop_front();
-      if (!cut.count({m.from(), m.to()}) && servers.count(m.to()))
+      if (!cut.count({m.from(), m.to()}) && servers.count(m.to()) && !(drop && drop(m)))
         servers.at(m.to()).c->step(m);
       flush();
     }
@@ -111,6 +113,13 @@ struct net {
       if (s.c->role() == role::leader && !cut.count({id, id == 1 ? 2 : 1}))
         found = id;
     return found;
+  }
+
+  /// `count` writes through leader `id`, replicated.
+  void write(node_id id, int count, const std::string& data = "e") {
+    for (int i = 0; i < count; ++i)
+      REQUIRE((*this)[id].propose(data).ok());
+    settle();
   }
 
   void elect(node_id id) {
@@ -306,9 +315,7 @@ TEST_CASE("a follower far behind a compacted log catches up by snapshot") {
 TEST_CASE("an out-of-date snapshot is ignored") {
   net n({1, 2, 3});
   n.elect(1);
-  for (int i = 0; i < 5; ++i)
-    REQUIRE(n[1].propose("e").ok());
-  n.settle();
+  n.write(1, 5, "e");
   auto m = msg(v1::RAFT_MSG_SNAPSHOT, 1, 2, 1);
   m.mutable_snapshot()->mutable_meta()->set_index(2);
   m.mutable_snapshot()->mutable_meta()->set_term(1);
@@ -530,4 +537,111 @@ TEST_CASE("bad configurations are refused with a reason") {
   auto bad = core::make(cfg, disk, 1);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message().find("election_tick") != std::string::npos);
+}
+
+TEST_CASE("malformed appends and snapshots are dropped and counted, never applied") {
+  net n({1, 2, 3});
+  n.elect(1);
+  auto last = n[2].log().last_index();
+  auto m = msg(v1::RAFT_MSG_APPEND, 1, 2, 1);
+  m.set_index(last);
+  m.set_log_term(1);
+  auto* e = m.add_entries();
+  e->set_index(last + 2);  // a gap
+  e->set_term(1);
+  n[2].step(m);
+  e->set_index(last + 1);
+  e->set_term(5);  // a term beyond the message's
+  n[2].step(m);
+  auto snap = msg(v1::RAFT_MSG_SNAPSHOT, 1, 2, 1);
+  snap.mutable_snapshot()->mutable_meta()->set_index(50);
+  snap.mutable_snapshot()->mutable_meta()->set_term(9);
+  n[2].step(snap);
+  CHECK(n[2].metrics().malformed == 3);
+  CHECK(n[2].log().last_index() == last);
+  // An acknowledgement of entries the leader never had.
+  auto ack = msg(v1::RAFT_MSG_APPEND_RESPONSE, 2, 1, 1);
+  ack.set_index(1000);
+  n[1].step(ack);
+  CHECK(n[1].metrics().malformed == 1);
+  CHECK(n[1].progress_of(2)->match < 1000);
+}
+
+TEST_CASE("a heartbeat committing beyond the log (a wiped disk) is refused, not thrown") {
+  net n({1, 2, 3});
+  n.elect(1);
+  auto hb = msg(v1::RAFT_MSG_HEARTBEAT, 1, 2, 1);
+  hb.set_commit(500);
+  CHECK_NOTHROW(n[2].step(hb));
+  CHECK(n[2].metrics().contradictions == 1);
+  CHECK(n[2].log().committed() < 500);
+}
+
+TEST_CASE("random hostile messages never throw, and never move the commit back or past the log") {
+  net n({1, 2, 3});
+  n.elect(1);
+  n.write(1, 5, "v");
+  std::mt19937_64 rng(99);
+  for (int i = 0; i < 20000; ++i) {
+    node_id to = 1 + rng() % 3;
+    auto m = msg(static_cast<v1::RaftMessageType>(rng() % 14), 1 + rng() % 4, to, rng() % 4);
+    m.set_index(rng() % 12);
+    m.set_log_term(rng() % 4);
+    m.set_commit(rng() % 14);
+    m.set_reject(rng() % 2);
+    m.set_reject_hint(rng() % 12);
+    m.set_read_seq(rng() % 3);
+    m.set_transfer(rng() % 8 == 0);
+    for (std::uint64_t k = 0, count = rng() % 3; k < count; ++k) {
+      auto* e = m.add_entries();
+      e->set_index(m.index() + 1 + k + (rng() % 8 == 0));
+      e->set_term(m.log_term() + rng() % 2);
+      e->set_type(static_cast<v1::RaftEntryType>(rng() % 2));
+      e->set_data("x");
+    }
+    if (rng() % 10 == 0) {
+      m.mutable_snapshot()->mutable_meta()->set_index(rng() % 14);
+      m.mutable_snapshot()->mutable_meta()->set_term(rng() % 4);
+    }
+    auto before = n[to].log().committed();
+    REQUIRE_NOTHROW(n[to].step(m));
+    REQUIRE_NOTHROW(n.flush());
+    CHECK(n[to].log().committed() >= before);
+    CHECK(n[to].log().committed() <= n[to].log().last_index());
+    if (rng() % 50 == 0)
+      n.wire.clear();
+  }
+}
+
+TEST_CASE("a snapshot reported failed is offered again once the follower answers") {
+  net n({1, 2, 3});
+  n.elect(1);
+  n.isolate(3);
+  n.write(1, 10, "e");
+  auto& disk = *n.servers[1].disk;
+  disk.create_snapshot(n[1].log().applied(), n[1].conf_state(), "s");
+  disk.compact(n[1].log().applied());
+  n.heal();
+  n.drop = [](const message& m) { return m.type() == v1::RAFT_MSG_SNAPSHOT; };
+  n.tick(3);
+  REQUIRE(n[1].progress_of(3)->state == replication::snapshot);
+  CHECK(n[1].metrics().snapshots_sent == 1);
+  n.tick(3);  // waiting for it: not sent again
+  CHECK(n[1].metrics().snapshots_sent == 1);
+  n[1].report_snapshot(3, true);
+  CHECK(n[1].progress_of(3)->state == replication::probe);
+  n.drop = nullptr;
+  n.tick(3);
+  CHECK(n[1].metrics().snapshots_sent == 2);
+  CHECK(n[3].log().committed() == n[1].log().committed());
+  CHECK(n[1].progress_of(3)->state == replication::replicate);
+}
+
+TEST_CASE("messages describe themselves in one line") {
+  auto m = msg(v1::RAFT_MSG_APPEND, 1, 2, 3);
+  m.set_index(7);
+  m.set_log_term(2);
+  m.set_commit(6);
+  m.add_entries();
+  CHECK(describe(m) == "append 1->2 term=3 index=7 log_term=2 entries=1 commit=6");
 }

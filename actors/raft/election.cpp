@@ -142,7 +142,13 @@ void core::handle_append(const message& m) {
 }
 
 void core::handle_heartbeat(const message& m) {
-  log_.commit_to(m.commit());  // the leader caps it at what we acknowledged
+  // The leader caps the commit at what we acknowledged: more means we lost
+  // acknowledged entries (a wiped disk) and must not take part.
+  if (m.commit() > log_.last_index()) {
+    ++counters_.contradictions;
+    return;
+  }
+  log_.commit_to(m.commit());
   auto resp = make(v1::RAFT_MSG_HEARTBEAT_RESPONSE, m.from());
   resp.set_read_seq(m.read_seq());
   send(std::move(resp));

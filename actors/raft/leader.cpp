@@ -72,6 +72,10 @@ void core::on_append_response(const message& m, progress& pr) {
     }
     return;
   }
+  if (m.index() > log_.last_index()) {
+    ++counters_.malformed;  // acknowledges entries we never had
+    return;
+  }
   bool was_paused = pr.paused();
   if (!pr.maybe_update(m.index()))
     return;  // stale or duplicate

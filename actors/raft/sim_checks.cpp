@@ -202,6 +202,9 @@ void simulator::check_roles() {
   for (auto* n : running_nodes()) {
     const core& c = *n->c;
     report_.max_term = std::max(report_.max_term, c.term());
+    if (c.metrics().contradictions || c.metrics().malformed)
+      fail("n" + std::to_string(n->id) + " received a message contradicting its log or malformed (" +
+           std::to_string(c.metrics().contradictions) + ", " + std::to_string(c.metrics().malformed) + ")");
     bool leads = c.role() == role::leader;
     if (leads) {
       auto [it, fresh] = leader_of_term_.emplace(c.term(), n->id);
