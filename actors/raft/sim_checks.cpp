@@ -202,6 +202,10 @@ void simulator::check_roles() {
   for (auto* n : running_nodes()) {
     const core& c = *n->c;
     report_.max_term = std::max(report_.max_term, c.term());
+    if (c.log().committed() < n->commit)
+      fail("n" + std::to_string(n->id) + " commit went back from " + std::to_string(n->commit) + " to " +
+           std::to_string(c.log().committed()));
+    n->commit = c.log().committed();
     if (c.metrics().contradictions || c.metrics().malformed)
       fail("n" + std::to_string(n->id) + " received a message contradicting its log or malformed (" +
            std::to_string(c.metrics().contradictions) + ", " + std::to_string(c.metrics().malformed) + ")");
@@ -241,6 +245,9 @@ void simulator::check_persist(node& n, const ready& rd) {
     if (rd.hard_state->term() < before.term())
       fail("n" + std::to_string(n.id) + " persists term " + std::to_string(rd.hard_state->term()) + " after " +
            std::to_string(before.term()));
+    if (rd.hard_state->commit() < before.commit())
+      fail("n" + std::to_string(n.id) + " persists commit " + std::to_string(rd.hard_state->commit()) + " after " +
+           std::to_string(before.commit()));
     if (rd.hard_state->term() == before.term() && before.vote() != none && rd.hard_state->vote() != before.vote())
       fail("n" + std::to_string(n.id) + " changes its vote in term " + std::to_string(before.term()));
   }

@@ -59,6 +59,8 @@ void simulator::start(node& n) {
     return;
   }
   n.c.emplace(std::move(made).value());
+  // Clocks drift: each life ticks up to 10% fast or slow.
+  n.tick_ms = opt_.tick_ms + between(-opt_.tick_ms / 10, opt_.tick_ms / 10);
   n.kv = std::move(*kv);
   n.running = true;
   n.in_flight.reset();
@@ -66,6 +68,7 @@ void simulator::start(node& n) {
   n.reads.clear();
   n.proposed.clear();
   n.last_role = role::follower;
+  n.commit = 0;
   event tick;
   tick.at = now_ + between(1, opt_.tick_ms);  // every node ticks at its own phase
   tick.kind = event::tick;
@@ -198,7 +201,9 @@ void simulator::deliver(const event& e) {
     auto s = side_.find(id);
     return s == side_.end() ? 0 : s->second;
   };
-  if (!side_.empty() && side(m.from()) != side(m.to())) {
+  // Cut both ways, or (one_way_) only from side 1 to side 0: side 0 still
+  // reaches side 1 but never hears back.
+  if (!side_.empty() && side(m.from()) != side(m.to()) && (!one_way_ || side(m.from()) == 1)) {
     ++report_.lost;
     return;
   }
@@ -227,8 +232,9 @@ void simulator::inject_fault() {
   switch (pick(5)) {
   case 0:
     if (opt_.partitions && side_.empty() && up.size() > 1) {
-      // Either one server alone or a random split.
+      // Either one server alone or a random split; a quarter of them one-way.
       bool isolate = chance(0.5);
+      one_way_ = chance(0.25);
       std::size_t alone = pick(up.size());
       for (std::size_t i = 0; i < up.size(); ++i)
         side_[up[i]->id] = isolate ? (i == alone) : static_cast<int>(pick(2));
@@ -236,7 +242,7 @@ void simulator::inject_fault() {
       std::string sides;
       for (auto& [id, side] : side_)
         sides += " n" + std::to_string(id) + ":" + std::to_string(side);
-      say("partition" + sides);
+      say(std::string(one_way_ ? "one-way partition" : "partition") + sides);
       event heal;
       heal.at = now_ + between(300, 4000);
       heal.kind = event::heal;
@@ -319,7 +325,7 @@ void simulator::step_event(const event& e) {
       n->c->tick();
       pump(*n);
       event next = e;
-      next.at = now_ + opt_.tick_ms;
+      next.at = now_ + n->tick_ms;
       schedule(next);
     }
     break;

@@ -112,6 +112,8 @@ private:
     std::vector<waiting_read> reads;                                       // read state, not applied yet
     std::map<std::pair<int, std::uint64_t>, bool> proposed;  // (client, seq) proposed here
     raft::role last_role = role::follower;
+    sim_time tick_ms = 100;   // this life's clock
+    std::uint64_t commit = 0;  // highest commit seen in this life
   };
   struct client_state {
     node_id guess = none;
@@ -165,6 +167,7 @@ private:
   std::map<node_id, std::unique_ptr<node>> nodes_;
   node_id next_id_ = 1;
   std::map<node_id, int> side_;  // partition sides while partitioned
+  bool one_way_ = false;
 
   // what the checks remember
   std::map<std::uint64_t, node_id> leader_of_term_;
