@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "actors/membership/codec.hpp"
+
 namespace troupe::swim {
 
 namespace {
@@ -72,6 +74,48 @@ void simulator::join(node_id node, const std::vector<node_id>& seeds) {
     addresses.push_back(nodes_[seed].address);
   nodes_[node].c->join(now_, addresses);
   drain(node, false);
+}
+
+void simulator::add_converged(std::size_t n) {
+  const node_id first = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    add();
+  // Everyone's record as the reply datagrams `sender` would send.
+  auto table_from = [&](node_id sender) {
+    std::vector<std::string> datagrams;
+    v1::GossipPacket packet;
+    auto start = [&] {
+      packet.Clear();
+      packet.set_version(codec::protocol_version);
+      packet.set_sender(nodes_[sender].name);
+      packet.set_live_members(static_cast<std::uint32_t>(nodes_.size()));
+      packet.mutable_push_pull()->set_reply(true);
+    };
+    start();
+    for (node_id m = 0; m < nodes_.size(); ++m) {
+      auto* entry = packet.mutable_push_pull()->add_members();
+      entry->set_name(nodes_[m].name);
+      entry->set_address(nodes_[m].address);
+      codec::to_proto(default_tags(m), *entry->mutable_tags());
+      if (packet.ByteSizeLong() <= cfg_.max_datagram)
+        continue;
+      auto last = *entry;
+      packet.mutable_push_pull()->mutable_members()->RemoveLast();
+      datagrams.push_back(packet.SerializeAsString());
+      start();
+      *packet.mutable_push_pull()->add_members() = last;
+    }
+    datagrams.push_back(packet.SerializeAsString());
+    return datagrams;
+  };
+  // A member does not take its own name as a sender: the first one hears from the second.
+  const auto from_first = table_from(first), from_second = table_from(first + 1);
+  for (node_id m = first; m < nodes_.size(); ++m) {
+    node_id sender = m == first ? first + 1 : first;
+    for (const auto& bytes : m == first ? from_second : from_first)
+      nodes_[m].c->receive(now_, nodes_[sender].address, bytes);
+    drain(m, false);
+  }
 }
 
 void simulator::kill(node_id node) { nodes_[node].running = false; }

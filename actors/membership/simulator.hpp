@@ -35,6 +35,12 @@ public:
   /// A new member started now: "n00042" at "10.0.0.42:7946" with default tags.
   node_id add();
   void join(node_id node, const std::vector<node_id>& seeds);
+  /// Grows an empty simulation to `n` members (as add()) that know each
+  /// other already, as a converged cluster would: each is handed everyone's
+  /// record through core::receive(), in the push-pull reply datagrams a
+  /// member that knew them all would send. For clusters too large to grow by
+  /// joins in reasonable time (10,000).
+  void add_converged(std::size_t n);
   /// kill -9: no more ticks, datagrams to it are lost.
   void kill(node_id node);
   /// A new process under the same name and address, starting at `incarnation`.
