@@ -16,6 +16,7 @@
 #include "actors/node/node_actor.hpp"
 #include "actors/node/runc/process_driver.hpp"
 #include "actors/node/runc/runc.hpp"
+#include "actors/raft/raft_actor.hpp"
 #include "actors/rpc/rpc_actor.hpp"
 #include "net/port.hpp"
 #include "runtime/logging.hpp"
@@ -102,13 +103,17 @@ status pick_driver(agent_context& ctx, const std::string& node_id, spdlog::logge
 std::vector<child_spec> children(const agent_context_ptr& ctx) {
   // The monitor starts first and stops last, so that it records what
   // happens to the others.
-  return {
+  std::vector<child_spec> out{
     {"monitor", [ctx](caf::actor_system& sys) { return sys.spawn(monitor::monitor_actor, ctx); }},
     {"membership", [ctx](caf::actor_system& sys) { return sys.spawn(membership::membership_actor, ctx); }},
     {"rpc", [ctx](caf::actor_system& sys) { return sys.spawn(rpc::rpc_actor, ctx); }},
-    {"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }},
-    {"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }},
   };
+  // Only servers keep the replicated state; clients only run work.
+  if (ctx->config.role == node_role::server)
+    out.push_back({"raft", [ctx](caf::actor_system& sys) { return sys.spawn(raft::raft_actor, ctx); }});
+  out.push_back({"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }});
+  out.push_back({"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }});
+  return out;
 }
 
 struct agent_system_config : caf::actor_system_config {

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <thread>
+#include <type_traits>
 
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
@@ -33,6 +34,7 @@ namespace {
 constexpr auto actor_timeout = 2000ms;
 constexpr int listen_backlog = 128;
 constexpr auto remote_timeout = 3000ms;  // another agent over TCP, and its actor
+constexpr auto write_wait = 6000ms;      // a replicated write: the raft actor gives up after 5 s
 
 std::string to_json(const google::protobuf::Message& msg) {
   google::protobuf::util::JsonPrintOptions opts;
@@ -148,6 +150,25 @@ public:
     svr.Post("/v1/keys", [this](const httplib::Request& req, httplib::Response& res) { change_key(req, res); });
     svr.Get("/v1/members", [this](const httplib::Request&, httplib::Response& res) { members(res); });
     svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
+    svr.Get("/v1/raft", [this](const httplib::Request&, httplib::Response& res) { raft_status(res); });
+    svr.Put(R"(/v1/kv/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      v1::KvPut put;
+      if (!parse_body(req, res, put))
+        return;
+      put.set_key(req.matches[1]);
+      kv<v1::KvReply>(put, res);
+    });
+    svr.Get(R"(/v1/kv/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      v1::KvGet get;
+      get.set_key(req.matches[1]);
+      get.set_stale(req.has_param("stale") && req.get_param_value("stale") != "false");
+      kv<v1::KvReply>(get, res);
+    });
+    svr.Delete(R"(/v1/kv/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      v1::KvDelete del;
+      del.set_key(req.matches[1]);
+      kv<v1::KvReply>(del, res);
+    });
   }
 
 private:
@@ -247,6 +268,46 @@ private:
                net::key::from_base64(change.key()) ? net::key::from_base64(change.key())->fingerprint() : "?",
                req.remote_addr);
     reply(res, keys::list(ctx_->keys.get()));
+  }
+
+  void raft_status(httplib::Response& res) {
+    if (ctx_->config.role != node_role::server) {
+      v1::RaftStatus client;
+      client.set_role("client");
+      return reply(res, client);
+    }
+    ask_failure why{};
+    auto st = ask<v1::RaftStatus>(sys_, actor("raft"), v1::GetRaftStatus{}, actor_timeout, &why);
+    if (!st)
+      return reply_failure(res, "raft", why, st.error());
+    reply(res, *st);
+  }
+
+  /// A replicated key/value request to this server's raft actor. Refusals
+  /// that a retry elsewhere or later can fix are 503, a command refused when
+  /// applied 409; a missing key on GET is 404.
+  template <class Rep, class Req>
+  void kv(const Req& req, httplib::Response& res) {
+    if (ctx_->config.role != node_role::server)
+      return reply_error(res, 503, "unavailable", "this agent is a client (--client): it keeps no replicated state");
+    ask_failure why{};
+    auto rep = ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
+    if (!rep && why == ask_failure::refused) {
+      // Refused when applied (fencing, a command no server knows) is final;
+      // everything else (no leader, not the leader, not a member, a timeout,
+      // the raft actor restarting) may work when retried.
+      const auto& msg = rep.error().message();
+      if (msg.find("must not be empty") != std::string::npos)
+        return reply_error(res, 400, "bad_request", msg);
+      bool final = msg.find("fenced:") != std::string::npos || msg.find("cluster command") != std::string::npos;
+      return reply_error(res, final ? 409 : 503, final ? "refused" : "unavailable", msg);
+    }
+    if (!rep)
+      return reply_failure(res, "raft", why, rep.error());
+    if constexpr (std::is_same_v<Req, v1::KvGet>)
+      if (!rep->found())
+        return reply_error(res, 404, "not_found", "no key " + quote(req.key()));
+    reply(res, *rep);
   }
 
   void members(httplib::Response& res) {

@@ -142,4 +142,12 @@ inline std::string run_id(const agent& a, std::vector<std::string> args) {
   return r.output.substr(0, r.output.find('\n'));
 }
 
+/// `extra` followed by fast gossip timings for loopback and the process
+/// driver (which needs neither root nor runc): how cluster tests start agents.
+inline std::vector<std::string> loopback_flags(std::vector<std::string> extra = {}) {
+  for (const char* f : {"--gossip-profile", "local", "--driver", "process"})
+    extra.emplace_back(f);
+  return extra;
+}
+
 } // namespace troupe::testing

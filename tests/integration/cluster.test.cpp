@@ -13,13 +13,7 @@ using namespace troupe::testing;
 
 namespace {
 
-/// Fast timings on loopback; the process driver needs neither root nor runc.
-const std::vector<std::string> cluster_flags{"--gossip-profile", "local", "--driver", "process"};
-
-std::vector<std::string> flags(std::vector<std::string> extra) {
-  extra.insert(extra.end(), cluster_flags.begin(), cluster_flags.end());
-  return extra;
-}
+std::vector<std::string> flags(std::vector<std::string> extra) { return loopback_flags(std::move(extra)); }
 
 std::optional<v1::MemberList> members(const agent& a) {
   auto r = a.ctl({"-o", "json", "nodes"});

@@ -62,6 +62,8 @@ int cmd_image_ls(const globals& g, const client& c);
 
 /// "4 members: 3 alive 1 dead" and how joining and health stand.
 std::string cluster_summary(const troupe::v1::MemberList& list);
+/// "leader, term 3, 1 voter, 0 learners, commit 42, applied 42" for status.
+std::string raft_summary(const troupe::v1::RaftStatus& raft);
 
 /// "250m" -> 250, "0.5" -> 500, "2" -> 2000; an error naming the value.
 troupe::result<uint32_t> parse_cpu(const std::string& text);

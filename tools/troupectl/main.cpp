@@ -57,6 +57,11 @@ int cmd_status(const globals& g, const client& c) {
     info.add({"CLUSTER", cluster_summary(members)});
   else
     info.add({"CLUSTER", "unknown (" + r.error().message() + ")"});
+  v1::RaftStatus raft;
+  if (auto r = c.get("/v1/raft", raft); r)
+    info.add({"RAFT", raft_summary(raft)});
+  else
+    info.add({"RAFT", "unknown (" + r.error().message() + ")"});
   print(info.str(false) + "\n" + actor_table(st.actors()).str(use_colour()));
   return exit_ok;
 }

@@ -1,0 +1,430 @@
+#include "actors/raft/raft_actor.hpp"
+
+#include <chrono>
+
+#include "actors/node/identity.hpp"
+#include "net/keyring.hpp"
+#include "runtime/named_actor.hpp"
+#include "runtime/type_ids.hpp"
+#include "runtime/wire.hpp"
+
+namespace troupe::raft {
+namespace {
+
+using actor = caf::stateful_actor<raft_state>;
+
+caf::error refusal(const std::string& why) { return caf::make_error(caf::sec::runtime_error, why); }
+
+/// Why this server cannot take a write or a linearizable read now; empty
+/// when it can (it leads). Callers retry; the next issue forwards instead.
+std::string not_leading(const raft_state& st) {
+  if (!st.node)
+    return "not a member of the Raft cluster (yet): no leader to ask from here, retry on a server that is";
+  if (st.node->role() == role::leader)
+    return {};
+  if (st.node->leader() == none)
+    return "no leader, retry: an election is under way (term " + std::to_string(st.node->term()) + ")";
+  return "not the leader, retry on the leader: raft id " + std::to_string(st.node->leader());
+}
+
+v1::KvReply read_key(const raft_state& st, const std::string& key, std::uint64_t index) {
+  v1::KvReply out;
+  out.set_key(key);
+  out.set_index(index);
+  auto got = st.ctx->env->read([&](const storage::read_txn& t) { return kv_table.get(t, key); });
+  if (got && *got) {
+    out.set_found(true);
+    out.set_value((*got)->value());
+  }
+  return out;
+}
+
+/// The state machine's snapshot: every key, read in one LMDB transaction.
+result<std::string> state_snapshot(const raft_state& st) {
+  v1::KvSnapshot snap;
+  auto scanned = st.ctx->env->read([&](const storage::read_txn& t) {
+    return kv_table.scan(t, "", [&](std::string_view, v1::KvPut&& rec) {
+      *snap.add_items() = std::move(rec);
+      return true;
+    });
+  });
+  if (!scanned)
+    return scanned.error();
+  return snap.SerializeAsString();
+}
+
+/// Replaces the state with a snapshot from the leader; applied moves to it.
+status install(raft_state& st, const v1::RaftSnapshot& s) {
+  v1::KvSnapshot snap;
+  if (!snap.ParseFromString(s.data()))
+    return error{"snapshot at index " + std::to_string(s.meta().index()) + " does not parse as the cluster state"};
+  return st.ctx->env->write([&](storage::write_txn& t) -> status {
+    std::vector<std::string> keys;
+    auto listed = t.scan("cluster_kv", "", [&](std::string_view k, std::string_view) {
+      keys.emplace_back(k);
+      return true;
+    });
+    if (!listed)
+      return listed;
+    for (const auto& k : keys)
+      if (auto gone = kv_table.erase(t, k); !gone)
+        return gone.error();
+    for (const auto& item : snap.items())
+      if (auto put = kv_table.put(t, item.key(), item); !put)
+        return put;
+    auto server = st.server;
+    server.set_applied(s.meta().index());
+    return server_table.put(t, server_key, server);
+  });
+}
+
+struct outcome {
+  std::uint64_t request_id;
+  std::uint64_t index;
+  v1::KvReply reply;    // what a put wrote (found, value) or a delete removed (not found)
+  std::string refused;  // why the command did not apply; empty when it did
+};
+
+/// Applies committed entries above `applied` and moves `applied`, in one
+/// transaction. Refusals are deterministic: every server refuses alike.
+result<std::vector<outcome>> apply_entries(raft_state& st, const std::vector<entry>& committed) {
+  std::vector<outcome> mine;
+  auto server = st.server;
+  auto applied = st.ctx->env->write([&](storage::write_txn& t) -> status {
+    mine.clear();
+    server = st.server;
+    for (const auto& e : committed) {
+      if (e.index() <= server.applied())
+        continue;  // applied before a restart; the core hands it out again
+      server.set_applied(e.index());
+      if (e.type() != v1::RAFT_ENTRY_NORMAL || e.data().empty())
+        continue;  // membership changes (the core applies them) and a new leader's no-op
+      v1::ClusterCommand cmd;
+      outcome o{0, e.index(), {}, {}};
+      o.reply.set_index(e.index());
+      if (!cmd.ParseFromString(e.data()))
+        o.refused = "entry " + std::to_string(e.index()) + " does not parse as a cluster command";
+      else if (cmd.term() != e.term())
+        o.refused = "fenced: proposed by an actor of term " + std::to_string(cmd.term()) +
+                    ", appended in term " + std::to_string(e.term());
+      else if (cmd.has_put()) {
+        o.reply.set_key(cmd.put().key());
+        o.reply.set_found(true);
+        o.reply.set_value(cmd.put().value());
+        if (auto stored = kv_table.put(t, cmd.put().key(), cmd.put()); !stored)
+          return stored;
+      } else if (cmd.has_delete_()) {
+        o.reply.set_key(cmd.delete_().key());
+        if (auto gone = kv_table.erase(t, cmd.delete_().key()); !gone)
+          return gone.error();
+      } else {
+        o.refused = "entry " + std::to_string(e.index()) + " holds no known cluster command";
+      }
+      if (cmd.proposer() == st.ctx->config.name && cmd.request_id() != 0) {
+        o.request_id = cmd.request_id();
+        mine.push_back(std::move(o));
+      }
+    }
+    return server_table.put(t, server_key, server);
+  });
+  if (!applied)
+    return applied.error();
+  st.server = server;
+  return mine;
+}
+
+/// Answers the reads whose confirmed index is applied.
+void serve_reads(raft_state& st) {
+  for (auto i = st.reads.begin(); i != st.reads.end();) {
+    if (i->second.index != 0 && i->second.index <= st.server.applied()) {
+      i->second.rp.deliver(wire::make_pb(read_key(st, i->second.key, i->second.index)));
+      i = st.reads.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
+void maybe_snapshot(actor* self) {
+  auto& st = self->state;
+  auto at = st.server.applied();
+  if (at < st.log->snapshot().meta().index() + snapshot_entries)
+    return;
+  auto data = state_snapshot(st);
+  if (!data)
+    return st.log_->warn("snapshot_failed index={} reason=\"{}\"", at, data.error().message());
+  if (auto made = st.log->create_snapshot(at, st.node->conf_state(), std::move(*data)); !made)
+    return st.log_->warn("snapshot_failed index={} reason=\"{}\"", at, made.error().message());
+  if (at > keep_entries)
+    if (auto compacted = st.log->compact(at - keep_entries); !compacted)
+      st.log_->warn("compact_failed index={} reason=\"{}\"", at - keep_entries, compacted.error().message());
+  st.log_->info("snapshot index={} log_entries={}", at, st.log->size());
+}
+
+void send_all(actor* self, const std::vector<message>& msgs) {
+  // Servers are not yet connected to each other: a one-voter cluster sends
+  // nothing, so anything here is counted and dropped.
+  if (!msgs.empty() && self->state.unsent == 0)
+    self->state.log_->warn("unsent_messages reason=\"no transport between servers yet\"");
+  self->state.unsent += msgs.size();
+}
+
+/// The shell's loop over ready batches (core.hpp): send, persist, send what
+/// waited for the persist, apply, serve reads, advance.
+void process(actor* self) {
+  auto& st = self->state;
+  if (!st.node)
+    return;
+  auto role_before = st.node->role();
+  auto term_before = st.node->term();
+  while (st.node->has_ready()) {
+    auto rd = st.node->take_ready();
+    send_all(self, rd.messages);
+    if (rd.hard_state || rd.snapshot || !rd.entries.empty()) {
+      auto saved = st.log->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries,
+                                rd.snapshot ? &*rd.snapshot : nullptr);
+      if (!saved) {  // nothing may be acknowledged: stop; the restart reads the log back
+        st.log_->error("persist_failed reason=\"{}\"", saved.error().message());
+        return self->quit(refusal("raft log: " + saved.error().message()));
+      }
+    }
+    send_all(self, rd.messages_after_persist);
+    if (rd.snapshot && rd.snapshot->meta().index() > st.server.applied()) {
+      if (auto installed = install(st, *rd.snapshot); !installed) {
+        st.log_->error("install_failed reason=\"{}\"", installed.error().message());
+        return self->quit(refusal(installed.error().message()));
+      }
+      st.server.set_applied(rd.snapshot->meta().index());
+    }
+    auto done = apply_entries(st, rd.committed_entries);
+    if (!done) {
+      st.log_->error("apply_failed reason=\"{}\"", done.error().message());
+      return self->quit(refusal("applying: " + done.error().message()));
+    }
+    for (auto& o : *done) {
+      auto w = st.writes.find(o.request_id);
+      if (w == st.writes.end())
+        continue;  // timed out meanwhile
+      if (o.refused.empty()) {
+        w->second.deliver(wire::make_pb(std::move(o.reply)));
+      } else {
+        w->second.deliver(refusal(o.refused));
+      }
+      st.writes.erase(w);
+    }
+    for (auto& r : rd.read_states)
+      if (auto i = st.reads.find(r.context); i != st.reads.end())
+        i->second.index = std::max<std::uint64_t>(r.index, 1);
+    serve_reads(st);
+    st.node->advance(rd);
+  }
+  maybe_snapshot(self);
+  if (st.node->role() != role_before || st.node->term() != term_before)
+    st.log_->info("role={} term={} leader={} commit={} applied={}", to_string(st.node->role()), st.node->term(),
+                  st.node->leader(), st.node->log().committed(), st.server.applied());
+}
+
+/// Proposes cmd; the caller is answered once its entry is applied (or refused).
+caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  auto key = cmd.has_put() ? cmd.put().key() : cmd.delete_().key();
+  if (key.empty()) {
+    rp.deliver(caf::make_error(caf::sec::invalid_argument, "key: must not be empty"));
+    return rp;
+  }
+  if (auto why = not_leading(st); !why.empty()) {
+    rp.deliver(refusal(why));
+    return rp;
+  }
+  auto id = st.next_request++;
+  cmd.set_term(st.node->term());
+  cmd.set_request_id(id);
+  cmd.set_proposer(st.ctx->config.name);
+  if (auto proposed = st.node->propose(cmd.SerializeAsString()); !proposed) {
+    rp.deliver(refusal(proposed.error().message()));
+    return rp;
+  }
+  st.writes.emplace(id, rp);
+  self->delayed_send(self, write_timeout, atoms::expire_atom_v, id);
+  process(self);
+  return rp;
+}
+
+/// A linearizable read: answered once a ReadIndex round confirmed the
+/// leadership and that index is applied.
+caf::response_promise read(actor* self, const v1::KvGet& get) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (get.stale()) {
+    rp.deliver(wire::make_pb(read_key(st, get.key(), st.server.applied())));
+    return rp;
+  }
+  if (auto why = not_leading(st); !why.empty()) {
+    rp.deliver(refusal(why));
+    return rp;
+  }
+  auto context = std::to_string(st.next_request++);
+  if (auto asked = st.node->read_index(context); !asked) {
+    rp.deliver(refusal(asked.error().message()));
+    return rp;
+  }
+  st.reads.emplace(context, raft_state::read{rp, get.key(), 0});
+  self->delayed_send(self, write_timeout, atoms::expire_atom_v, context);
+  process(self);
+  return rp;
+}
+
+v1::RaftStatus status_of(const raft_state& st) {
+  v1::RaftStatus out;
+  out.set_raft_id(st.server.raft_id());
+  out.set_cluster_id(st.server.cluster_id());
+  out.set_applied(st.server.applied());
+  if (!st.node) {
+    out.set_role("not_a_member");
+    return out;
+  }
+  out.set_role(to_string(st.node->role()));
+  out.set_term(st.node->term());
+  out.set_leader_id(st.node->leader());
+  if (st.node->leader() == st.node->id())
+    out.set_leader(st.ctx->config.name);
+  out.set_commit(st.node->log().committed());
+  out.set_last_index(st.node->log().last_index());
+  for (auto v : st.node->conf_state().voters())
+    out.add_voters(v);
+  for (auto l : st.node->conf_state().learners())
+    out.add_learners(l);
+  return out;
+}
+
+/// Reads or creates this server's record and opens the log; a server with
+/// no Raft state and no --seed bootstraps a cluster of itself.
+status boot(actor* self) {
+  auto& st = self->state;
+  auto& env = *st.ctx->env;
+  auto me = node::identify(env, st.ctx->config.name);
+  if (!me)
+    return me.error();
+  auto stored = env.read([&](const storage::read_txn& t) { return server_table.get(t, server_key); });
+  if (!stored)
+    return stored.error();
+  bool fresh = !*stored;
+  if (*stored) {
+    st.server = **stored;
+  } else {
+    st.server.set_raft_id(raft_id_of(me->id()));
+  }
+  if (st.server.raft_id() != raft_id_of(me->id()))
+    return error{"table raft, key server: raft id " + std::to_string(st.server.raft_id()) +
+                 " does not belong to node id " + me->id()};
+  bool bootstrap = fresh && st.ctx->config.seeds.empty();
+  if (bootstrap) {
+    std::uint64_t cluster = 0;
+    while (cluster == 0)
+      net::random_bytes(reinterpret_cast<unsigned char*>(&cluster), sizeof cluster);
+    st.server.set_cluster_id(cluster);
+  }
+  if (fresh || bootstrap) {
+    auto saved = env.write([&](storage::write_txn& t) { return server_table.put(t, server_key, st.server); });
+    if (!saved)
+      return saved;
+  }
+  if (st.server.cluster_id() == 0) {
+    st.log_->info("not_a_member raft_id={} reason=\"a joining server is added by the leader; not implemented "
+                  "yet, so this server stays out of Raft\"", st.server.raft_id());
+    return {};
+  }
+  v1::RaftConfState initial;
+  if (bootstrap)
+    initial.add_voters(st.server.raft_id());
+  auto log = lmdb_log::open(st.ctx->env, initial);
+  if (!log)
+    return log.error();
+  st.log = std::move(*log);
+  if (st.server.applied() > st.log->last_index())
+    return error{"table raft, key server: applied index " + std::to_string(st.server.applied()) +
+                 " is past the log's last entry, " + std::to_string(st.log->last_index())};
+  std::uint64_t seed = 0;
+  net::random_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed);
+  auto made = core::make(config::with_id(st.server.raft_id(), st.server.cluster_id()), *st.log, seed);
+  if (!made)
+    return made.error();
+  st.node.emplace(std::move(*made));
+  st.log_->info("ready raft_id={} cluster_id={} bootstrap={} term={} last_index={} applied={} voters={}",
+                st.server.raft_id(), st.server.cluster_id(), bootstrap, st.node->term(), st.log->last_index(),
+                st.server.applied(), st.node->conf_state().voters_size());
+  if (bootstrap || (st.node->conf_state().voters_size() == 1 && st.node->is_voter(st.server.raft_id())))
+    st.node->campaign();  // alone: no reason to wait out an election timeout
+  return {};
+}
+
+} // namespace
+
+std::uint64_t raft_id_of(const std::string& node_id_hex) {
+  std::uint64_t id = 0;
+  for (std::size_t i = 0; i < 16 && i < node_id_hex.size(); ++i) {
+    char c = node_id_hex[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
+    id = id << 4 | static_cast<std::uint64_t>(v);
+  }
+  return id == none ? 1 : id;
+}
+
+caf::behavior raft_actor(actor* self, agent_context_ptr ctx) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.log_ = logging::get("raft");
+  if (auto booted = boot(self); !booted) {
+    st.log_->error("start_failed reason=\"{}\"", booted.error().message());
+    self->quit(refusal(booted.error().message()));
+    return {};
+  }
+  process(self);
+  self->delayed_send(self, tick_interval, caf::tick_atom_v);
+  return supervised_behavior(
+    self,
+    [self](caf::tick_atom) {
+      self->delayed_send(self, tick_interval, caf::tick_atom_v);
+      if (!self->state.node)
+        return;
+      self->state.node->tick();
+      process(self);
+    },
+    [self](atoms::expire_atom, std::uint64_t id) {
+      auto& writes = self->state.writes;
+      if (auto w = writes.find(id); w != writes.end()) {
+        w->second.deliver(refusal("not applied within " + std::to_string(write_timeout.count()) +
+                                  " ms (leadership changed, or no quorum); it may still apply"));
+        writes.erase(w);
+      }
+    },
+    [self](atoms::expire_atom, const std::string& context) {
+      auto& reads = self->state.reads;
+      if (auto r = reads.find(context); r != reads.end()) {
+        r->second.rp.deliver(refusal("read not confirmed within " + std::to_string(write_timeout.count()) +
+                                     " ms (leadership changed, or no quorum)"));
+        reads.erase(r);
+      }
+    },
+    [self](wire::pb<v1::KvPut>& put) {
+      v1::ClusterCommand cmd;
+      *cmd.mutable_put() = std::move(put.msg);
+      return write(self, std::move(cmd));
+    },
+    [self](wire::pb<v1::KvDelete>& del) {
+      v1::ClusterCommand cmd;
+      *cmd.mutable_delete_() = std::move(del.msg);
+      return write(self, std::move(cmd));
+    },
+    [self](wire::pb<v1::KvGet>& get) { return read(self, get.msg); },
+    [self](wire::pb<v1::GetRaftStatus>&) { return wire::make_pb(status_of(self->state)); },
+    [self](wire::pb<v1::RaftMessage>& m) {
+      if (!self->state.node)
+        return;
+      self->state.node->step(m.msg);
+      process(self);
+    });
+}
+
+} // namespace troupe::raft

@@ -1,0 +1,154 @@
+// The raft actor in real agents: a first server bootstraps a one-voter
+// cluster, replicated key/value writes apply and survive kill -9, reads are
+// linearizable or stale on request, clients keep no replicated state, and a
+// damaged Raft log stops the raft actor with the table, index and problem.
+#include <signal.h>
+
+#include <httplib.h>
+
+#include "storage/environment.hpp"
+#include "tests/integration/agent_fixture.hpp"
+#include "troupe/v1/cluster.pb.h"
+
+using namespace troupe;
+using namespace troupe::testing;
+
+namespace {
+
+const std::vector<std::string> plain = loopback_flags();
+
+struct http_reply {
+  int status = 0;
+  std::string body;
+};
+
+http_reply call(const agent& a, const std::string& method, const std::string& path, const std::string& body = "") {
+  httplib::Client http{"127.0.0.1", a.http};
+  http.set_read_timeout(10, 0);
+  httplib::Result res = method == "PUT"      ? http.Put(path.c_str(), body, "application/json")
+                        : method == "DELETE" ? http.Delete(path.c_str())
+                                             : http.Get(path.c_str());
+  if (!res)
+    return {};
+  return {res->status, res->body};
+}
+
+v1::RaftStatus raft_status(const agent& a) {
+  auto r = call(a, "GET", "/v1/raft");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  return parse_json<v1::RaftStatus>(r.body);
+}
+
+bool leads(const agent& a) { return raft_status(a).role() == "leader"; }
+
+/// Stops an agent with SIGTERM at the end of a test, also when it fails.
+struct stopping {
+  agent& a;
+  ~stopping() {
+    if (a.proc && a.proc->running()) {
+      a.proc->signal(SIGTERM);
+      a.proc->wait(10s);
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("a first server leads a one-voter cluster: writes apply, reads see them, kill -9 loses none") {
+  agent a;
+  stopping stop{a};
+  a.start(plain);
+  REQUIRE_MESSAGE(eventually(10s, [&] { return leads(a); }), a.log_text());
+  auto first = raft_status(a);
+  CHECK(first.term() >= 1);
+  CHECK(first.voters_size() == 1);
+  CHECK(first.leader() == a.name);
+  CHECK(contains(a.ctl({"status"}).output, "leader, term "));
+  CHECK(contains(a.ctl({"status"}).output, "1 voter, 0 learners"));
+
+  for (int i = 0; i < 20; ++i) {
+    auto put = call(a, "PUT", "/v1/kv/k" + std::to_string(i), R"({"value":"v)" + std::to_string(i) + R"("})");
+    REQUIRE_MESSAGE(put.status == 200, put.body);
+    auto rep = parse_json<v1::KvReply>(put.body);
+    CHECK(rep.found());
+    CHECK(rep.index() > 1);
+  }
+  auto got = call(a, "GET", "/v1/kv/k7");
+  REQUIRE(got.status == 200);
+  CHECK(parse_json<v1::KvReply>(got.body).value() == "v7");
+  CHECK(call(a, "GET", "/v1/kv/k7?stale=true").status == 200);
+  CHECK(call(a, "DELETE", "/v1/kv/k3").status == 200);
+  auto gone = call(a, "GET", "/v1/kv/k3");
+  CHECK(gone.status == 404);
+  CHECK(contains(gone.body, "no key 'k3'"));
+  auto bad = call(a, "PUT", "/v1/kv/k1", R"({"valu":"x"})");
+  CHECK(bad.status == 400);
+  auto before = raft_status(a);
+  CHECK(before.applied() == before.commit());
+
+  // Everything acknowledged is on disk: a kill -9 loses none of it.
+  a.proc->signal(SIGKILL);
+  REQUIRE(a.proc->wait(5s));
+  a.start(plain);
+  REQUIRE_MESSAGE(eventually(10s, [&] { return leads(a); }), a.log_text());
+  auto after = raft_status(a);
+  CHECK(after.term() > before.term());
+  CHECK(after.cluster_id() == before.cluster_id());
+  CHECK(after.raft_id() == before.raft_id());
+  CHECK(after.applied() > before.applied());  // the new term's no-op
+  for (int i = 0; i < 20; ++i) {
+    auto r = call(a, "GET", "/v1/kv/k" + std::to_string(i));
+    if (i == 3)
+      CHECK(r.status == 404);
+    else
+      CHECK_MESSAGE((r.status == 200 && parse_json<v1::KvReply>(r.body).value() == "v" + std::to_string(i)), r.body);
+  }
+}
+
+TEST_CASE("a client keeps no replicated state, and a joining server stays out of Raft until it is added") {
+  agent seed, client, joiner;
+  seed.name = "seed";
+  client.name = "client";
+  joiner.name = "joiner";
+  stopping s1{seed}, s2{client}, s3{joiner};
+  seed.start(plain);
+  client.start(loopback_flags({"--client", "--seed", seed.gossip_address()}));
+  joiner.start(loopback_flags({"--seed", seed.gossip_address()}));
+
+  CHECK(raft_status(client).role() == "client");
+  CHECK(contains(client.ctl({"status"}).output, "client: keeps no replicated state"));
+  auto refused = call(client, "PUT", "/v1/kv/x", R"({"value":"1"})");
+  CHECK(refused.status == 503);
+  CHECK(contains(refused.body, "client (--client)"));
+  CHECK_FALSE(contains(client.ctl({"actors"}).output, "raft"));
+
+  CHECK(raft_status(joiner).role() == "not_a_member");
+  auto not_member = call(joiner, "PUT", "/v1/kv/x", R"({"value":"1"})");
+  CHECK(not_member.status == 503);
+  CHECK(contains(not_member.body, "not a member"));
+  CHECK(contains(joiner.log_text(), "not_a_member"));
+}
+
+TEST_CASE("a damaged Raft log stops the raft actor, naming the table, the index and the problem") {
+  agent a;
+  stopping stop{a};
+  a.start(plain);
+  REQUIRE(eventually(10s, [&] { return leads(a); }));
+  REQUIRE(call(a, "PUT", "/v1/kv/a", R"({"value":"1"})").status == 200);
+  a.proc->signal(SIGTERM);
+  REQUIRE(a.proc->wait(10s));
+  {
+    auto env = storage::environment::open(a.data);
+    REQUIRE_MESSAGE(env.ok(), env.error().message());
+    std::string key(8, '\0');
+    key[7] = 2;  // entry 2: the first leader's no-op
+    auto poked = (*env)->write([&](storage::write_txn& t) { return t.put("raft_log", key, "\xff\xff garbage"); });
+    REQUIRE(poked.ok());
+  }
+  a.start(plain);
+  CHECK_MESSAGE(eventually(10s, [&] {
+    return contains(a.log_text(), "raft log damaged: table raft_log, index 2: does not parse as a Raft entry");
+  }), a.log_text());
+  auto r = call(a, "PUT", "/v1/kv/a", R"({"value":"2"})");
+  CHECK(r.status == 503);  // no raft actor to serve it, and nothing wrong served
+}
