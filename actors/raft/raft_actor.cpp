@@ -1,6 +1,7 @@
 #include "actors/raft/raft_actor.hpp"
 
 #include <chrono>
+#include <cstdlib>
 
 #include "actors/node/identity.hpp"
 #include "net/keyring.hpp"
@@ -362,12 +363,7 @@ status boot(actor* self) {
 } // namespace
 
 std::uint64_t raft_id_of(const std::string& node_id_hex) {
-  std::uint64_t id = 0;
-  for (std::size_t i = 0; i < 16 && i < node_id_hex.size(); ++i) {
-    char c = node_id_hex[i];
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
-    id = id << 4 | static_cast<std::uint64_t>(v);
-  }
+  auto id = std::strtoull(node_id_hex.substr(0, 16).c_str(), nullptr, 16);
   return id == none ? 1 : id;
 }
 
