@@ -25,7 +25,10 @@ std::string not_leading(const raft_state& st) {
     return {};
   if (st.node->leader() == none)
     return "no leader, retry: an election is under way (term " + std::to_string(st.node->term()) + ")";
-  return "not the leader, retry on the leader: raft id " + std::to_string(st.node->leader());
+  auto name = st.names.find(st.node->leader());
+  return "not the leader, retry on the leader: " +
+         (name != st.names.end() ? name->second + " (raft id " + std::to_string(st.node->leader()) + ")"
+                                 : "raft id " + std::to_string(st.node->leader()));
 }
 
 v1::KvReply read_key(const raft_state& st, const std::string& key, std::uint64_t index) {
@@ -43,9 +46,15 @@ v1::KvReply read_key(const raft_state& st, const std::string& key, std::uint64_t
 /// The state machine's snapshot: every key, read in one LMDB transaction.
 result<std::string> state_snapshot(const raft_state& st) {
   v1::KvSnapshot snap;
-  auto scanned = st.ctx->env->read([&](const storage::read_txn& t) {
-    return kv_table.scan(t, "", [&](std::string_view, v1::KvPut&& rec) {
-      *snap.add_items() = std::move(rec);
+  auto scanned = st.ctx->env->read([&](const storage::read_txn& t) -> status {
+    if (auto kv = kv_table.scan(t, "", [&](std::string_view, v1::KvPut&& rec) {
+          *snap.add_items() = std::move(rec);
+          return true;
+        });
+        !kv)
+      return kv;
+    return servers_table.scan(t, "", [&](std::string_view, v1::RaftServerName&& rec) {
+      *snap.add_servers() = std::move(rec);
       return true;
     });
   });
@@ -59,24 +68,34 @@ status install(raft_state& st, const v1::RaftSnapshot& s) {
   v1::KvSnapshot snap;
   if (!snap.ParseFromString(s.data()))
     return error{"snapshot at index " + std::to_string(s.meta().index()) + " does not parse as the cluster state"};
-  return st.ctx->env->write([&](storage::write_txn& t) -> status {
-    std::vector<std::string> keys;
-    auto listed = t.scan("cluster_kv", "", [&](std::string_view k, std::string_view) {
-      keys.emplace_back(k);
-      return true;
-    });
-    if (!listed)
-      return listed;
-    for (const auto& k : keys)
-      if (auto gone = kv_table.erase(t, k); !gone)
-        return gone.error();
+  auto installed = st.ctx->env->write([&](storage::write_txn& t) -> status {
+    for (const char* table : {"cluster_kv", "cluster_servers"}) {
+      std::vector<std::string> keys;
+      auto listed = t.scan(table, "", [&](std::string_view k, std::string_view) {
+        keys.emplace_back(k);
+        return true;
+      });
+      if (!listed)
+        return listed;
+      for (const auto& k : keys)
+        if (auto gone = t.erase(table, k); !gone)
+          return gone.error();
+    }
     for (const auto& item : snap.items())
       if (auto put = kv_table.put(t, item.key(), item); !put)
+        return put;
+    for (const auto& server : snap.servers())
+      if (auto put = servers_table.put(t, std::to_string(server.raft_id()), server); !put)
         return put;
     auto server = st.server;
     server.set_applied(s.meta().index());
     return server_table.put(t, server_key, server);
   });
+  if (!installed)
+    return installed;
+  for (const auto& server : snap.servers())
+    st.names[server.raft_id()] = server.node();
+  return {};
 }
 
 struct outcome {
@@ -91,15 +110,29 @@ struct outcome {
 result<std::vector<outcome>> apply_entries(raft_state& st, const std::vector<entry>& committed) {
   std::vector<outcome> mine;
   auto server = st.server;
+  std::vector<v1::RaftServerName> named;
   auto applied = st.ctx->env->write([&](storage::write_txn& t) -> status {
     mine.clear();
+    named.clear();
     server = st.server;
     for (const auto& e : committed) {
       if (e.index() <= server.applied())
         continue;  // applied before a restart; the core hands it out again
       server.set_applied(e.index());
-      if (e.type() != v1::RAFT_ENTRY_NORMAL || e.data().empty())
-        continue;  // membership changes (the core applies them) and a new leader's no-op
+      if (e.type() == v1::RAFT_ENTRY_CONF_CHANGE) {  // the core applies it; we note the node's name
+        v1::RaftConfChange cc;
+        if (cc.ParseFromString(e.data()) && cc.type() == v1::RAFT_CONF_ADD_LEARNER && !cc.context().empty()) {
+          v1::RaftServerName name;
+          name.set_raft_id(cc.node_id());
+          name.set_node(cc.context());
+          if (auto put = servers_table.put(t, std::to_string(cc.node_id()), name); !put)
+            return put;
+          named.push_back(std::move(name));
+        }
+        continue;
+      }
+      if (e.data().empty())
+        continue;  // a new leader's no-op
       v1::ClusterCommand cmd;
       outcome o{0, e.index(), {}, {}};
       o.reply.set_index(e.index());
@@ -114,6 +147,10 @@ result<std::vector<outcome>> apply_entries(raft_state& st, const std::vector<ent
         o.reply.set_value(cmd.put().value());
         if (auto stored = kv_table.put(t, cmd.put().key(), cmd.put()); !stored)
           return stored;
+      } else if (cmd.has_server()) {
+        if (auto put = servers_table.put(t, std::to_string(cmd.server().raft_id()), cmd.server()); !put)
+          return put;
+        named.push_back(cmd.server());
       } else if (cmd.has_delete_()) {
         o.reply.set_key(cmd.delete_().key());
         if (auto gone = kv_table.erase(t, cmd.delete_().key()); !gone)
@@ -131,6 +168,8 @@ result<std::vector<outcome>> apply_entries(raft_state& st, const std::vector<ent
   if (!applied)
     return applied.error();
   st.server = server;
+  for (const auto& n : named)
+    st.names[n.raft_id()] = n.node();
   return mine;
 }
 
@@ -162,12 +201,28 @@ void maybe_snapshot(actor* self) {
   st.log_->info("snapshot index={} log_entries={}", at, st.log->size());
 }
 
+/// Sends each message one way to the raft actor of its server, through the
+/// rpc actor; a message to a raft id whose node is not known yet is dropped
+/// and counted (Raft resends what matters).
 void send_all(actor* self, const std::vector<message>& msgs) {
-  // Servers are not yet connected to each other: a one-voter cluster sends
-  // nothing, so anything here is counted and dropped.
-  if (!msgs.empty() && self->state.unsent == 0)
-    self->state.log_->warn("unsent_messages reason=\"no transport between servers yet\"");
-  self->state.unsent += msgs.size();
+  auto& st = self->state;
+  auto rpc = st.ctx->names->get("rpc");
+  for (const auto& m : msgs) {
+    auto name = st.names.find(m.to());
+    if (name == st.names.end() || !rpc) {
+      if (st.unsent++ % 100 == 0)
+        st.log_->warn("unsent to={} total={} reason=\"{}\"", m.to(), st.unsent,
+                      rpc ? "no node known for this raft id yet" : "the rpc actor is restarting");
+      continue;
+    }
+    v1::RaftPeerMessage peer;
+    peer.set_from_node(st.ctx->config.name);
+    *peer.mutable_message() = m;
+    v1::RemoteSend out;
+    out.set_node(name->second);
+    *out.mutable_message() = wire::seal(peer, wire::route{"", "raft", "raft", 0, false});
+    self->send(rpc, wire::make_pb(std::move(out)));
+  }
 }
 
 /// The shell's loop over ready batches (core.hpp): send, persist, send what
@@ -290,6 +345,8 @@ v1::RaftStatus status_of(const raft_state& st) {
   out.set_leader_id(st.node->leader());
   if (st.node->leader() == st.node->id())
     out.set_leader(st.ctx->config.name);
+  else if (auto n = st.names.find(st.node->leader()); n != st.names.end())
+    out.set_leader(n->second);
   out.set_commit(st.node->log().committed());
   out.set_last_index(st.node->log().last_index());
   for (auto v : st.node->conf_state().voters())
@@ -298,6 +355,8 @@ v1::RaftStatus status_of(const raft_state& st) {
     out.add_learners(l);
   return out;
 }
+
+status open_core(actor* self, bool bootstrap);
 
 /// Reads or creates this server's record and opens the log; a server with
 /// no Raft state and no --seed bootstraps a cluster of itself.
@@ -332,10 +391,17 @@ status boot(actor* self) {
       return saved;
   }
   if (st.server.cluster_id() == 0) {
-    st.log_->info("not_a_member raft_id={} reason=\"a joining server is added by the leader; not implemented "
-                  "yet, so this server stays out of Raft\"", st.server.raft_id());
+    st.log_->info("not_a_member raft_id={} reason=\"waiting for the leader to add this server\"",
+                  st.server.raft_id());
     return {};
   }
+  return open_core(self, bootstrap);
+}
+
+/// Opens the log and makes the core (bootstrapping a one-voter cluster when
+/// asked), and loads which node each raft id lives on.
+status open_core(actor* self, bool bootstrap) {
+  auto& st = self->state;
   v1::RaftConfState initial;
   if (bootstrap)
     initial.add_voters(st.server.raft_id());
@@ -352,12 +418,129 @@ status boot(actor* self) {
   if (!made)
     return made.error();
   st.node.emplace(std::move(*made));
+  auto loaded = st.ctx->env->read([&](const storage::read_txn& t) {
+    return servers_table.scan(t, "", [&](std::string_view, v1::RaftServerName&& n) {
+      st.names[n.raft_id()] = n.node();
+      return true;
+    });
+  });
+  if (!loaded)
+    return loaded;
   st.log_->info("ready raft_id={} cluster_id={} bootstrap={} term={} last_index={} applied={} voters={}",
                 st.server.raft_id(), st.server.cluster_id(), bootstrap, st.node->term(), st.log->last_index(),
                 st.server.applied(), st.node->conf_state().voters_size());
   if (bootstrap || (st.node->conf_state().voters_size() == 1 && st.node->is_voter(st.server.raft_id())))
     st.node->campaign();  // alone: no reason to wait out an election timeout
   return {};
+}
+
+/// A message from another server. A server that is not a member yet joins
+/// the cluster of the first leader that reaches it: it takes the cluster id,
+/// starts with an empty log and learns the membership from the leader's
+/// snapshot.
+void receive(actor* self, v1::RaftPeerMessage& in) {
+  auto& st = self->state;
+  const auto& m = in.message();
+  if (m.from() != none && m.from() != st.server.raft_id() && !in.from_node().empty())
+    st.names[m.from()] = in.from_node();
+  if (!st.node) {
+    if (m.to() != st.server.raft_id() || m.cluster_id() == 0 || m.type() == v1::RAFT_MSG_VOTE ||
+        m.type() == v1::RAFT_MSG_PRE_VOTE)
+      return;
+    st.server.set_cluster_id(m.cluster_id());
+    auto adopted = st.ctx->env->write([&](storage::write_txn& t) { return server_table.put(t, server_key, st.server); });
+    if (auto opened = adopted ? open_core(self, false) : adopted; !opened) {
+      st.log_->error("join_failed reason=\"{}\"", opened.error().message());
+      return self->quit(refusal(opened.error().message()));
+    }
+    st.log_->info("joined cluster_id={} leader={} via={}", m.cluster_id(), m.from(), in.from_node());
+  }
+  st.node->step(m);
+  process(self);
+}
+
+/// Leader only, every second: record our own name in the replicated state
+/// (once per term), add servers that joined through gossip as learners, and
+/// promote caught-up learners until there are enough voters. One membership
+/// change at a time: the core refuses a second while one is pending.
+void manage(actor* self) {
+  auto& st = self->state;
+  if (!st.node || st.node->role() != role::leader)
+    return;
+  if (st.named_in_term != st.node->term()) {
+    st.named_in_term = st.node->term();
+    if (auto n = st.names.find(st.server.raft_id()); n == st.names.end() || n->second != st.ctx->config.name) {
+      v1::ClusterCommand cmd;
+      cmd.mutable_server()->set_raft_id(st.server.raft_id());
+      cmd.mutable_server()->set_node(st.ctx->config.name);
+      cmd.set_term(st.node->term());
+      (void)st.node->propose(cmd.SerializeAsString());
+    }
+  }
+  auto membership = st.ctx->names->get("membership");
+  auto rpc = st.ctx->names->get("rpc");
+  if (!membership || !rpc)
+    return;
+  self->request(membership, std::chrono::seconds{2}, wire::make_pb(v1::GetMembers{}))
+    .then([self, rpc](wire::pb<v1::MemberList>& list) {
+      auto& s = self->state;
+      if (!s.node || s.node->role() != role::leader)
+        return;
+      const auto& conf = s.node->conf_state();
+      std::set<std::string> in_raft;
+      for (auto id : conf.voters())
+        if (auto n = s.names.find(id); n != s.names.end())
+          in_raft.insert(n->second);
+      for (auto id : conf.learners())
+        if (auto n = s.names.find(id); n != s.names.end())
+          in_raft.insert(n->second);
+      std::size_t alive_servers = 0;
+      for (const auto& m : list.msg.members()) {
+        if (m.role() != "server" || m.state() != "alive")
+          continue;
+        ++alive_servers;
+        if (in_raft.count(m.name()) || s.asking.count(m.name()))
+          continue;
+        // A server outside Raft: ask it for its raft id, then add it as a learner.
+        s.asking.insert(m.name());
+        v1::RemoteCall call;
+        call.set_node(m.name());
+        call.set_timeout_ms(2000);
+        *call.mutable_request() = wire::seal(v1::GetRaftStatus{}, wire::route{"", "raft", "raft", 0, false});
+        auto name = m.name();
+        self->request(rpc, std::chrono::seconds{3}, wire::make_pb(std::move(call)))
+          .then([self, name](wire::pb<v1::Envelope>& reply) {
+                  auto& s2 = self->state;
+                  s2.asking.erase(name);
+                  auto status = wire::unseal<v1::RaftStatus>(reply.msg);
+                  if (!status || status->role() != "not_a_member" || !s2.node || s2.node->role() != role::leader)
+                    return;
+                  v1::RaftConfChange cc;
+                  cc.set_type(v1::RAFT_CONF_ADD_LEARNER);
+                  cc.set_node_id(status->raft_id());
+                  cc.set_context(name);
+                  if (auto added = s2.node->propose_conf_change(cc); added) {
+                    s2.names[status->raft_id()] = name;
+                    s2.log_->info("adding_learner node={} raft_id={}", name, status->raft_id());
+                    process(self);
+                  }
+                },
+                [self, name](caf::error&) { self->state.asking.erase(name); });
+      }
+      if (static_cast<std::size_t>(conf.voters_size()) >= target_voters(alive_servers))
+        return;
+      for (auto id : conf.learners()) {
+        v1::RaftConfChange cc;
+        cc.set_type(v1::RAFT_CONF_PROMOTE);
+        cc.set_node_id(id);
+        if (s.node->propose_conf_change(cc)) {  // refused while it is behind or another change is pending
+          s.log_->info("promoting node={} raft_id={}", s.names.count(id) ? s.names[id] : "?", id);
+          process(self);
+          return;
+        }
+      }
+    },
+    [](caf::error&) {});
 }
 
 } // namespace
@@ -386,6 +569,8 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx) {
         return;
       self->state.node->tick();
       process(self);
+      if (++self->state.ticks % manage_every_ticks == 0)
+        manage(self);
     },
     [self](atoms::expire_atom, std::uint64_t id) {
       auto& writes = self->state.writes;
@@ -415,12 +600,7 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx) {
     },
     [self](wire::pb<v1::KvGet>& get) { return read(self, get.msg); },
     [self](wire::pb<v1::GetRaftStatus>&) { return wire::make_pb(status_of(self->state)); },
-    [self](wire::pb<v1::RaftMessage>& m) {
-      if (!self->state.node)
-        return;
-      self->state.node->step(m.msg);
-      process(self);
-    });
+    [self](wire::pb<v1::RaftPeerMessage>& in) { receive(self, in.msg); });
 }
 
 } // namespace troupe::raft

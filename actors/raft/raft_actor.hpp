@@ -7,16 +7,18 @@
 // confirmed the leadership (docs/replication.md).
 //
 // Runs on servers only (--server, the default). The first server, started
-// without --seed, bootstraps a cluster with itself as the one voter. Servers
-// that join are to be added by the leader as learners and promoted; that,
-// and the transport of Raft messages between servers, come next: until then
-// a joining server reports role "not_a_member".
+// without --seed, bootstraps a cluster with itself as the one voter. Raft
+// messages travel one way through the rpc actor as pb<RaftPeerMessage>. The
+// leader adds servers that join through gossip as learners and promotes them
+// until there are 3 voters (5 once 5 servers are alive); a joining server
+// reports "not_a_member" until the leader's first message reaches it.
 #pragma once
 
 #include <deque>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include <caf/all.hpp>
 
@@ -34,6 +36,12 @@ inline const storage::table<v1::RaftServerRecord> server_table{"raft"};
 inline constexpr const char* server_key = "server";
 /// The replicated key/value state.
 inline const storage::table<v1::KvPut> kv_table{"cluster_kv"};
+/// Which node each Raft id lives on (key: the id in decimal).
+inline const storage::table<v1::RaftServerName> servers_table{"cluster_servers"};
+/// How often the leader looks at the membership to add, promote servers.
+inline constexpr int manage_every_ticks = 10;
+/// Voters the leader aims for: 3, or 5 once 5 or more servers are alive.
+inline std::size_t target_voters(std::size_t alive_servers) { return alive_servers >= 5 ? 5 : 3; }
 
 /// The actor's clock: one core tick. With the core's defaults (election 10
 /// ticks, heartbeat 1) a follower campaigns 1 to 2 s after the leader went
@@ -61,7 +69,11 @@ struct raft_state {
     std::uint64_t index = 0;                     // 0 until the read's round is confirmed
   };
   std::map<std::string, read> reads;              // read context -> caller (both expire)
-  std::uint64_t unsent = 0;                       // messages with no way to their server yet
+  std::map<node_id, std::string> names;          // raft id -> node name (table cluster_servers, and senders)
+  std::set<std::string> asking;                   // joining servers whose raft status we asked for
+  std::uint64_t named_in_term = 0;                // the term in which this leader recorded its own name
+  int ticks = 0;
+  std::uint64_t unsent = 0;                       // messages to a raft id whose node is not known
   std::shared_ptr<spdlog::logger> log_;
   static inline const char* name = "raft";
 };
@@ -72,7 +84,7 @@ std::uint64_t raft_id_of(const std::string& node_id_hex);
 
 /// Handles pb<KvPut>, pb<KvDelete> -> pb<KvReply> (once applied), pb<KvGet>
 /// -> pb<KvReply> (linearizable unless stale), pb<GetRaftStatus> ->
-/// pb<RaftStatus>, and pb<RaftMessage> from other servers.
+/// pb<RaftStatus>, and pb<RaftPeerMessage> from other servers.
 caf::behavior raft_actor(caf::stateful_actor<raft_state>* self, agent_context_ptr ctx);
 
 } // namespace troupe::raft

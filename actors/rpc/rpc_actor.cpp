@@ -31,13 +31,28 @@ result<net::address> address_of(const v1::MemberList& list, const std::string& n
 /// because it failed, left or has no rpc address).
 bool unknown_node(const error& e) { return e.message().rfind("no member named ", 0) == 0; }
 
-/// Looks `node` up through the membership actor, then runs `then`.
+/// How long a looked-up address is used without asking membership again.
+constexpr auto address_ttl = seconds{1};
+
+/// Looks `node` up through the membership actor (or the last second's
+/// answer), then runs `then`.
 void with_address(actor* self, const std::string& node, std::function<void(result<net::address>)> then) {
+  auto now = std::chrono::steady_clock::now();
+  auto& cache = self->state.addresses;
+  if (auto i = cache.find(node); i != cache.end() && now - i->second.second < address_ttl)
+    return then(i->second.first);
   auto membership = self->state.ctx->names->get("membership");
   if (!membership)
     return then(error{"the membership actor is not running; retry shortly"});
   self->request(membership, seconds{2}, wire::make_pb(v1::GetMembers{}))
-    .then([then, node](wire::pb<v1::MemberList>& list) { then(address_of(list.msg, node)); },
+    .then([self, then, node](wire::pb<v1::MemberList>& list) {
+            auto to = address_of(list.msg, node);
+            if (to)
+              self->state.addresses[node] = {*to, std::chrono::steady_clock::now()};
+            else
+              self->state.addresses.erase(node);
+            then(std::move(to));
+          },
           [then](caf::error& err) { then(error{"membership: " + caf::to_string(err)}); });
 }
 
@@ -78,6 +93,24 @@ caf::response_promise call(actor* self, v1::RemoteCall& call) {
       finish(self, id, wire::error_reply(env, s.ctx->config.name, "unavailable", sent.error().message()));
   });
   return rp;
+}
+
+/// One way: no correlation id, no reply, dropped (and counted) when the
+/// node cannot be reached.
+void send_one_way(actor* self, v1::RemoteSend& out) {
+  v1::Envelope env = std::move(*out.mutable_message());
+  env.set_version(wire::protocol_version);
+  env.set_sender_node(self->state.ctx->config.name);
+  env.set_sender_actor("rpc");
+  env.set_correlation_id(0);
+  env.set_is_reply(false);
+  with_address(self, out.node(), [self, env](result<net::address> to) {
+    auto& s = self->state;
+    if (!to || !s.links->send(*to, env.SerializeAsString()))
+      if (++s.one_way_dropped % 100 == 1)
+        s.log->debug("one_way_dropped to={} total={} reason=\"{}\"", env.target_actor(), s.one_way_dropped,
+                     to ? "send queue full" : to.error().message());
+  });
 }
 
 /// A frame from another agent: a reply to one of ours, or a request for a
@@ -137,6 +170,7 @@ caf::behavior rpc_actor(caf::stateful_actor<rpc_state>* self, agent_context_ptr 
   return supervised_behavior(
     self,
     [self](wire::pb<v1::RemoteCall>& c) { return call(self, c.msg); },
+    [self](wire::pb<v1::RemoteSend>& s) { send_one_way(self, s.msg); },
     [self](atoms::frame_atom, const std::string& bytes) { received(self, bytes); },
     [self](atoms::expire_atom, uint64_t id) {
       auto i = self->state.pending.find(id);

@@ -1,6 +1,7 @@
 // The rpc actor: envelopes between agents over TCP (net::peer_links on
 // --rpc-port, encrypted with --encrypt like the gossip). Local actors send
-// it pb<RemoteCall>{node, request envelope} and get the reply envelope back;
+// it pb<RemoteCall>{node, request envelope} and get the reply envelope back,
+// or pb<RemoteSend>{node, envelope} for a one-way message;
 // a request from another agent is handed to the named local actor through
 // the wire codec (runtime/wire.hpp), exactly as a local message, and its
 // typed reply travels back. Nodes are found by member name through the
@@ -35,7 +36,10 @@ struct rpc_state {
   std::optional<wire::codec> codec;
   uint64_t next_id = 1;
   std::map<uint64_t, caf::response_promise> pending;  // correlation id -> caller
-  uint64_t malformed = 0, late_replies = 0;
+  // Member rpc addresses looked up recently: one-way traffic (Raft's, ten
+  // messages a second per peer) must not ask the membership actor each time.
+  std::map<std::string, std::pair<net::address, std::chrono::steady_clock::time_point>> addresses;
+  uint64_t malformed = 0, late_replies = 0, one_way_dropped = 0;
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "rpc";
 };
