@@ -101,6 +101,7 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::MemberEvent>();
   c.add<v1::GetMemberEvents, v1::MemberEventList>();
   c.add<v1::RaftPeerMessage>();
+  c.add<v1::RaftRemoved>();
   c.add<v1::GetRaftStatus, v1::RaftStatus>();
   return c;
 }

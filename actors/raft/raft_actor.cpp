@@ -1,5 +1,6 @@
 #include "actors/raft/raft_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -225,6 +226,8 @@ void send_all(actor* self, const std::vector<message>& msgs) {
   }
 }
 
+status reset_membership(actor* self, const std::string& why);
+
 /// The shell's loop over ready batches (core.hpp): send, persist, send what
 /// waited for the persist, apply, serve reads, advance.
 void process(actor* self) {
@@ -275,6 +278,11 @@ void process(actor* self) {
     st.node->advance(rd);
   }
   maybe_snapshot(self);
+  if (st.node->is_removed(st.server.raft_id())) {
+    if (auto reset = reset_membership(self, "the cluster removed it"); !reset)
+      return self->quit(refusal(reset.error().message()));
+    return;
+  }
   if (st.node->role() != role_before || st.node->term() != term_before)
     st.log_->info("role={} term={} leader={} commit={} applied={}", to_string(st.node->role()), st.node->term(),
                   st.node->leader(), st.node->log().committed(), st.server.applied());
@@ -373,9 +381,9 @@ status boot(actor* self) {
   if (*stored) {
     st.server = **stored;
   } else {
-    st.server.set_raft_id(raft_id_of(me->id()));
+    st.server.set_raft_id(raft_id_of(me->id(), 0));
   }
-  if (st.server.raft_id() != raft_id_of(me->id()))
+  if (st.server.raft_id() != raft_id_of(me->id(), st.server.generation()))
     return error{"table raft, key server: raft id " + std::to_string(st.server.raft_id()) +
                  " does not belong to node id " + me->id()};
   bool bootstrap = fresh && st.ctx->config.seeds.empty();
@@ -434,6 +442,49 @@ status open_core(actor* self, bool bootstrap) {
   return {};
 }
 
+/// This server was removed from Raft: its log and replicated state are
+/// dropped in one transaction and it waits, under a new raft id, to be added
+/// again as a new member (ids are never reused).
+status reset_membership(actor* self, const std::string& why) {
+  auto& st = self->state;
+  auto me = node::identify(*st.ctx->env, st.ctx->config.name);
+  if (!me)
+    return me.error();
+  v1::RaftServerRecord next;
+  next.set_generation(st.server.generation() + 1);
+  next.set_raft_id(raft_id_of(me->id(), next.generation()));
+  auto wiped = st.ctx->env->write([&](storage::write_txn& t) -> status {
+    for (const char* table : {"raft_log", "raft", "cluster_kv", "cluster_servers"}) {
+      std::vector<std::string> keys;
+      if (auto listed = t.scan(table, "", [&](std::string_view k, std::string_view) {
+            keys.emplace_back(k);
+            return true;
+          });
+          !listed)
+        return listed;
+      for (const auto& k : keys)
+        if (auto gone = t.erase(table, k); !gone)
+          return gone.error();
+    }
+    return server_table.put(t, server_key, next);
+  });
+  if (!wiped)
+    return wiped;
+  st.log_->warn("removed_from_raft old_raft_id={} new_raft_id={} reason=\"{}\"", st.server.raft_id(),
+                next.raft_id(), why);
+  st.server = next;
+  st.node.reset();
+  st.log.reset();
+  st.names.clear();
+  for (auto& [id, rp] : st.writes)
+    rp.deliver(refusal("this server was removed from Raft"));
+  st.writes.clear();
+  for (auto& [ctx, r] : st.reads)
+    r.rp.deliver(refusal("this server was removed from Raft"));
+  st.reads.clear();
+  return {};
+}
+
 /// A message from another server. A server that is not a member yet joins
 /// the cluster of the first leader that reaches it: it takes the cluster id,
 /// starts with an empty log and learns the membership from the leader's
@@ -457,6 +508,45 @@ void receive(actor* self, v1::RaftPeerMessage& in) {
   }
   st.node->step(m);
   process(self);
+}
+
+/// Proposes the removal of one member that is gone: a server that left
+/// gracefully, or a voter failed for longer than failed_voter_grace once
+/// another server can take its place or voters are to spare. True if one
+/// was proposed (one membership change at a time).
+bool remove_gone(actor* self, const v1::MemberList& list, std::size_t alive_servers) {
+  auto& s = self->state;
+  const auto& conf = s.node->conf_state();
+  std::set<node_id> members(conf.voters().begin(), conf.voters().end());
+  members.insert(conf.learners().begin(), conf.learners().end());
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch()).count();
+  bool spare = static_cast<std::size_t>(conf.voters_size()) > target_voters(alive_servers) ||
+               conf.learners_size() > 0 || alive_servers > static_cast<std::size_t>(conf.voters_size());
+  for (const auto& m : list.members()) {
+    if (m.name() == s.ctx->config.name)
+      continue;
+    auto id = std::find_if(members.begin(), members.end(), [&](node_id i) {
+      auto n = s.names.find(i);
+      return n != s.names.end() && n->second == m.name();
+    });
+    if (id == members.end())
+      continue;
+    bool left = m.state() == "left";
+    bool failed = m.state() == "dead" && now_ms - m.since_ms() >= std::chrono::milliseconds{failed_voter_grace}.count();
+    bool voter = std::count(conf.voters().begin(), conf.voters().end(), *id) > 0;
+    if (!left && !(failed && (spare || !voter)))
+      continue;
+    v1::RaftConfChange cc;
+    cc.set_type(v1::RAFT_CONF_REMOVE);
+    cc.set_node_id(*id);
+    if (s.node->propose_conf_change(cc)) {
+      s.log_->info("removing node={} raft_id={} reason={}", m.name(), *id, left ? "left" : "failed");
+      process(self);
+      return true;
+    }
+  }
+  return false;
 }
 
 /// Leader only, every second: record our own name in the replicated state
@@ -513,7 +603,19 @@ void manage(actor* self) {
                   auto& s2 = self->state;
                   s2.asking.erase(name);
                   auto status = wire::unseal<v1::RaftStatus>(reply.msg);
-                  if (!status || status->role() != "not_a_member" || !s2.node || s2.node->role() != role::leader)
+                  if (!status || !s2.node || s2.node->role() != role::leader)
+                    return;
+                  if (s2.node->is_removed(status->raft_id())) {  // back after a removal: it must start anew
+                    v1::RaftRemoved removed;
+                    removed.set_raft_id(status->raft_id());
+                    v1::RemoteSend out;
+                    out.set_node(name);
+                    *out.mutable_message() = wire::seal(removed, wire::route{"", "raft", "raft", 0, false});
+                    if (auto rpc2 = s2.ctx->names->get("rpc"))
+                      self->send(rpc2, wire::make_pb(std::move(out)));
+                    return;
+                  }
+                  if (status->role() != "not_a_member")
                     return;
                   v1::RaftConfChange cc;
                   cc.set_type(v1::RAFT_CONF_ADD_LEARNER);
@@ -527,6 +629,8 @@ void manage(actor* self) {
                 },
                 [self, name](caf::error&) { self->state.asking.erase(name); });
       }
+      if (remove_gone(self, list.msg, alive_servers))
+        return;
       if (static_cast<std::size_t>(conf.voters_size()) >= target_voters(alive_servers))
         return;
       for (auto id : conf.learners()) {
@@ -545,8 +649,8 @@ void manage(actor* self) {
 
 } // namespace
 
-std::uint64_t raft_id_of(const std::string& node_id_hex) {
-  auto id = std::strtoull(node_id_hex.substr(0, 16).c_str(), nullptr, 16);
+std::uint64_t raft_id_of(const std::string& node_id_hex, std::uint64_t generation) {
+  auto id = std::strtoull(node_id_hex.substr(0, 16).c_str(), nullptr, 16) + generation * 0x9e3779b97f4a7c15ULL;
   return id == none ? 1 : id;
 }
 
@@ -600,7 +704,14 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx) {
     },
     [self](wire::pb<v1::KvGet>& get) { return read(self, get.msg); },
     [self](wire::pb<v1::GetRaftStatus>&) { return wire::make_pb(status_of(self->state)); },
-    [self](wire::pb<v1::RaftPeerMessage>& in) { receive(self, in.msg); });
+    [self](wire::pb<v1::RaftPeerMessage>& in) { receive(self, in.msg); },
+    [self](wire::pb<v1::RaftRemoved>& in) {
+      auto& s = self->state;
+      if (in.msg.raft_id() != s.server.raft_id() || (s.node && s.node->role() == role::leader))
+        return;
+      if (auto reset = reset_membership(self, "the leader says this raft id was removed"); !reset)
+        self->quit(refusal(reset.error().message()));
+    });
 }
 
 } // namespace troupe::raft

@@ -10,7 +10,8 @@
 // without --seed, bootstraps a cluster with itself as the one voter. Raft
 // messages travel one way through the rpc actor as pb<RaftPeerMessage>. The
 // leader adds servers that join through gossip as learners and promotes them
-// until there are 3 voters (5 once 5 servers are alive); a joining server
+// until there are 3 voters (5 once 5 servers are alive), removes servers that
+// left and voters failed for longer than a grace period; a joining server
 // reports "not_a_member" until the leader's first message reaches it.
 #pragma once
 
@@ -40,6 +41,9 @@ inline const storage::table<v1::KvPut> kv_table{"cluster_kv"};
 inline const storage::table<v1::RaftServerName> servers_table{"cluster_servers"};
 /// How often the leader looks at the membership to add, promote servers.
 inline constexpr int manage_every_ticks = 10;
+/// A voter that membership has declared failed for this long is removed,
+/// once a server is there to take its place (or there are voters to spare).
+inline constexpr std::chrono::seconds failed_voter_grace{30};
 /// Voters the leader aims for: 3, or 5 once 5 or more servers are alive.
 inline std::size_t target_voters(std::size_t alive_servers) { return alive_servers >= 5 ? 5 : 3; }
 
@@ -79,8 +83,9 @@ struct raft_state {
 };
 
 /// The 64-bit Raft id of a node, from its identity (a random id per data
-/// dir): a server whose data dir is wiped comes back as a new member.
-std::uint64_t raft_id_of(const std::string& node_id_hex);
+/// dir) and the times it was removed from Raft: a server whose data dir is
+/// wiped, or that was removed and came back, joins as a new member.
+std::uint64_t raft_id_of(const std::string& node_id_hex, std::uint64_t generation = 0);
 
 /// Handles pb<KvPut>, pb<KvDelete> -> pb<KvReply> (once applied), pb<KvGet>
 /// -> pb<KvReply> (linearizable unless stale), pb<GetRaftStatus> ->

@@ -54,6 +54,23 @@ struct stopping {
   }
 };
 
+/// n servers s1..sn started from s1 as the seed, stopped at the end.
+struct server_set {
+  std::vector<std::unique_ptr<agent>> servers;
+  std::vector<std::unique_ptr<stopping>> stops;  // destroyed first: agents stop before their dirs go
+
+  explicit server_set(int n) {
+    for (int i = 1; i <= n; ++i) {
+      servers.push_back(std::make_unique<agent>());
+      servers.back()->name = "s" + std::to_string(i);
+      stops.push_back(std::make_unique<stopping>(stopping{*servers.back()}));
+    }
+    servers[0]->start(plain);
+    for (int i = 1; i < n; ++i)
+      servers[static_cast<std::size_t>(i)]->start(loopback_flags({"--seed", servers[0]->gossip_address()}));
+  }
+};
+
 } // namespace
 
 TEST_CASE("a first server leads a one-voter cluster: writes apply, reads see them, kill -9 loses none") {
@@ -137,16 +154,8 @@ TEST_CASE("a client keeps no replicated state, and a server that joins is added 
 }
 
 TEST_CASE("three servers from one seed: kill -9 of the leader under writes loses no acknowledged write") {
-  std::vector<std::unique_ptr<agent>> servers;
-  std::vector<std::unique_ptr<stopping>> stops;
-  for (int i = 1; i <= 3; ++i) {
-    servers.push_back(std::make_unique<agent>());
-    servers.back()->name = "s" + std::to_string(i);
-    stops.push_back(std::make_unique<stopping>(stopping{*servers.back()}));
-  }
-  servers[0]->start(plain);
-  for (int i = 1; i < 3; ++i)
-    servers[i]->start(loopback_flags({"--seed", servers[0]->gossip_address()}));
+  server_set set{3};
+  auto& servers = set.servers;
   auto voters = [&](agent& a) { return raft_status(a).voters_size(); };
   REQUIRE_MESSAGE(eventually(20s, [&] { return voters(*servers[0]) == 3; }), servers[0]->log_text());
 
@@ -198,6 +207,36 @@ TEST_CASE("three servers from one seed: kill -9 of the leader under writes loses
     auto r = call(*leader, "GET", "/v1/kv/" + key + "?stale=true");
     CHECK_MESSAGE(r.status == 200, key);
   }
+}
+
+TEST_CASE("five servers have five voters; two that leave are removed and one that comes back is added anew") {
+  server_set set{5};
+  auto& servers = set.servers;
+  auto& first = *servers[0];
+  REQUIRE_MESSAGE(eventually(30s, [&] { return raft_status(first).voters_size() == 5; }), first.log_text());
+  REQUIRE(leads(first));  // no election since the bootstrap: nothing failed
+  REQUIRE(call(first, "PUT", "/v1/kv/five", R"({"value":"5"})").status == 200);
+
+  // Two leave gracefully (SIGTERM): the leader removes them, and three voters remain.
+  auto& back = *servers[4];
+  auto old_id = raft_status(back).raft_id();
+  for (int i : {3, 4}) {
+    servers[i]->proc->signal(SIGTERM);
+    REQUIRE(servers[i]->proc->wait(10s));
+  }
+  REQUIRE_MESSAGE(eventually(20s, [&] { return raft_status(first).voters_size() == 3; }), first.log_text());
+  CHECK(contains(first.log_text(), "removing node=s4"));
+  CHECK(contains(first.log_text(), "removing node=s5"));
+  REQUIRE(call(first, "PUT", "/v1/kv/three", R"({"value":"3"})").status == 200);
+
+  // One comes back: its old raft id was removed, so it starts anew under a
+  // new one and is added as a learner (4 servers alive: 3 voters suffice).
+  back.start(loopback_flags({"--seed", first.gossip_address()}));
+  REQUIRE_MESSAGE(eventually(20s, [&] { return raft_status(first).learners_size() == 1; }), back.log_text());
+  CHECK(contains(back.log_text(), "removed_from_raft"));
+  CHECK(raft_status(back).raft_id() != old_id);
+  CHECK(eventually(10s, [&] { return raft_status(back).role() == "follower"; }));
+  CHECK(eventually(10s, [&] { return call(back, "GET", "/v1/kv/three?stale=true").status == 200; }));
 }
 
 TEST_CASE("a damaged Raft log stops the raft actor, naming the table, the index and the problem") {
