@@ -102,6 +102,9 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::GetMemberEvents, v1::MemberEventList>();
   c.add<v1::RaftPeerMessage>();
   c.add<v1::RaftRemoved>();
+  c.add<v1::KvPut, v1::KvReply>();
+  c.add<v1::KvDelete, v1::KvReply>();
+  c.add<v1::KvGet, v1::KvReply>();
   c.add<v1::GetRaftStatus, v1::RaftStatus>();
   return c;
 }

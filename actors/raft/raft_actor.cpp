@@ -18,7 +18,7 @@ using actor = caf::stateful_actor<raft_state>;
 caf::error refusal(const std::string& why) { return caf::make_error(caf::sec::runtime_error, why); }
 
 /// Why this server cannot take a write or a linearizable read now; empty
-/// when it can (it leads). Callers retry; the next issue forwards instead.
+/// when it can (it leads). A follower that knows the leader forwards instead.
 std::string not_leading(const raft_state& st) {
   if (!st.node)
     return "not a member of the Raft cluster (yet): no leader to ask from here, retry on a server that is";
@@ -289,12 +289,57 @@ void process(actor* self) {
 }
 
 /// Proposes cmd; the caller is answered once its entry is applied (or refused).
+/// The leader's node name when this server follows a known leader and the
+/// request came from a local caller (a forwarded request is never forwarded
+/// again: leadership moved, and the caller retries).
+std::optional<std::string> forward_to(actor* self) {
+  auto& st = self->state;
+  if (!st.node || st.node->role() == role::leader || st.node->leader() == none)
+    return std::nullopt;
+  auto rpc = st.ctx->names->get("rpc");
+  if (rpc && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(rpc))
+    return std::nullopt;
+  auto name = st.names.find(st.node->leader());
+  if (name == st.names.end())
+    return std::nullopt;
+  return name->second;
+}
+
+/// Sends `req` to the leader's raft actor and answers rp with its reply.
+template <class Req>
+void forward(actor* self, const std::string& leader, const Req& req, caf::response_promise rp) {
+  v1::RemoteCall call;
+  call.set_node(leader);
+  call.set_timeout_ms(static_cast<std::uint32_t>(write_timeout.count()));
+  *call.mutable_request() = wire::seal(req, wire::route{"", "raft", "raft", 0, false});
+  auto rpc = self->state.ctx->names->get("rpc");
+  self->request(rpc, write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(call)))
+    .then([rp, leader](wire::pb<v1::Envelope>& reply) mutable {
+            if (auto err = wire::unseal<v1::ErrorReply>(reply.msg))
+              return rp.deliver(refusal("forwarded to the leader " + leader + ": " + err->message()));
+            auto rep = wire::unseal<v1::KvReply>(reply.msg);
+            if (!rep)
+              return rp.deliver(refusal("forwarded to the leader " + leader + ": " + rep.error().message()));
+            rp.deliver(wire::make_pb(std::move(*rep)));
+          },
+          [rp, leader](caf::error& err) mutable {
+            rp.deliver(refusal("forwarded to the leader " + leader + ": " + caf::to_string(err)));
+          });
+}
+
 caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
   auto key = cmd.has_put() ? cmd.put().key() : cmd.delete_().key();
   if (key.empty()) {
     rp.deliver(caf::make_error(caf::sec::invalid_argument, "key: must not be empty"));
+    return rp;
+  }
+  if (auto leader = forward_to(self)) {
+    if (cmd.has_put())
+      forward(self, *leader, cmd.put(), rp);
+    else
+      forward(self, *leader, cmd.delete_(), rp);
     return rp;
   }
   if (auto why = not_leading(st); !why.empty()) {
@@ -322,6 +367,10 @@ caf::response_promise read(actor* self, const v1::KvGet& get) {
   auto rp = self->make_response_promise();
   if (get.stale()) {
     rp.deliver(wire::make_pb(read_key(st, get.key(), st.server.applied())));
+    return rp;
+  }
+  if (auto leader = forward_to(self)) {
+    forward(self, *leader, get, rp);
     return rp;
   }
   if (auto why = not_leading(st); !why.empty()) {

@@ -148,9 +148,16 @@ TEST_CASE("a client keeps no replicated state, and a server that joins is added 
   CHECK(contains(seed.log_text(), "adding_learner node=joiner"));
   CHECK(contains(seed.log_text(), "promoting node=joiner"));
   CHECK_FALSE(contains(seed.log_text(), "node=client"));
-  auto not_leader = call(joiner, "PUT", "/v1/kv/x", R"({"value":"1"})");
-  CHECK(not_leader.status == 503);
-  CHECK(contains(not_leader.body, "not the leader"));
+  // Writes and linearizable reads from anywhere: the follower forwards them to the leader.
+  auto forwarded = call(joiner, "PUT", "/v1/kv/x", R"({"value":"1"})");
+  CHECK_MESSAGE(forwarded.status == 200, forwarded.body);
+  auto on_leader = call(seed, "GET", "/v1/kv/x");
+  CHECK(on_leader.status == 200);
+  CHECK(parse_json<v1::KvReply>(on_leader.body).value() == "1");
+  auto read_back = call(joiner, "GET", "/v1/kv/x");
+  CHECK(read_back.status == 200);
+  CHECK(call(joiner, "DELETE", "/v1/kv/x").status == 200);
+  CHECK(call(joiner, "GET", "/v1/kv/x").status == 404);
 }
 
 TEST_CASE("three servers from one seed: kill -9 of the leader under writes loses no acknowledged write") {
