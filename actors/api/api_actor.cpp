@@ -150,7 +150,7 @@ public:
     svr.Post("/v1/keys", [this](const httplib::Request& req, httplib::Response& res) { change_key(req, res); });
     svr.Get("/v1/members", [this](const httplib::Request&, httplib::Response& res) { members(res); });
     svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
-    svr.Get("/v1/raft", [this](const httplib::Request&, httplib::Response& res) { raft_status(res); });
+    svr.Get("/v1/raft", [this](const httplib::Request& req, httplib::Response& res) { raft_status(req, res); });
     svr.Put(R"(/v1/kv/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
       v1::KvPut put;
       if (!parse_body(req, res, put))
@@ -270,14 +270,16 @@ private:
     reply(res, keys::list(ctx_->keys.get()));
   }
 
-  void raft_status(httplib::Response& res) {
-    if (ctx_->config.role != node_role::server) {
+  /// This server's view of Raft, or with ?node= another server's.
+  void raft_status(const httplib::Request& req, httplib::Response& res) {
+    auto node = node_param(req);
+    if ((node.empty() || node == ctx_->config.name) && ctx_->config.role != node_role::server) {
       v1::RaftStatus client;
       client.set_role("client");
       return reply(res, client);
     }
     ask_failure why{};
-    auto st = ask<v1::RaftStatus>(sys_, actor("raft"), v1::GetRaftStatus{}, actor_timeout, &why);
+    auto st = ask_on<v1::RaftStatus>(node, "raft", v1::GetRaftStatus{}, &why);
     if (!st)
       return reply_failure(res, "raft", why, st.error());
     reply(res, *st);

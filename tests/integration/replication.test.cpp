@@ -165,6 +165,15 @@ TEST_CASE("three servers from one seed: kill -9 of the leader under writes loses
   auto& servers = set.servers;
   auto voters = [&](agent& a) { return raft_status(a).voters_size(); };
   REQUIRE_MESSAGE(eventually(20s, [&] { return voters(*servers[0]) == 3; }), servers[0]->log_text());
+  // Every server's view, from any one of them (GET /v1/raft?node=).
+  auto status = servers[2]->ctl({"status"});
+  CHECK_MESSAGE(contains(status.output, "SERVER  RAFT ROLE"), status.output);
+  CHECK_MESSAGE(contains(status.output, "s1      leader"), status.output);
+  CHECK_MESSAGE(contains(status.output, "s2      follower"), status.output);
+  auto remote = call(*servers[2], "GET", "/v1/raft?node=s1");
+  REQUIRE(remote.status == 200);
+  CHECK(parse_json<v1::RaftStatus>(remote.body).role() == "leader");
+  CHECK(call(*servers[2], "GET", "/v1/raft?node=nosuch").status == 404);
 
   // Writes go to whichever server leads; a refused or unanswered one is retried.
   std::vector<std::string> acknowledged;

@@ -62,7 +62,8 @@ int cmd_status(const globals& g, const client& c) {
     info.add({"RAFT", raft_summary(raft)});
   else
     info.add({"RAFT", "unknown (" + r.error().message() + ")"});
-  print(info.str(false) + "\n" + actor_table(st.actors()).str(use_colour()));
+  auto servers = server_table(c, members);
+  print(info.str(false) + "\n" + (servers.empty() ? "" : servers + "\n") + actor_table(st.actors()).str(use_colour()));
   return exit_ok;
 }
 
