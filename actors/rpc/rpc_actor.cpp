@@ -34,12 +34,14 @@ bool unknown_node(const error& e) { return e.message().rfind("no member named ",
 /// How long a looked-up address is used without asking membership again.
 constexpr auto address_ttl = seconds{1};
 
-/// Looks `node` up through the membership actor (or the last second's
-/// answer), then runs `then`.
-void with_address(actor* self, const std::string& node, std::function<void(result<net::address>)> then) {
+/// Looks `node` up through the membership actor, then runs `then`. One-way
+/// traffic (`cached`) may use the last second's answer; a call always asks,
+/// so that it learns at once that a member failed or left.
+void with_address(actor* self, const std::string& node, std::function<void(result<net::address>)> then,
+                  bool cached = false) {
   auto now = std::chrono::steady_clock::now();
   auto& cache = self->state.addresses;
-  if (auto i = cache.find(node); i != cache.end() && now - i->second.second < address_ttl)
+  if (auto i = cache.find(node); cached && i != cache.end() && now - i->second.second < address_ttl)
     return then(i->second.first);
   auto membership = self->state.ctx->names->get("membership");
   if (!membership)
@@ -104,13 +106,16 @@ void send_one_way(actor* self, v1::RemoteSend& out) {
   env.set_sender_actor("rpc");
   env.set_correlation_id(0);
   env.set_is_reply(false);
-  with_address(self, out.node(), [self, env](result<net::address> to) {
-    auto& s = self->state;
-    if (!to || !s.links->send(*to, env.SerializeAsString()))
-      if (++s.one_way_dropped % 100 == 1)
-        s.log->debug("one_way_dropped to={} total={} reason=\"{}\"", env.target_actor(), s.one_way_dropped,
-                     to ? "send queue full" : to.error().message());
-  });
+  with_address(
+    self, out.node(),
+    [self, env](result<net::address> to) {
+      auto& s = self->state;
+      if (!to || !s.links->send(*to, env.SerializeAsString()))
+        if (++s.one_way_dropped % 100 == 1)
+          s.log->debug("one_way_dropped to={} total={} reason=\"{}\"", env.target_actor(), s.one_way_dropped,
+                       to ? "send queue full" : to.error().message());
+    },
+    true);
 }
 
 /// A frame from another agent: a reply to one of ours, or a request for a

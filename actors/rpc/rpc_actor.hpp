@@ -38,6 +38,7 @@ struct rpc_state {
   std::map<uint64_t, caf::response_promise> pending;  // correlation id -> caller
   // Member rpc addresses looked up recently: one-way traffic (Raft's, ten
   // messages a second per peer) must not ask the membership actor each time.
+  // Calls do not use it: they must see a failed member at once.
   std::map<std::string, std::pair<net::address, std::chrono::steady_clock::time_point>> addresses;
   uint64_t malformed = 0, late_replies = 0, one_way_dropped = 0;
   std::shared_ptr<spdlog::logger> log;
