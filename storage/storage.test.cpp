@@ -190,6 +190,27 @@ TEST_CASE("a range scan starts at the first key at or after `from` and runs to t
   CHECK(from("a", 2) == std::vector<std::string>{"a", "b"});
 }
 
+TEST_CASE("clearing a table removes its keys in one transaction and leaves the others") {
+  temp_dir dir;
+  auto env = open_env(dir);
+  const table<TestRecord> other{"other"};
+  must(put_all(*env, nodes, {"a", "b", "c"}));
+  must(put_all(*env, other, {"x"}));
+  must(env->write([&](write_txn& t) { return t.clear("nodes"); }));
+  CHECK(scan_keys(*env, nodes, "").empty());
+  CHECK(scan_keys(*env, other, "") == std::vector<std::string>{"x"});
+  must(env->write([&](write_txn& t) { return t.clear("never_written"); }));
+  // An aborted transaction clears nothing.
+  must(put_all(*env, nodes, {"a"}));
+  auto aborted = env->write([&](write_txn& t) -> status {
+    if (auto st = t.clear("nodes"); !st.ok())
+      return st;
+    return error{"stop"};
+  });
+  CHECK_FALSE(aborted.ok());
+  CHECK(scan_keys(*env, nodes, "") == std::vector<std::string>{"a"});
+}
+
 TEST_CASE("a table that was never written reads as empty") {
   temp_dir dir;
   auto env = open_env(dir);

@@ -212,4 +212,17 @@ result<bool> write_txn::erase(std::string_view table, std::string_view key) {
   return true;
 }
 
+status write_txn::clear(std::string_view table) {
+  if (auto st = check_table(table); !st.ok())
+    return st;
+  auto dbi = find_table(table, false);
+  if (!dbi.ok())
+    return dbi.error();
+  if (!*dbi)
+    return {};
+  if (int rc = mdb_drop(txn_, **dbi, 0); rc != MDB_SUCCESS)
+    return lmdb_failure(rc, "clearing table " + describe_key(table));
+  return {};
+}
+
 } // namespace troupe::storage

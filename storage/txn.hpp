@@ -90,6 +90,9 @@ public:
   /// Removes key; true if it existed.
   result<bool> erase(std::string_view table, std::string_view key);
 
+  /// Removes every key of table (the table stays); nothing when it does not exist.
+  status clear(std::string_view table);
+
 private:
   write_txn(const environment& env, MDB_txn* txn);
 

@@ -17,6 +17,32 @@ using actor = caf::stateful_actor<raft_state>;
 
 caf::error refusal(const std::string& why) { return caf::make_error(caf::sec::runtime_error, why); }
 
+/// The node a raft id lives on, or null when not known (yet).
+const std::string* name_of(const raft_state& st, node_id id) {
+  if (id == st.server.raft_id())
+    return &st.ctx->config.name;
+  auto n = st.names.find(id);
+  return n == st.names.end() ? nullptr : &n->second;
+}
+
+/// `payload` as an envelope for the raft actor of another server.
+template <class T>
+v1::Envelope to_raft(const T& payload) {
+  return wire::seal(payload, wire::route{"", "raft", "raft", 0, false});
+}
+
+/// Sends `payload` one way to the raft actor on `node`, through the rpc actor.
+template <class T>
+void send_to_raft(actor* self, const std::string& node, const T& payload) {
+  auto rpc = self->state.ctx->names->get("rpc");
+  if (!rpc)
+    return;
+  v1::RemoteSend out;
+  out.set_node(node);
+  *out.mutable_message() = to_raft(payload);
+  self->send(rpc, wire::make_pb(std::move(out)));
+}
+
 /// Why this server cannot take a write or a linearizable read now; empty
 /// when it can (it leads). A follower that knows the leader forwards instead.
 std::string not_leading(const raft_state& st) {
@@ -26,10 +52,9 @@ std::string not_leading(const raft_state& st) {
     return {};
   if (st.node->leader() == none)
     return "no leader, retry: an election is under way (term " + std::to_string(st.node->term()) + ")";
-  auto name = st.names.find(st.node->leader());
-  return "not the leader, retry on the leader: " +
-         (name != st.names.end() ? name->second + " (raft id " + std::to_string(st.node->leader()) + ")"
-                                 : "raft id " + std::to_string(st.node->leader()));
+  auto* name = name_of(st, st.node->leader());
+  return "not the leader, retry on the leader: " + (name ? *name + " (raft id " : "(raft id ") +
+         std::to_string(st.node->leader()) + ")";
 }
 
 v1::KvReply read_key(const raft_state& st, const std::string& key, std::uint64_t index) {
@@ -70,18 +95,9 @@ status install(raft_state& st, const v1::RaftSnapshot& s) {
   if (!snap.ParseFromString(s.data()))
     return error{"snapshot at index " + std::to_string(s.meta().index()) + " does not parse as the cluster state"};
   auto installed = st.ctx->env->write([&](storage::write_txn& t) -> status {
-    for (const char* table : {"cluster_kv", "cluster_servers"}) {
-      std::vector<std::string> keys;
-      auto listed = t.scan(table, "", [&](std::string_view k, std::string_view) {
-        keys.emplace_back(k);
-        return true;
-      });
-      if (!listed)
-        return listed;
-      for (const auto& k : keys)
-        if (auto gone = t.erase(table, k); !gone)
-          return gone.error();
-    }
+    for (const auto& table : {kv_table.name(), servers_table.name()})
+      if (auto cleared = t.clear(table); !cleared)
+        return cleared;
     for (const auto& item : snap.items())
       if (auto put = kv_table.put(t, item.key(), item); !put)
         return put;
@@ -101,7 +117,6 @@ status install(raft_state& st, const v1::RaftSnapshot& s) {
 
 struct outcome {
   std::uint64_t request_id;
-  std::uint64_t index;
   v1::KvReply reply;    // what a put wrote (found, value) or a delete removed (not found)
   std::string refused;  // why the command did not apply; empty when it did
 };
@@ -135,7 +150,7 @@ result<std::vector<outcome>> apply_entries(raft_state& st, const std::vector<ent
       if (e.data().empty())
         continue;  // a new leader's no-op
       v1::ClusterCommand cmd;
-      outcome o{0, e.index(), {}, {}};
+      outcome o{0, {}, {}};
       o.reply.set_index(e.index());
       if (!cmd.ParseFromString(e.data()))
         o.refused = "entry " + std::to_string(e.index()) + " does not parse as a cluster command";
@@ -207,22 +222,17 @@ void maybe_snapshot(actor* self) {
 /// and counted (Raft resends what matters).
 void send_all(actor* self, const std::vector<message>& msgs) {
   auto& st = self->state;
-  auto rpc = st.ctx->names->get("rpc");
   for (const auto& m : msgs) {
-    auto name = st.names.find(m.to());
-    if (name == st.names.end() || !rpc) {
+    auto* name = name_of(st, m.to());
+    if (!name) {
       if (st.unsent++ % 100 == 0)
-        st.log_->warn("unsent to={} total={} reason=\"{}\"", m.to(), st.unsent,
-                      rpc ? "no node known for this raft id yet" : "the rpc actor is restarting");
+        st.log_->warn("unsent to={} total={} reason=\"no node known for this raft id yet\"", m.to(), st.unsent);
       continue;
     }
     v1::RaftPeerMessage peer;
     peer.set_from_node(st.ctx->config.name);
     *peer.mutable_message() = m;
-    v1::RemoteSend out;
-    out.set_node(name->second);
-    *out.mutable_message() = wire::seal(peer, wire::route{"", "raft", "raft", 0, false});
-    self->send(rpc, wire::make_pb(std::move(out)));
+    send_to_raft(self, *name, peer);
   }
 }
 
@@ -288,7 +298,6 @@ void process(actor* self) {
                   st.node->leader(), st.node->log().committed(), st.server.applied());
 }
 
-/// Proposes cmd; the caller is answered once its entry is applied (or refused).
 /// The leader's node name when this server follows a known leader and the
 /// request came from a local caller (a forwarded request is never forwarded
 /// again: leadership moved, and the caller retries).
@@ -299,10 +308,8 @@ std::optional<std::string> forward_to(actor* self) {
   auto rpc = st.ctx->names->get("rpc");
   if (rpc && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(rpc))
     return std::nullopt;
-  auto name = st.names.find(st.node->leader());
-  if (name == st.names.end())
-    return std::nullopt;
-  return name->second;
+  auto* name = name_of(st, st.node->leader());
+  return name ? std::optional<std::string>{*name} : std::nullopt;
 }
 
 /// Sends `req` to the leader's raft actor and answers rp with its reply.
@@ -311,7 +318,7 @@ void forward(actor* self, const std::string& leader, const Req& req, caf::respon
   v1::RemoteCall call;
   call.set_node(leader);
   call.set_timeout_ms(static_cast<std::uint32_t>(write_timeout.count()));
-  *call.mutable_request() = wire::seal(req, wire::route{"", "raft", "raft", 0, false});
+  *call.mutable_request() = to_raft(req);
   auto rpc = self->state.ctx->names->get("rpc");
   self->request(rpc, write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(call)))
     .then([rp, leader](wire::pb<v1::Envelope>& reply) mutable {
@@ -327,6 +334,7 @@ void forward(actor* self, const std::string& leader, const Req& req, caf::respon
           });
 }
 
+/// Proposes cmd; the caller is answered once its entry is applied (or refused).
 caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
@@ -400,10 +408,8 @@ v1::RaftStatus status_of(const raft_state& st) {
   out.set_role(to_string(st.node->role()));
   out.set_term(st.node->term());
   out.set_leader_id(st.node->leader());
-  if (st.node->leader() == st.node->id())
-    out.set_leader(st.ctx->config.name);
-  else if (auto n = st.names.find(st.node->leader()); n != st.names.end())
-    out.set_leader(n->second);
+  if (auto* leader = name_of(st, st.node->leader()))
+    out.set_leader(*leader);
   out.set_commit(st.node->log().committed());
   out.set_last_index(st.node->log().last_index());
   for (auto v : st.node->conf_state().voters())
@@ -423,6 +429,7 @@ status boot(actor* self) {
   auto me = node::identify(env, st.ctx->config.name);
   if (!me)
     return me.error();
+  st.node_identity = me->id();
   auto stored = env.read([&](const storage::read_txn& t) { return server_table.get(t, server_key); });
   if (!stored)
     return stored.error();
@@ -496,25 +503,13 @@ status open_core(actor* self, bool bootstrap) {
 /// again as a new member (ids are never reused).
 status reset_membership(actor* self, const std::string& why) {
   auto& st = self->state;
-  auto me = node::identify(*st.ctx->env, st.ctx->config.name);
-  if (!me)
-    return me.error();
   v1::RaftServerRecord next;
   next.set_generation(st.server.generation() + 1);
-  next.set_raft_id(raft_id_of(me->id(), next.generation()));
+  next.set_raft_id(raft_id_of(st.node_identity, next.generation()));
   auto wiped = st.ctx->env->write([&](storage::write_txn& t) -> status {
-    for (const char* table : {"raft_log", "raft", "cluster_kv", "cluster_servers"}) {
-      std::vector<std::string> keys;
-      if (auto listed = t.scan(table, "", [&](std::string_view k, std::string_view) {
-            keys.emplace_back(k);
-            return true;
-          });
-          !listed)
-        return listed;
-      for (const auto& k : keys)
-        if (auto gone = t.erase(table, k); !gone)
-          return gone.error();
-    }
+    for (const auto& table : {std::string{"raft_log"}, server_table.name(), kv_table.name(), servers_table.name()})
+      if (auto cleared = t.clear(table); !cleared)
+        return cleared;
     return server_table.put(t, server_key, next);
   });
   if (!wiped)
@@ -563,11 +558,10 @@ void receive(actor* self, v1::RaftPeerMessage& in) {
 /// gracefully, or a voter failed for longer than failed_voter_grace once
 /// another server can take its place or voters are to spare. True if one
 /// was proposed (one membership change at a time).
-bool remove_gone(actor* self, const v1::MemberList& list, std::size_t alive_servers) {
+bool remove_gone(actor* self, const v1::MemberList& list, const std::map<std::string, node_id>& in_raft,
+                 std::size_t alive_servers) {
   auto& s = self->state;
   const auto& conf = s.node->conf_state();
-  std::set<node_id> members(conf.voters().begin(), conf.voters().end());
-  members.insert(conf.learners().begin(), conf.learners().end());
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::system_clock::now().time_since_epoch()).count();
   bool spare = static_cast<std::size_t>(conf.voters_size()) > target_voters(alive_servers) ||
@@ -575,22 +569,19 @@ bool remove_gone(actor* self, const v1::MemberList& list, std::size_t alive_serv
   for (const auto& m : list.members()) {
     if (m.name() == s.ctx->config.name)
       continue;
-    auto id = std::find_if(members.begin(), members.end(), [&](node_id i) {
-      auto n = s.names.find(i);
-      return n != s.names.end() && n->second == m.name();
-    });
-    if (id == members.end())
+    auto id = in_raft.find(m.name());
+    if (id == in_raft.end())
       continue;
     bool left = m.state() == "left";
     bool failed = m.state() == "dead" && now_ms - m.since_ms() >= std::chrono::milliseconds{failed_voter_grace}.count();
-    bool voter = std::count(conf.voters().begin(), conf.voters().end(), *id) > 0;
+    bool voter = s.node->is_voter(id->second);
     if (!left && !(failed && (spare || !voter)))
       continue;
     v1::RaftConfChange cc;
     cc.set_type(v1::RAFT_CONF_REMOVE);
-    cc.set_node_id(*id);
+    cc.set_node_id(id->second);
     if (s.node->propose_conf_change(cc)) {
-      s.log_->info("removing node={} raft_id={} reason={}", m.name(), *id, left ? "left" : "failed");
+      s.log_->info("removing node={} raft_id={} reason={}", m.name(), id->second, left ? "left" : "failed");
       process(self);
       return true;
     }
@@ -626,13 +617,11 @@ void manage(actor* self) {
       if (!s.node || s.node->role() != role::leader)
         return;
       const auto& conf = s.node->conf_state();
-      std::set<std::string> in_raft;
-      for (auto id : conf.voters())
-        if (auto n = s.names.find(id); n != s.names.end())
-          in_raft.insert(n->second);
-      for (auto id : conf.learners())
-        if (auto n = s.names.find(id); n != s.names.end())
-          in_raft.insert(n->second);
+      std::map<std::string, node_id> in_raft;  // members of Raft whose node we know, by node name
+      for (const auto* ids : {&conf.voters(), &conf.learners()})
+        for (auto id : *ids)
+          if (auto* n = name_of(s, id))
+            in_raft.emplace(*n, id);
       std::size_t alive_servers = 0;
       for (const auto& m : list.msg.members()) {
         if (m.role() != "server" || m.state() != "alive")
@@ -645,7 +634,7 @@ void manage(actor* self) {
         v1::RemoteCall call;
         call.set_node(m.name());
         call.set_timeout_ms(2000);
-        *call.mutable_request() = wire::seal(v1::GetRaftStatus{}, wire::route{"", "raft", "raft", 0, false});
+        *call.mutable_request() = to_raft(v1::GetRaftStatus{});
         auto name = m.name();
         self->request(rpc, std::chrono::seconds{3}, wire::make_pb(std::move(call)))
           .then([self, name](wire::pb<v1::Envelope>& reply) {
@@ -657,11 +646,7 @@ void manage(actor* self) {
                   if (s2.node->is_removed(status->raft_id())) {  // back after a removal: it must start anew
                     v1::RaftRemoved removed;
                     removed.set_raft_id(status->raft_id());
-                    v1::RemoteSend out;
-                    out.set_node(name);
-                    *out.mutable_message() = wire::seal(removed, wire::route{"", "raft", "raft", 0, false});
-                    if (auto rpc2 = s2.ctx->names->get("rpc"))
-                      self->send(rpc2, wire::make_pb(std::move(out)));
+                    send_to_raft(self, name, removed);
                     return;
                   }
                   if (status->role() != "not_a_member")
@@ -678,7 +663,7 @@ void manage(actor* self) {
                 },
                 [self, name](caf::error&) { self->state.asking.erase(name); });
       }
-      if (remove_gone(self, list.msg, alive_servers))
+      if (remove_gone(self, list.msg, in_raft, alive_servers))
         return;
       if (static_cast<std::size_t>(conf.voters_size()) >= target_voters(alive_servers))
         return;
@@ -687,7 +672,8 @@ void manage(actor* self) {
         cc.set_type(v1::RAFT_CONF_PROMOTE);
         cc.set_node_id(id);
         if (s.node->propose_conf_change(cc)) {  // refused while it is behind or another change is pending
-          s.log_->info("promoting node={} raft_id={}", s.names.count(id) ? s.names[id] : "?", id);
+          auto* n = name_of(s, id);
+          s.log_->info("promoting node={} raft_id={}", n ? *n : "?", id);
           process(self);
           return;
         }

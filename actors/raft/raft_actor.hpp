@@ -62,6 +62,7 @@ inline constexpr std::uint64_t keep_entries = 5000;
 
 struct raft_state {
   agent_context_ptr ctx;
+  std::string node_identity;                      // the node's id (hex), from which raft ids derive
   v1::RaftServerRecord server;
   std::unique_ptr<lmdb_log> log;
   std::optional<core> node;                       // empty while not a member

@@ -17,13 +17,6 @@ constexpr std::string_view hard_state_key = "hard_state";
 constexpr std::string_view snapshot_key = "snapshot";
 constexpr std::string_view start_key = "log_start";
 
-std::string key_of(std::uint64_t index) {
-  std::string k(8, '\0');
-  for (int b = 7; b >= 0; --b, index >>= 8)
-    k[static_cast<std::size_t>(b)] = static_cast<char>(index & 0xff);
-  return k;
-}
-
 std::optional<std::uint64_t> index_of(std::string_view key) {
   if (key.size() != 8)
     return std::nullopt;
@@ -54,12 +47,19 @@ error damaged(std::uint64_t index, const std::string& problem) {
 /// Erases the log's keys [lo, hi].
 status erase_range(storage::write_txn& t, std::uint64_t lo, std::uint64_t hi) {
   for (std::uint64_t i = lo; i <= hi && i != 0; ++i)
-    if (auto gone = t.erase(log_table, key_of(i)); !gone)
+    if (auto gone = t.erase(log_table, lmdb_log::key_of(i)); !gone)
       return gone.error();
   return {};
 }
 
 } // namespace
+
+std::string lmdb_log::key_of(std::uint64_t index) {
+  std::string k(8, '\0');
+  for (int b = 7; b >= 0; --b, index >>= 8)
+    k[static_cast<std::size_t>(b)] = static_cast<char>(index & 0xff);
+  return k;
+}
 
 result<std::unique_ptr<lmdb_log>> lmdb_log::open(std::shared_ptr<storage::environment> env,
                                                   v1::RaftConfState initial) {
@@ -185,8 +185,8 @@ status lmdb_log::save(const v1::RaftHardState* hard_state, const std::vector<ent
   auto saved = env_->write([&](storage::write_txn& t) -> status {
     start = start_;  // write() runs this again after growing the map
     last = last_;
-    if (take_snapshot) {
-      if (auto st = erase_range(t, start.index() + 1, last.index()); !st)
+    if (take_snapshot) {  // it replaces the whole log
+      if (auto st = t.clear(log_table); !st)
         return st;
       start = last = mark(snapshot->meta().index(), snapshot->meta().term());
       if (auto st = snapshot_row.put(t, snapshot_key, *snapshot); !st)

@@ -46,6 +46,9 @@ public:
   /// Drops entries up to and including `index` (at most the snapshot's).
   status compact(std::uint64_t index);
 
+  /// The key of entry `index` in table raft_log: 8 big-endian bytes.
+  static std::string key_of(std::uint64_t index);
+
   /// Entries held (last - start).
   std::uint64_t size() const { return last_.index() - start_.index(); }
 

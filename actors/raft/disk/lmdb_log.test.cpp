@@ -66,13 +66,6 @@ void poke(storage::environment& env, std::string_view table, std::string key, st
   }));
 }
 
-std::string key_of(std::uint64_t i) {
-  std::string k(8, '\0');
-  for (int b = 7; b >= 0; --b, i >>= 8)
-    k[static_cast<std::size_t>(b)] = static_cast<char>(i & 0xff);
-  return k;
-}
-
 std::string open_error(const std::shared_ptr<storage::environment>& env) {
   auto log = lmdb_log::open(env);
   REQUIRE_FALSE_MESSAGE(log.ok(), "a damaged log opened");
@@ -207,19 +200,19 @@ TEST_CASE("a damaged log is refused at open, naming the table, the index and the
   auto bytes_of = [](const entry& e) { return e.SerializeAsString(); };
 
   SUBCASE("garbage in place of an entry") {
-    poke(*env, "raft_log", key_of(5), "\xff\xff\xff garbage");
+    poke(*env, "raft_log", lmdb_log::key_of(5), "\xff\xff\xff garbage");
     CHECK(open_error(env) == "raft log damaged: table raft_log, index 5: does not parse as a Raft entry (11 bytes)");
   }
   SUBCASE("an entry missing in the middle") {
-    poke(*env, "raft_log", key_of(5), "", true);
+    poke(*env, "raft_log", lmdb_log::key_of(5), "", true);
     CHECK(open_error(env) == "raft log damaged: table raft_log, index 6: entries 5 to 5 are missing");
   }
   SUBCASE("an entry stored under another index") {
-    poke(*env, "raft_log", key_of(5), bytes_of(make(6, 2)));
+    poke(*env, "raft_log", lmdb_log::key_of(5), bytes_of(make(6, 2)));
     CHECK(open_error(env) == "raft log damaged: table raft_log, index 5: the entry stored here says index 6");
   }
   SUBCASE("a term that goes down") {
-    poke(*env, "raft_log", key_of(7), bytes_of(make(7, 1)));
+    poke(*env, "raft_log", lmdb_log::key_of(7), bytes_of(make(7, 1)));
     CHECK(open_error(env) == "raft log damaged: table raft_log, index 7: term 1 is below the previous entry's 2");
   }
   SUBCASE("a key that is no index") {
@@ -231,8 +224,8 @@ TEST_CASE("a damaged log is refused at open, naming the table, the index and the
     hs.set_term(2);
     hs.set_commit(9);
     poke(*env, "raft", "hard_state", hs.SerializeAsString());
-    poke(*env, "raft_log", key_of(9), "", true);
-    poke(*env, "raft_log", key_of(8), "", true);
+    poke(*env, "raft_log", lmdb_log::key_of(9), "", true);
+    poke(*env, "raft_log", lmdb_log::key_of(8), "", true);
     CHECK(open_error(env) ==
           "raft log damaged: table raft, hard_state: commit index 9 is past the log's last entry, 7");
   }
