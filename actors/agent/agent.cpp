@@ -110,7 +110,7 @@ std::vector<child_spec> children(const agent_context_ptr& ctx) {
   };
   // Only servers keep the replicated state; clients only run work.
   if (ctx->config.role == node_role::server)
-    out.push_back({"raft", [ctx](caf::actor_system& sys) { return sys.spawn(raft::raft_actor, ctx); }});
+    out.push_back({"raft", [ctx](caf::actor_system& sys) { return sys.spawn(raft::raft_actor, ctx, raft::default_leader_actors()); }});
   out.push_back({"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }});
   out.push_back({"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }});
   return out;

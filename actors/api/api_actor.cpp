@@ -151,20 +151,20 @@ public:
     svr.Get("/v1/members", [this](const httplib::Request&, httplib::Response& res) { members(res); });
     svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
     svr.Get("/v1/raft", [this](const httplib::Request& req, httplib::Response& res) { raft_status(req, res); });
-    svr.Put(R"(/v1/kv/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.Put(R"(/v1/kv/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
       v1::KvPut put;
       if (!parse_body(req, res, put))
         return;
       put.set_key(req.matches[1]);
       kv<v1::KvReply>(put, res);
     });
-    svr.Get(R"(/v1/kv/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.Get(R"(/v1/kv/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
       v1::KvGet get;
       get.set_key(req.matches[1]);
       get.set_stale(req.has_param("stale") && req.get_param_value("stale") != "false");
       kv<v1::KvReply>(get, res);
     });
-    svr.Delete(R"(/v1/kv/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.Delete(R"(/v1/kv/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
       v1::KvDelete del;
       del.set_key(req.matches[1]);
       kv<v1::KvReply>(del, res);
@@ -461,7 +461,11 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   st.handlers = std::make_unique<routes>(self->system(), ctx);
   st.server = std::make_unique<httplib::Server>();
   auto& svr = *st.server;
-  svr.new_task_queue = [] { return new httplib::ThreadPool(4); };
+  // A connection holds a thread while it is kept alive: this many clients
+  // are served at once (a write waits on Raft, not on the CPU), and each
+  // connection serves up to 1,000 requests before it is closed.
+  svr.new_task_queue = [] { return new httplib::ThreadPool(api_threads); };
+  svr.set_keep_alive_max_count(1000);
   // httplib's default adds SO_REUSEPORT, which would let a second agent
   // share this port silently. SO_REUSEADDR alone allows a quick restart.
   auto listen_fd = std::make_shared<int>(-1);

@@ -20,6 +20,9 @@ namespace troupe::api {
 
 class routes;
 
+/// HTTP connections served at once (one thread each while kept alive).
+inline constexpr std::size_t api_threads = 64;
+
 /// The HTTP server and the thread that runs it; destroying the state stops
 /// the server and joins the thread.
 struct api_state {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "actors/node/identity.hpp"
+#include "actors/raft/leader_beacon.hpp"
 #include "net/keyring.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/type_ids.hpp"
@@ -89,104 +90,92 @@ result<std::string> state_snapshot(const raft_state& st) {
   return snap.SerializeAsString();
 }
 
-/// Replaces the state with a snapshot from the leader; applied moves to it.
-status install(raft_state& st, const v1::RaftSnapshot& s) {
-  v1::KvSnapshot snap;
-  if (!snap.ParseFromString(s.data()))
-    return error{"snapshot at index " + std::to_string(s.meta().index()) + " does not parse as the cluster state"};
-  auto installed = st.ctx->env->write([&](storage::write_txn& t) -> status {
-    for (const auto& table : {kv_table.name(), servers_table.name()})
-      if (auto cleared = t.clear(table); !cleared)
-        return cleared;
-    for (const auto& item : snap.items())
-      if (auto put = kv_table.put(t, item.key(), item); !put)
-        return put;
-    for (const auto& server : snap.servers())
-      if (auto put = servers_table.put(t, std::to_string(server.raft_id()), server); !put)
-        return put;
-    auto server = st.server;
-    server.set_applied(s.meta().index());
-    return server_table.put(t, server_key, server);
-  });
-  if (!installed)
-    return installed;
-  for (const auto& server : snap.servers())
-    st.names[server.raft_id()] = server.node();
-  return {};
-}
-
 struct outcome {
   std::uint64_t request_id;
   v1::KvReply reply;    // what a put wrote (found, value) or a delete removed (not found)
   std::string refused;  // why the command did not apply; empty when it did
 };
 
-/// Applies committed entries above `applied` and moves `applied`, in one
-/// transaction. Refusals are deterministic: every server refuses alike.
-result<std::vector<outcome>> apply_entries(raft_state& st, const std::vector<entry>& committed) {
-  std::vector<outcome> mine;
-  auto server = st.server;
-  std::vector<v1::RaftServerName> named;
-  auto applied = st.ctx->env->write([&](storage::write_txn& t) -> status {
-    mine.clear();
-    named.clear();
-    server = st.server;
-    for (const auto& e : committed) {
-      if (e.index() <= server.applied())
-        continue;  // applied before a restart; the core hands it out again
-      server.set_applied(e.index());
-      if (e.type() == v1::RAFT_ENTRY_CONF_CHANGE) {  // the core applies it; we note the node's name
-        v1::RaftConfChange cc;
-        if (cc.ParseFromString(e.data()) && cc.type() == v1::RAFT_CONF_ADD_LEARNER && !cc.context().empty()) {
-          v1::RaftServerName name;
-          name.set_raft_id(cc.node_id());
-          name.set_node(cc.context());
-          if (auto put = servers_table.put(t, std::to_string(cc.node_id()), name); !put)
-            return put;
-          named.push_back(std::move(name));
-        }
-        continue;
-      }
-      if (e.data().empty())
-        continue;  // a new leader's no-op
-      v1::ClusterCommand cmd;
-      outcome o{0, {}, {}};
-      o.reply.set_index(e.index());
-      if (!cmd.ParseFromString(e.data()))
-        o.refused = "entry " + std::to_string(e.index()) + " does not parse as a cluster command";
-      else if (cmd.term() != e.term())
-        o.refused = "fenced: proposed by an actor of term " + std::to_string(cmd.term()) +
-                    ", appended in term " + std::to_string(e.term());
-      else if (cmd.has_put()) {
-        o.reply.set_key(cmd.put().key());
-        o.reply.set_found(true);
-        o.reply.set_value(cmd.put().value());
-        if (auto stored = kv_table.put(t, cmd.put().key(), cmd.put()); !stored)
-          return stored;
-      } else if (cmd.has_server()) {
-        if (auto put = servers_table.put(t, std::to_string(cmd.server().raft_id()), cmd.server()); !put)
+/// What one ready batch did to the state, known once its transaction commits.
+struct applying {
+  v1::RaftServerRecord server;             // with the new applied index
+  std::vector<v1::RaftServerName> named;   // raft id -> node learned
+  std::vector<outcome> mine;               // commands this server proposed
+};
+
+/// Replaces the state with a snapshot from the leader; applied moves to it.
+status install_in(storage::write_txn& t, const v1::RaftSnapshot& s, applying& a) {
+  v1::KvSnapshot snap;
+  if (!snap.ParseFromString(s.data()))
+    return error{"snapshot at index " + std::to_string(s.meta().index()) + " does not parse as the cluster state"};
+  for (const auto& table : {kv_table.name(), servers_table.name()})
+    if (auto cleared = t.clear(table); !cleared)
+      return cleared;
+  for (const auto& item : snap.items())
+    if (auto put = kv_table.put(t, item.key(), item); !put)
+      return put;
+  for (const auto& server : snap.servers()) {
+    if (auto put = servers_table.put(t, std::to_string(server.raft_id()), server); !put)
+      return put;
+    a.named.push_back(server);
+  }
+  a.server.set_applied(s.meta().index());
+  return {};
+}
+
+/// Applies committed entries above the applied index and moves it, within
+/// the batch's transaction. Refusals are deterministic: every server
+/// refuses alike.
+status apply_in(const raft_state& st, storage::write_txn& t, const std::vector<entry>& committed, applying& a) {
+  for (const auto& e : committed) {
+    if (e.index() <= a.server.applied())
+      continue;  // applied before a restart; the core hands it out again
+    a.server.set_applied(e.index());
+    if (e.type() == v1::RAFT_ENTRY_CONF_CHANGE) {  // the core applies it; we note the node's name
+      v1::RaftConfChange cc;
+      if (cc.ParseFromString(e.data()) && cc.type() == v1::RAFT_CONF_ADD_LEARNER && !cc.context().empty()) {
+        v1::RaftServerName name;
+        name.set_raft_id(cc.node_id());
+        name.set_node(cc.context());
+        if (auto put = servers_table.put(t, std::to_string(cc.node_id()), name); !put)
           return put;
-        named.push_back(cmd.server());
-      } else if (cmd.has_delete_()) {
-        o.reply.set_key(cmd.delete_().key());
-        if (auto gone = kv_table.erase(t, cmd.delete_().key()); !gone)
-          return gone.error();
-      } else {
-        o.refused = "entry " + std::to_string(e.index()) + " holds no known cluster command";
+        a.named.push_back(std::move(name));
       }
-      if (cmd.proposer() == st.ctx->config.name && cmd.request_id() != 0) {
-        o.request_id = cmd.request_id();
-        mine.push_back(std::move(o));
-      }
+      continue;
     }
-    return server_table.put(t, server_key, server);
-  });
-  if (!applied)
-    return applied.error();
-  st.server = server;
-  for (const auto& n : named)
-    st.names[n.raft_id()] = n.node();
-  return mine;
+    if (e.data().empty())
+      continue;  // a new leader's no-op
+    v1::ClusterCommand cmd;
+    outcome o{0, {}, {}};
+    o.reply.set_index(e.index());
+    if (!cmd.ParseFromString(e.data()))
+      o.refused = "entry " + std::to_string(e.index()) + " does not parse as a cluster command";
+    else if (cmd.term() != e.term())
+      o.refused = "fenced: proposed by an actor of term " + std::to_string(cmd.term()) +
+                  ", appended in term " + std::to_string(e.term());
+    else if (cmd.has_put()) {
+      o.reply.set_key(cmd.put().key());
+      o.reply.set_found(true);
+      o.reply.set_value(cmd.put().value());
+      if (auto stored = kv_table.put(t, cmd.put().key(), cmd.put()); !stored)
+        return stored;
+    } else if (cmd.has_server()) {
+      if (auto put = servers_table.put(t, std::to_string(cmd.server().raft_id()), cmd.server()); !put)
+        return put;
+      a.named.push_back(cmd.server());
+    } else if (cmd.has_delete_()) {
+      o.reply.set_key(cmd.delete_().key());
+      if (auto gone = kv_table.erase(t, cmd.delete_().key()); !gone)
+        return gone.error();
+    } else {
+      o.refused = "entry " + std::to_string(e.index()) + " holds no known cluster command";
+    }
+    if (cmd.proposer() == st.ctx->config.name && cmd.request_id() != 0) {
+      o.request_id = cmd.request_id();
+      a.mine.push_back(std::move(o));
+    }
+  }
+  return server_table.put(t, server_key, a.server);
 }
 
 /// Answers the reads whose confirmed index is applied.
@@ -238,39 +227,80 @@ void send_all(actor* self, const std::vector<message>& msgs) {
 
 status reset_membership(actor* self, const std::string& why);
 
-/// The shell's loop over ready batches (core.hpp): send, persist, send what
-/// waited for the persist, apply, serve reads, advance.
+/// Stops every leader actor at once (no longer monitored: their exits are
+/// not news). What they proposed and is not yet applied is fenced by its term.
+void stop_leader_actors(actor* self, const char* why) {
+  auto& st = self->state;
+  for (auto& [name, a] : *st.leaders) {
+    self->demonitor(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+    st.log_->info("leader_actor_stopped name={} term={} reason=\"{}\"", name, st.leaders_term, why);
+  }
+  st.leaders->clear();
+  st.leaders_term = 0;
+}
+
+void start_leader_actor(actor* self, const leader_actor_spec& spec) {
+  auto& st = self->state;
+  leader_context lc{st.ctx, caf::actor_cast<caf::actor>(self), st.leaders_term};
+  auto a = spec.start(self->system(), lc);
+  self->monitor(a);
+  (*st.leaders)[spec.name] = a;
+  st.log_->info("leader_actor_started name={} term={}", spec.name, st.leaders_term);
+}
+
+/// Leader actors run while this server leads and is not stopping: stopped
+/// as soon as that ends (the caller does this before anything else), started
+/// once the first entry of the leader's term is applied.
+void sync_leader_actors(actor* self) {
+  auto& st = self->state;
+  bool leading = st.node && st.node->role() == role::leader && !st.stopping;
+  if (leading && st.led_term != st.node->term()) {
+    st.led_term = st.node->term();
+    st.led_from = st.node->log().last_index();  // the new leader's no-op, or later
+  }
+  if (st.leaders_term != 0 && (!leading || st.node->term() != st.leaders_term))
+    stop_leader_actors(self, leading ? "the term moved on" : st.stopping ? "the server stops" : "leadership lost");
+  if (leading && st.leaders_term == 0 && !st.leader_specs.empty() && st.server.applied() >= st.led_from) {
+    st.leaders_term = st.node->term();
+    for (const auto& spec : st.leader_specs)
+      start_leader_actor(self, spec);
+  }
+}
+
+/// The shell's loop over ready batches (core.hpp): send; persist the batch
+/// and apply its committed entries in one synced transaction; send what
+/// waited for the persist; answer writes and reads; advance.
 void process(actor* self) {
   auto& st = self->state;
   if (!st.node)
     return;
+  sync_leader_actors(self);
   auto role_before = st.node->role();
   auto term_before = st.node->term();
   while (st.node->has_ready()) {
     auto rd = st.node->take_ready();
     send_all(self, rd.messages);
-    if (rd.hard_state || rd.snapshot || !rd.entries.empty()) {
+    applying a;
+    if (rd.hard_state || rd.snapshot || !rd.entries.empty() || !rd.committed_entries.empty()) {
       auto saved = st.log->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries,
-                                rd.snapshot ? &*rd.snapshot : nullptr);
+                                rd.snapshot ? &*rd.snapshot : nullptr, [&](storage::write_txn& t) -> status {
+                                  a = applying{st.server, {}, {}};
+                                  if (rd.snapshot && rd.snapshot->meta().index() > a.server.applied())
+                                    if (auto in = install_in(t, *rd.snapshot, a); !in)
+                                      return in;
+                                  return apply_in(st, t, rd.committed_entries, a);
+                                });
       if (!saved) {  // nothing may be acknowledged: stop; the restart reads the log back
         st.log_->error("persist_failed reason=\"{}\"", saved.error().message());
         return self->quit(refusal("raft log: " + saved.error().message()));
       }
+      st.server = a.server;
+      for (const auto& n : a.named)
+        st.names[n.raft_id()] = n.node();
     }
     send_all(self, rd.messages_after_persist);
-    if (rd.snapshot && rd.snapshot->meta().index() > st.server.applied()) {
-      if (auto installed = install(st, *rd.snapshot); !installed) {
-        st.log_->error("install_failed reason=\"{}\"", installed.error().message());
-        return self->quit(refusal(installed.error().message()));
-      }
-      st.server.set_applied(rd.snapshot->meta().index());
-    }
-    auto done = apply_entries(st, rd.committed_entries);
-    if (!done) {
-      st.log_->error("apply_failed reason=\"{}\"", done.error().message());
-      return self->quit(refusal("applying: " + done.error().message()));
-    }
-    for (auto& o : *done) {
+    for (auto& o : a.mine) {
       auto w = st.writes.find(o.request_id);
       if (w == st.writes.end())
         continue;  // timed out meanwhile
@@ -289,13 +319,27 @@ void process(actor* self) {
   }
   maybe_snapshot(self);
   if (st.node->is_removed(st.server.raft_id())) {
+    stop_leader_actors(self, "removed from Raft");
     if (auto reset = reset_membership(self, "the cluster removed it"); !reset)
       return self->quit(refusal(reset.error().message()));
     return;
   }
+  sync_leader_actors(self);
   if (st.node->role() != role_before || st.node->term() != term_before)
     st.log_->info("role={} term={} leader={} commit={} applied={}", to_string(st.node->role()), st.node->term(),
                   st.node->leader(), st.node->log().committed(), st.server.applied());
+  if (st.stopping && st.node->role() != role::leader)
+    self->quit(st.stop_reason);
+}
+
+/// Processes once the messages already in the mailbox are handled: writes
+/// and Raft messages that arrive together share one synced transaction.
+void process_soon(actor* self) {
+  auto& st = self->state;
+  if (st.flush_queued)
+    return;
+  st.flush_queued = true;
+  self->send(self, atoms::flush_atom_v);
 }
 
 /// The leader's node name when this server follows a known leader and the
@@ -334,7 +378,22 @@ void forward(actor* self, const std::string& leader, const Req& req, caf::respon
           });
 }
 
-/// Proposes cmd; the caller is answered once its entry is applied (or refused).
+/// Proposes cmd (its term set) as this leader; rp is answered once its
+/// entry is applied (or refused).
+void submit(actor* self, v1::ClusterCommand cmd, caf::response_promise rp) {
+  auto& st = self->state;
+  auto id = st.next_request++;
+  cmd.set_request_id(id);
+  cmd.set_proposer(st.ctx->config.name);
+  if (auto proposed = st.node->propose(cmd.SerializeAsString()); !proposed)
+    return (void)rp.deliver(refusal(proposed.error().message()));
+  st.writes.emplace(id, std::move(rp));
+  self->delayed_send(self, write_timeout, atoms::expire_atom_v, id);
+  process_soon(self);
+}
+
+/// A write from a caller: forwarded to the leader, or proposed in the
+/// current term.
 caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
@@ -354,17 +413,25 @@ caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
     rp.deliver(refusal(why));
     return rp;
   }
-  auto id = st.next_request++;
   cmd.set_term(st.node->term());
-  cmd.set_request_id(id);
-  cmd.set_proposer(st.ctx->config.name);
-  if (auto proposed = st.node->propose(cmd.SerializeAsString()); !proposed) {
-    rp.deliver(refusal(proposed.error().message()));
+  submit(self, std::move(cmd), rp);
+  return rp;
+}
+
+/// A command from a leader actor, fenced: refused unless this server still
+/// leads in the term the actor was started in (and, when applied, unless its
+/// entry was appended in that term).
+caf::response_promise propose_fenced(actor* self, v1::ClusterCommand cmd) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (!st.node || st.node->role() != role::leader || st.node->term() != cmd.term() || st.stopping) {
+    rp.deliver(refusal("fenced: proposed by a leader actor of term " + std::to_string(cmd.term()) +
+                       "; this server is " + (st.node ? to_string(st.node->role()) : std::string{"not a member"}) +
+                       " in term " + std::to_string(st.node ? st.node->term() : 0) +
+                       (st.stopping ? ", stopping" : "")));
     return rp;
   }
-  st.writes.emplace(id, rp);
-  self->delayed_send(self, write_timeout, atoms::expire_atom_v, id);
-  process(self);
+  submit(self, std::move(cmd), rp);
   return rp;
 }
 
@@ -392,7 +459,7 @@ caf::response_promise read(actor* self, const v1::KvGet& get) {
   }
   st.reads.emplace(context, raft_state::read{rp, get.key(), 0});
   self->delayed_send(self, write_timeout, atoms::expire_atom_v, context);
-  process(self);
+  process_soon(self);
   return rp;
 }
 
@@ -416,6 +483,8 @@ v1::RaftStatus status_of(const raft_state& st) {
     out.add_voters(v);
   for (auto l : st.node->conf_state().learners())
     out.add_learners(l);
+  for (const auto& [name, a] : *st.leaders)
+    out.add_leader_actors(name);
   return out;
 }
 
@@ -551,7 +620,8 @@ void receive(actor* self, v1::RaftPeerMessage& in) {
     st.log_->info("joined cluster_id={} leader={} via={}", m.cluster_id(), m.from(), in.from_node());
   }
   st.node->step(m);
-  process(self);
+  sync_leader_actors(self);  // a lost leadership stops the leader actors before anything else
+  process_soon(self);
 }
 
 /// Proposes the removal of one member that is gone: a server that left
@@ -682,6 +752,33 @@ void manage(actor* self) {
     [](caf::error&) {});
 }
 
+/// Asked to stop: a leader hands its leadership to the most caught-up voter
+/// first and quits once that one took over (or transfer_wait passed), so
+/// that the cluster does not wait out an election timeout.
+void begin_stop(actor* self, caf::error reason) {
+  auto& st = self->state;
+  if (st.stopping)
+    return;
+  st.stopping = true;
+  st.stop_reason = std::move(reason);
+  sync_leader_actors(self);
+  if (!st.node || st.node->role() != role::leader)
+    return self->quit(st.stop_reason);
+  node_id best = none;
+  std::uint64_t best_match = 0;
+  for (auto v : st.node->conf_state().voters())
+    if (auto* p = st.node->progress_of(v); v != st.server.raft_id() && p && (best == none || p->match > best_match)) {
+      best = v;
+      best_match = p->match;
+    }
+  if (best == none || !st.node->transfer_leadership(best))
+    return self->quit(st.stop_reason);
+  auto* name = name_of(st, best);
+  st.log_->info("transferring_leadership to={} raft_id={} reason=\"this server stops\"", name ? *name : "?", best);
+  self->delayed_send(self, transfer_wait, atoms::stop_atom_v);
+  process(self);
+}
+
 } // namespace
 
 std::uint64_t raft_id_of(const std::string& node_id_hex, std::uint64_t generation) {
@@ -689,10 +786,36 @@ std::uint64_t raft_id_of(const std::string& node_id_hex, std::uint64_t generatio
   return id == none ? 1 : id;
 }
 
-caf::behavior raft_actor(actor* self, agent_context_ptr ctx) {
+std::vector<leader_actor_spec> default_leader_actors() {
+  return {{"leader_beacon", [](caf::actor_system& sys, const leader_context& lc) { return sys.spawn(leader_beacon, lc); }}};
+}
+
+caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_actor_spec> leader_actors) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  st.leader_specs = std::move(leader_actors);
   st.log_ = logging::get("raft");
+  // Leader actors go down with this actor, and one that exits by itself
+  // while we still lead in its term is started again.
+  self->attach_functor([leaders = st.leaders](const caf::error&) {
+    for (auto& [name, a] : *leaders)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& s = self->state;
+    for (auto& [name, a] : *s.leaders) {
+      if (a.address() != dm.source)
+        continue;
+      s.log_->warn("leader_actor_exited name={} term={} reason=\"{}\"", name, s.leaders_term, caf::to_string(dm.reason));
+      auto gone = name;
+      s.leaders->erase(gone);
+      if (dm.reason != caf::exit_reason::normal)
+        self->delayed_send(self, leader_actor_backoff, atoms::respawn_atom_v, gone, s.leaders_term);
+      return;
+    }
+  });
+  // The supervisor asks this actor to stop: a leader hands over first.
+  self->set_exit_handler([self](caf::exit_msg& em) { begin_stop(self, std::move(em.reason)); });
   if (auto booted = boot(self); !booted) {
     st.log_->error("start_failed reason=\"{}\"", booted.error().message());
     self->quit(refusal(booted.error().message()));
@@ -738,6 +861,23 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx) {
       return write(self, std::move(cmd));
     },
     [self](wire::pb<v1::KvGet>& get) { return read(self, get.msg); },
+    [self](wire::pb<v1::ClusterCommand>& cmd) { return propose_fenced(self, std::move(cmd.msg)); },
+    [self](atoms::flush_atom) {
+      self->state.flush_queued = false;
+      process(self);
+    },
+    [self](atoms::respawn_atom, const std::string& name, std::uint64_t term) {
+      auto& s = self->state;
+      if (term != s.leaders_term || s.leaders->count(name) || s.stopping)
+        return;  // leadership moved on meanwhile (its successor starts anew)
+      for (const auto& spec : s.leader_specs)
+        if (spec.name == name)
+          start_leader_actor(self, spec);
+    },
+    [self](atoms::stop_atom) {  // the leadership transfer took too long
+      if (self->state.stopping)
+        self->quit(self->state.stop_reason);
+    },
     [self](wire::pb<v1::GetRaftStatus>&) { return wire::make_pb(status_of(self->state)); },
     [self](wire::pb<v1::RaftPeerMessage>& in) { receive(self, in.msg); },
     [self](wire::pb<v1::RaftRemoved>& in) {

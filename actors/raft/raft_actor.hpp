@@ -13,9 +13,19 @@
 // until there are 3 voters (5 once 5 servers are alive), removes servers that
 // left and voters failed for longer than a grace period; a joining server
 // reports "not_a_member" until the leader's first message reaches it.
+//
+// Leader actors (the scheduler and service actors, and leader_beacon now)
+// run only on the leader: they start once the first entry of its term is
+// applied, so they see every earlier decision, and stop the moment this
+// server stops leading in that term, before the raft actor handles anything
+// else. Each command they propose carries the term they started in and is
+// refused unless this server still leads in that term, and again when it
+// applies unless its entry was appended in that term (fencing): two leaders
+// never both act.
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,8 +49,15 @@ inline constexpr const char* server_key = "server";
 inline const storage::table<v1::KvPut> kv_table{"cluster_kv"};
 /// Which node each Raft id lives on (key: the id in decimal).
 inline const storage::table<v1::RaftServerName> servers_table{"cluster_servers"};
-/// How often the leader looks at the membership to add, promote servers.
-inline constexpr int manage_every_ticks = 10;
+/// How often (once a second) the leader looks at the membership to add,
+/// promote and remove servers.
+inline constexpr int manage_every_ticks = 20;
+/// A leader that is asked to stop hands its leadership to the most caught-up
+/// voter first, and waits this long at most for it to take over.
+inline constexpr std::chrono::milliseconds transfer_wait{1500};
+/// A leader actor that dies while this server still leads is started again
+/// after this long.
+inline constexpr std::chrono::milliseconds leader_actor_backoff{1000};
 /// A voter that membership has declared failed for this long is removed,
 /// once a server is there to take its place (or there are voters to spare).
 inline constexpr std::chrono::seconds failed_voter_grace{30};
@@ -48,9 +65,9 @@ inline constexpr std::chrono::seconds failed_voter_grace{30};
 inline std::size_t target_voters(std::size_t alive_servers) { return alive_servers >= 5 ? 5 : 3; }
 
 /// The actor's clock: one core tick. With the core's defaults (election 10
-/// ticks, heartbeat 1) a follower campaigns 1 to 2 s after the leader went
-/// silent, and the leader heartbeats every 100 ms.
-inline constexpr std::chrono::milliseconds tick_interval{100};
+/// ticks, heartbeat 1) a follower campaigns 0.5 to 1 s after the leader went
+/// silent, and the leader heartbeats every 50 ms.
+inline constexpr std::chrono::milliseconds tick_interval{50};
 /// A write not applied within this long is answered with an error (the
 /// leader lost its leadership, or a quorum is unreachable); it may still
 /// commit later.
@@ -59,6 +76,19 @@ inline constexpr std::chrono::milliseconds write_timeout{5000};
 /// the log is then compacted, keeping `keep_entries` for slow followers.
 inline constexpr std::uint64_t snapshot_entries = 10000;
 inline constexpr std::uint64_t keep_entries = 5000;
+
+/// What a leader actor is started with.
+struct leader_context {
+  agent_context_ptr ctx;
+  caf::actor raft;         // takes pb<ClusterCommand> with `term` set -> pb<KvReply> once applied
+  std::uint64_t term = 0;  // the term it was started in; every command it proposes carries it
+};
+
+/// A leader-only actor: its name and how to start it in a term.
+struct leader_actor_spec {
+  std::string name;
+  std::function<caf::actor(caf::actor_system&, const leader_context&)> start;
+};
 
 struct raft_state {
   agent_context_ptr ctx;
@@ -79,6 +109,16 @@ struct raft_state {
   std::uint64_t named_in_term = 0;                // the term in which this leader recorded its own name
   int ticks = 0;
   std::uint64_t unsent = 0;                       // messages to a raft id whose node is not known
+  bool flush_queued = false;                      // a flush message is on its way: process() then
+  std::vector<leader_actor_spec> leader_specs;
+  // Running leader actors, by name (shared with the functor that stops them
+  // when this actor terminates).
+  std::shared_ptr<std::map<std::string, caf::actor>> leaders = std::make_shared<std::map<std::string, caf::actor>>();
+  std::uint64_t leaders_term = 0;                 // the term they run in
+  std::uint64_t led_term = 0;                     // the term of our latest leadership
+  std::uint64_t led_from = 0;                     // its first entry: leader actors start once it applied
+  bool stopping = false;                          // asked to stop; handing leadership over first
+  caf::error stop_reason;
   std::shared_ptr<spdlog::logger> log_;
   static inline const char* name = "raft";
 };
@@ -90,7 +130,12 @@ std::uint64_t raft_id_of(const std::string& node_id_hex, std::uint64_t generatio
 
 /// Handles pb<KvPut>, pb<KvDelete> -> pb<KvReply> (once applied), pb<KvGet>
 /// -> pb<KvReply> (linearizable unless stale), pb<GetRaftStatus> ->
-/// pb<RaftStatus>, and pb<RaftPeerMessage> from other servers.
-caf::behavior raft_actor(caf::stateful_actor<raft_state>* self, agent_context_ptr ctx);
+/// pb<RaftStatus>, pb<ClusterCommand> from its leader actors -> pb<KvReply>
+/// (fenced by term), and pb<RaftPeerMessage> from other servers.
+caf::behavior raft_actor(caf::stateful_actor<raft_state>* self, agent_context_ptr ctx,
+                         std::vector<leader_actor_spec> leader_actors);
+
+/// The leader actors every server runs while it leads.
+std::vector<leader_actor_spec> default_leader_actors();
 
 } // namespace troupe::raft

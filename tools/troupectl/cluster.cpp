@@ -41,12 +41,15 @@ std::string raft_summary(const v1::RaftStatus& raft) {
   if (raft.role() == "client" || raft.role() == "not_a_member")
     return raft.role() == "client" ? "client: keeps no replicated state" : "server, not a member of the Raft cluster yet";
   auto plural = [](int n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };
+  std::string leader_actors;
+  for (const auto& a : raft.leader_actors())
+    leader_actors += (leader_actors.empty() ? "; leader actors: " : ", ") + a;
   std::string leader = raft.role() == "leader"  ? ""
                        : raft.leader_id() == 0 ? ", no leader"
                                                : ", leader " + (raft.leader().empty() ? std::to_string(raft.leader_id()) : raft.leader());
   return raft.role() + leader + ", term " + std::to_string(raft.term()) + ", " + plural(raft.voters_size(), "voter") +
          ", " + plural(raft.learners_size(), "learner") + ", commit " + std::to_string(raft.commit()) + ", applied " +
-         std::to_string(raft.applied());
+         std::to_string(raft.applied()) + leader_actors;
 }
 
 std::string server_table(const client& c, const v1::MemberList& members) {

@@ -179,7 +179,7 @@ std::vector<entry> lmdb_log::entries(std::uint64_t lo, std::uint64_t hi, std::ui
 }
 
 status lmdb_log::save(const v1::RaftHardState* hard_state, const std::vector<entry>& ents,
-                      const v1::RaftSnapshot* snapshot) {
+                      const v1::RaftSnapshot* snapshot, const std::function<status(storage::write_txn&)>& also) {
   entry start, last;
   bool take_snapshot = snapshot && (snapshot->meta().index() > snapshot_.meta().index() || snapshot_.meta().index() == 0);
   auto saved = env_->write([&](storage::write_txn& t) -> status {
@@ -214,8 +214,9 @@ status lmdb_log::save(const v1::RaftHardState* hard_state, const std::vector<ent
       }
     }
     if (hard_state)
-      return hard_state_row.put(t, hard_state_key, *hard_state);
-    return {};
+      if (auto st = hard_state_row.put(t, hard_state_key, *hard_state); !st)
+        return st;
+    return also ? also(t) : status{};
   });
   if (!saved)
     return saved;

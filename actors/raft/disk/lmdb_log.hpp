@@ -6,6 +6,7 @@
 // go out only after save() returns.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "actors/raft/storage.hpp"
@@ -36,9 +37,13 @@ public:
   /// One ready batch, in one transaction, durable when this returns: the
   /// snapshot (unless it is not newer than ours; it replaces the log), then
   /// the entries (dropping whatever conflicts from the first one's index
-  /// on), then the hard state. Nothing is written when it fails.
+  /// on), then the hard state, then whatever `also` writes in the same
+  /// transaction (the raft actor applies committed entries there: one sync
+  /// per batch). `also` may run more than once (after the map grows).
+  /// Nothing is written when it fails.
   status save(const v1::RaftHardState* hard_state, const std::vector<entry>& entries,
-              const v1::RaftSnapshot* snapshot = nullptr);
+              const v1::RaftSnapshot* snapshot = nullptr,
+              const std::function<status(storage::write_txn&)>& also = {});
 
   /// The state machine's snapshot of everything up to `index` (applied,
   /// within the log, newer than the current snapshot).
