@@ -1,11 +1,11 @@
 // raft::config: every knob of the Raft core in one struct, each with what it
 // trades off (STYLE 2). Times are in ticks: the raft actor ticks the core
-// every 100 ms. The first of the surviving followers to time out campaigns
-// 1.0-2.0 s after the leader went silent; raft_sim_bench measures a new
-// leader 1.43 s after a crash on average with three voters (p99 3.9 s: when
+// every 50 ms. The first of the surviving followers to time out campaigns
+// 0.5-1.0 s after the leader went silent; raft_sim_bench measures a new
+// leader 0.72 s after a crash on average with three voters (p99 1.95 s: when
 // both survivors time out in the same tick the vote splits and costs another
-// timeout), 1.17 s with five (p99 2.5 s), plus the network's round trips.
-// A cut-off leader steps down after 1.0-2.0 s.
+// timeout), 0.59 s with five (p99 1.25 s), plus the network's round trips.
+// A cut-off leader steps down after 0.5-1.0 s.
 #pragma once
 
 #include <cstddef>
