@@ -2,9 +2,17 @@
 // cluster, replicated key/value writes apply and survive kill -9, reads are
 // linearizable or stale on request, clients keep no replicated state, joining
 // servers are added and promoted, a kill -9 of the leader of three loses no
+// acknowledged write, three servers grow to five voters and shrink back to
+// three (the leader leaving) under a steady write load without losing an
 // acknowledged write, and a damaged Raft log stops the raft actor with the
 // table, index and problem.
 #include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include <httplib.h>
 
@@ -60,16 +68,207 @@ struct server_set {
   std::vector<std::unique_ptr<stopping>> stops;  // destroyed first: agents stop before their dirs go
 
   explicit server_set(int n) {
-    for (int i = 1; i <= n; ++i) {
-      servers.push_back(std::make_unique<agent>());
-      servers.back()->name = "s" + std::to_string(i);
-      stops.push_back(std::make_unique<stopping>(stopping{*servers.back()}));
-    }
-    servers[0]->start(plain);
-    for (int i = 1; i < n; ++i)
-      servers[static_cast<std::size_t>(i)]->start(loopback_flags({"--seed", servers[0]->gossip_address()}));
+    for (int i = 0; i < n; ++i)
+      add();
+  }
+
+  /// Starts one more server, s<k>, from s1 as the seed (s1 bootstraps).
+  agent& add() {
+    auto& a = *servers.emplace_back(std::make_unique<agent>());
+    a.name = "s" + std::to_string(servers.size());
+    stops.push_back(std::make_unique<stopping>(stopping{a}));
+    a.start(servers.size() == 1 ? plain : loopback_flags({"--seed", servers[0]->gossip_address()}));
+    return a;
+  }
+
+  std::vector<agent*> running() const {
+    std::vector<agent*> up;
+    for (auto& s : servers)
+      if (s->proc && s->proc->running())
+        up.push_back(s.get());
+    return up;
   }
 };
+
+/// GET /v1/raft, or nothing if the server does not answer it right now
+/// (stopping, or its raft actor restarting): for polling during changes.
+std::optional<v1::RaftStatus> try_raft_status(const agent& a) {
+  auto r = call(a, "GET", "/v1/raft");
+  v1::RaftStatus st;
+  if (r.status != 200 || !google::protobuf::util::JsonStringToMessage(r.body, &st).ok())
+    return std::nullopt;
+  return st;
+}
+
+/// The running server that says it leads in the highest term, with its status.
+std::pair<agent*, v1::RaftStatus> leader_of(const server_set& set) {
+  std::pair<agent*, v1::RaftStatus> best{nullptr, {}};
+  for (agent* s : set.running()) {
+    auto st = try_raft_status(*s);
+    if (st && st->role() == "leader" && (!best.first || st->term() > best.second.term()))
+      best = {s, *st};
+  }
+  return best;
+}
+
+/// Puts "w/<n>" = "<n>" for n = 0, 1, 2, ... in order, from a thread of its
+/// own, until stopped: a write that is refused (any status but 200) or not
+/// answered is retried under the same key on the next server. Acknowledged
+/// and failed writes are counted per phase, with the longest time between
+/// two acknowledgements (counted in the phase of the later one). Touches no
+/// process, only HTTP ports, so the test thread may start and stop agents.
+class steady_writer {
+public:
+  struct phase_count {
+    explicit phase_count(std::string n) : name{std::move(n)} {}
+    std::string name;
+    int acknowledged = 0;
+    int failed = 0;
+    std::map<int, int> failed_by_status;  // 0: no answer
+    std::string first_refusal;
+    std::chrono::milliseconds longest_gap{0};
+  };
+
+  explicit steady_writer(const server_set& set) {
+    for (agent* s : set.running())
+      ports_.push_back(s->http);
+    phases_.push_back(phase_count{"3 servers"});
+    thread_ = std::thread([this] { run(); });
+  }
+  ~steady_writer() { stop(); }
+  steady_writer(const steady_writer&) = delete;
+  steady_writer& operator=(const steady_writer&) = delete;
+
+  void add_server(const agent& a) {
+    std::lock_guard lock{mu_};
+    ports_.push_back(a.http);
+  }
+
+  /// Counts what follows under a new phase.
+  void begin_phase(const std::string& name) {
+    std::lock_guard lock{mu_};
+    phases_.emplace_back(name);
+  }
+
+  int acknowledged() const {
+    std::lock_guard lock{mu_};
+    return next_;
+  }
+  int acknowledged_in_phase() const {
+    std::lock_guard lock{mu_};
+    return phases_.back().acknowledged;
+  }
+
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  std::vector<phase_count> phases() const {
+    std::lock_guard lock{mu_};
+    return phases_;
+  }
+
+private:
+  static http_reply put(uint16_t port, int n) {
+    httplib::Client http{"127.0.0.1", port};
+    http.set_connection_timeout(2, 0);
+    http.set_read_timeout(10, 0);  // the raft actor answers within 5 s, 503 if not applied
+    auto res = http.Put(("/v1/kv/w/" + std::to_string(n)).c_str(),
+                        R"({"value":")" + std::to_string(n) + R"("})", "application/json");
+    if (!res)
+      return {};
+    return {res->status, res->body};
+  }
+
+  void run() {
+    std::size_t target = 0;
+    std::size_t refused_in_a_row = 0;
+    auto last_ack = std::chrono::steady_clock::now();
+    while (!stop_) {
+      uint16_t port = 0;
+      int n = 0;
+      std::size_t servers = 0;
+      {
+        std::lock_guard lock{mu_};
+        servers = ports_.size();
+        port = ports_[target % servers];
+        n = next_;
+      }
+      auto r = put(port, n);
+      auto now = std::chrono::steady_clock::now();
+      {
+        std::lock_guard lock{mu_};
+        auto& phase = phases_.back();
+        if (r.status == 200) {
+          auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_ack);
+          phase.longest_gap = std::max(phase.longest_gap, gap);
+          last_ack = now;
+          ++phase.acknowledged;
+          ++next_;
+          refused_in_a_row = 0;
+        } else {
+          ++phase.failed;
+          ++phase.failed_by_status[r.status];
+          if (phase.first_refusal.empty() && r.status != 0)
+            phase.first_refusal = std::to_string(r.status) + " " + r.body;
+          ++target;
+          ++refused_in_a_row;
+        }
+      }
+      // Steady, not flat out: the agents share two cores with the test, and
+      // every acknowledged write is read back later from every server.
+      if (r.status == 200)
+        std::this_thread::sleep_for(10ms);
+      else if (refused_in_a_row % servers == 0)
+        std::this_thread::sleep_for(50ms);  // every server refused: no leader yet
+    }
+  }
+
+  mutable std::mutex mu_;
+  std::vector<uint16_t> ports_;
+  std::vector<phase_count> phases_;
+  int next_ = 0;  // w/0 .. w/(next_-1) are acknowledged
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: starts once the rest is built
+};
+
+/// GET /v1/kv/w/<n> (stale or linearizable), retried for up to 10 s (never
+/// past `until`) while the answer is one that a retry can change (none, 503,
+/// 504); the last answer.
+http_reply read_write(const agent& a, int n, bool stale, std::chrono::steady_clock::time_point until) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+  http_reply r;
+  eventually(std::clamp<std::chrono::milliseconds>(left, 0ms, 10s), [&] {
+    r = call(a, "GET", "/v1/kv/w/" + std::to_string(n) + (stale ? "?stale=true" : ""));
+    return r.status != 0 && r.status != 503 && r.status != 504;
+  });
+  return r;
+}
+
+/// The acknowledged writes w/0 .. w/(count-1) that do not read back from `a`
+/// with their value, each with what came back; those not read by `until`
+/// count as not read back, so that a cluster that stopped answering fails
+/// the test instead of hanging it.
+std::vector<std::string> unreadable_writes(const agent& a, int count, bool stale,
+                                           std::chrono::steady_clock::time_point until) {
+  std::vector<std::string> wrong;
+  for (int n = 0; n < count; ++n) {
+    auto key = "w/" + std::to_string(n);
+    if (std::chrono::steady_clock::now() >= until) {
+      wrong.push_back(key + ": not read, out of time");
+      continue;
+    }
+    auto r = read_write(a, n, stale, until);
+    v1::KvReply rep;
+    bool ok = r.status == 200 && google::protobuf::util::JsonStringToMessage(r.body, &rep).ok() &&
+              rep.value() == std::to_string(n);
+    if (!ok)
+      wrong.push_back(key + ": " + std::to_string(r.status) + " " + r.body);
+  }
+  return wrong;
+}
 
 } // namespace
 
@@ -225,7 +424,7 @@ TEST_CASE("three servers from one seed: kill -9 of the leader under writes loses
   }
 }
 
-TEST_CASE("five servers have five voters; two that leave are removed and one that comes back is added anew") {
+TEST_CASE("five servers have five voters, two that leave are removed, and one that comes back is added anew") {
   server_set set{5};
   auto& servers = set.servers;
   auto& first = *servers[0];
@@ -253,6 +452,110 @@ TEST_CASE("five servers have five voters; two that leave are removed and one tha
   CHECK(raft_status(back).raft_id() != old_id);
   CHECK(eventually(10s, [&] { return raft_status(back).role() == "follower"; }));
   CHECK(eventually(10s, [&] { return call(back, "GET", "/v1/kv/three?stale=true").status == 200; }));
+}
+
+TEST_CASE("three servers grow to five voters and shrink back to three under steady writes, losing no acknowledged write") {
+  server_set set{3};
+  auto voters_are = [&](int n) {
+    auto [leader, st] = leader_of(set);
+    return leader && st.voters_size() == n && st.learners_size() == 0;
+  };
+  auto logs = [&] {  // the last lines of every server's log, stopped ones too
+    std::string all;
+    for (auto& s : set.servers) {
+      auto text = s->log_text();
+      auto from = text.size();
+      for (int lines = 0; from > 0 && lines <= 60; --from)
+        lines += text[from - 1] == '\n';
+      all += "--- " + s->name + " (last lines) ---\n" + text.substr(from) + "\n";
+    }
+    return all;
+  };
+  REQUIRE_MESSAGE(eventually(60s, [&] { return voters_are(3); }), logs());
+  steady_writer writer{set};
+  auto writes_go_on = [&] { return eventually(30s, [&] { return writer.acknowledged_in_phase() >= 20; }); };
+  REQUIRE_MESSAGE(writes_go_on(), "three voters acknowledged no writes\n" << logs());
+
+  // Grow: two more servers join through s1 and become voters while the writes go on.
+  writer.begin_phase("growing to 5");
+  for (int i = 0; i < 2; ++i)
+    writer.add_server(set.add());
+  REQUIRE_MESSAGE(eventually(60s, [&] { return voters_are(5); }), "no leader with 5 voters\n" << logs());
+  writer.begin_phase("5 voters");
+  CHECK_MESSAGE(writes_go_on(), "five voters acknowledged no writes\n" << logs());
+
+  // Shrink: the leader and one follower leave gracefully (SIGTERM), one
+  // right after the other; one of the three left leads (handed over or
+  // elected) and removes both from the voters.
+  auto [old_leader, old_status] = leader_of(set);
+  REQUIRE(old_leader);
+  agent* follower = nullptr;
+  for (agent* s : set.running())
+    if (s != old_leader)
+      follower = s;  // the last one started
+  std::vector<uint64_t> gone_ids;
+  for (agent* s : {old_leader, follower}) {
+    auto st = try_raft_status(*s);
+    REQUIRE(st);
+    gone_ids.push_back(st->raft_id());
+  }
+  MESSAGE("stopping the leader " << old_leader->name << " (term " << old_status.term() << ") and "
+                                 << follower->name);
+  writer.begin_phase("shrinking to 3");
+  for (agent* s : {old_leader, follower}) {
+    s->proc->signal(SIGTERM);
+    REQUIRE_MESSAGE(s->proc->wait(15s), s->name << " still runs 15 s after SIGTERM");
+  }
+  auto shrunk = [&] {
+    auto [leader, st] = leader_of(set);
+    if (!leader || st.voters_size() != 3 || st.learners_size() != 0)
+      return false;
+    for (auto id : st.voters())
+      if (std::find(gone_ids.begin(), gone_ids.end(), id) != gone_ids.end())
+        return false;
+    return true;
+  };
+  REQUIRE_MESSAGE(eventually(60s, shrunk), "the three left never had a leader with them as its 3 voters\n" << logs());
+  writer.begin_phase("3 voters again");
+  CHECK_MESSAGE(writes_go_on(), "the three voters left acknowledged no writes\n" << logs());
+  writer.stop();
+
+  std::chrono::milliseconds longest{0};
+  for (const auto& p : writer.phases()) {
+    std::string failures;
+    for (auto [status, count] : p.failed_by_status)
+      failures += ", " + (status == 0 ? std::string{"no answer"} : std::to_string(status)) + ": " + std::to_string(count);
+    MESSAGE("phase '" << p.name << "': " << p.acknowledged << " writes acknowledged, " << p.failed << " failed"
+                      << (failures.empty() ? "" : " (" + failures.substr(2) + ")") << ", longest gap between two "
+                      << "acknowledged writes " << p.longest_gap.count() << " ms"
+                      << (p.first_refusal.empty() ? "" : "; first refusal: " + p.first_refusal));
+    longest = std::max(longest, p.longest_gap);
+  }
+  int acknowledged = writer.acknowledged();
+  MESSAGE(acknowledged << " writes acknowledged in all; longest gap " << longest.count() << " ms");
+
+  // Every acknowledged write reads back from every server left, with its
+  // value: linearizable (through the leader), and from the server's own
+  // state once it has applied the leader's commit.
+  auto [leader, leader_status] = leader_of(set);
+  REQUIRE(leader);
+  auto commit = leader_status.commit();
+  auto until = std::chrono::steady_clock::now() + 60s;
+  for (agent* s : set.running()) {
+    CHECK_MESSAGE(eventually(30s, [&] {
+      auto st = try_raft_status(*s);
+      return st && st->applied() >= commit;
+    }), s->name << " did not apply up to the leader's commit " << commit);
+    for (bool stale : {false, true}) {
+      auto wrong = unreadable_writes(*s, acknowledged, stale, until);
+      std::string first;
+      for (std::size_t i = 0; i < wrong.size() && i < 5; ++i)
+        first += "\n  " + wrong[i];
+      CHECK_MESSAGE(wrong.empty(), s->name << ": " << wrong.size() << " of " << acknowledged
+                                           << " acknowledged writes do not read back"
+                                           << std::string{stale ? " (stale)" : " (linearizable)"} << ", first:" << first);
+    }
+  }
 }
 
 TEST_CASE("a damaged Raft log stops the raft actor, naming the table, the index and the problem") {
