@@ -214,7 +214,7 @@ TEST_CASE("an indirect probe through a third member keeps a member alive when th
   CHECK(m.cores[0].health_score() == 0);
 }
 
-TEST_CASE("nacks from helpers spare the prober's health score; silence raises it") {
+TEST_CASE("nacks from helpers spare the prober's health score, and silence raises it") {
   SUBCASE("the target is gone but the helper nacks: the prober is healthy") {
     auto m = trio();
     m.down[2] = true;
