@@ -13,6 +13,9 @@
 #   BENCH_NO_BUILD=1  use the binaries already in build/release
 #   BENCH_MEMBERSHIP=0  skip the membership benchmarks (simulated, and against Serf)
 #   BENCH_MEMBERSHIP_ROUNDS, BENCH_MEMBERSHIP_JSON, BENCH_SIM_MAX_MEMBERS
+#   BENCH_RAFT=0   skip the replication benchmark (Troupe's Raft against etcd)
+#   BENCH_RAFT_ROUNDS  failover rounds per system (default 5)
+#   BENCH_RAFT_JSON    also write every replication sample to this file
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,7 +27,7 @@ fi
 
 # The peers and the image content; deploy/setup.sh normally installed them.
 missing=()
-for p in runc busybox-static python3 serf iproute2 nftables; do
+for p in runc busybox-static python3 serf iproute2 nftables etcd-server; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -37,7 +40,7 @@ fi
 build=build/release
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim swim_sim_bench
+  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim swim_sim_bench kv_load
 fi
 troupe=$root/$build/tools/troupe
 troupectl=$root/$build/tools/troupectl
@@ -177,4 +180,24 @@ if [ "${BENCH_MEMBERSHIP:-1}" = 1 ]; then
   python3 -B tests/bench/membership_bench.py --troupe "$troupe" --troupectl "$troupectl" \
     ${BENCH_MEMBERSHIP_ROUNDS:+--rounds "$BENCH_MEMBERSHIP_ROUNDS"} \
     ${BENCH_MEMBERSHIP_JSON:+--json "$BENCH_MEMBERSHIP_JSON"}
+fi
+
+# Replication: three Troupe servers side by side with a three-member etcd
+# cluster on loopback, both at default settings with synced writes:
+# sequential latency, throughput at 8 and 64 clients, failover after a
+# kill -9 of the leader (about 5 minutes). In the background like the
+# container benchmark, so that a signal reaches it through on_signal; it
+# stops every member it started before it exits.
+if [ "${BENCH_RAFT:-1}" = 1 ]; then
+  python3 -B tests/bench/raft_bench.py --troupe "$troupe" --kv-load "$root/$build/tests/kv_load" \
+    ${BENCH_RAFT_ROUNDS:+--rounds "$BENCH_RAFT_ROUNDS"} \
+    ${BENCH_RAFT_JSON:+--json "$BENCH_RAFT_JSON"} &
+  bench_pid=$!
+  raft_code=0
+  wait "$bench_pid" || raft_code=$?
+  bench_pid=""
+  if [ "$raft_code" -ne 0 ]; then
+    echo "bench.sh: the replication benchmark failed (exit $raft_code)" >&2
+    exit 1
+  fi
 fi
