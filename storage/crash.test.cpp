@@ -44,8 +44,10 @@ TestRecord record_of(std::int64_t i) {
   return rec;
 }
 
-// The child: commit record i and "last" = i together, forever. It reports on
-// the pipe once commits are flowing, never returns, and never touches doctest.
+// The child: commit record i and "last" = i together, forever, every other
+// commit syncing its data only (as the raft actor's apply-only batches do).
+// It reports on the pipe once commits are flowing, never returns, and never
+// touches doctest.
 [[noreturn]] void write_until_killed(const std::filesystem::path& dir,
                                      std::int64_t first, int ready_fd) {
   auto env = environment::open(dir); // real fsync, as an agent would
@@ -53,6 +55,8 @@ TestRecord record_of(std::int64_t i) {
     ::_exit(2);
   for (std::int64_t i = first;; ++i) {
     auto st = (*env)->write([&](write_txn& txn) -> status {
+      if (i % 2)
+        txn.sync_data_only();
       if (auto put = records.put(txn, key_of(i), record_of(i)); !put.ok())
         return put;
       return meta.put(txn, "last", record_of(i));

@@ -338,7 +338,13 @@ environment::attempt_write(const std::function<status(write_txn&)>& fn,
     std::unique_lock lock{tables_mutex_, std::defer_lock};
     if (!writer.new_tables_.empty())
       lock.lock();
+    // Writers take turns under write_mutex_, so the flag set for this
+    // commit applies to no other.
+    if (writer.sync_data_only_)
+      mdb_env_set_flags(env_, MDB_NOMETASYNC, 1);
     rc = mdb_txn_commit(guard.release());
+    if (writer.sync_data_only_)
+      mdb_env_set_flags(env_, MDB_NOMETASYNC, 0);
     if (rc == MDB_SUCCESS)
       for (auto& [name, dbi] : writer.new_tables_)
         tables_.insert_or_assign(name,

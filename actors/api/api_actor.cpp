@@ -466,6 +466,10 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   // connection serves up to 1,000 requests before it is closed.
   svr.new_task_queue = [] { return new httplib::ThreadPool(api_threads); };
   svr.set_keep_alive_max_count(1000);
+  // Headers and body leave in two writes: without TCP_NODELAY the body waits
+  // for the client's delayed ACK of the headers (40 ms on Linux) on every
+  // kept-alive response.
+  svr.set_tcp_nodelay(true);
   // httplib's default adds SO_REUSEPORT, which would let a second agent
   // share this port silently. SO_REUSEADDR alone allows a quick restart.
   auto listen_fd = std::make_shared<int>(-1);

@@ -226,6 +226,7 @@ void send_all(actor* self, const std::vector<message>& msgs) {
 }
 
 status reset_membership(actor* self, const std::string& why);
+void drop_stale_forwards(actor* self);
 
 /// Stops every leader actor at once (no longer monitored: their exits are
 /// not news). What they proposed and is not yet applied is fenced by its term.
@@ -283,8 +284,17 @@ void process(actor* self) {
     send_all(self, rd.messages);
     applying a;
     if (rd.hard_state || rd.snapshot || !rd.entries.empty() || !rd.committed_entries.empty()) {
+      // Entries, a snapshot, a new term or vote must be durable before what
+      // waits for them; a batch that only moves the commit index and applies
+      // can be redone from the log, and syncs its data only (etcd's MustSync).
+      auto before = st.log->hard_state();
+      bool must_sync = !rd.entries.empty() || rd.snapshot ||
+                       (rd.hard_state && (rd.hard_state->term() != before.term() ||
+                                          rd.hard_state->vote() != before.vote()));
       auto saved = st.log->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries,
                                 rd.snapshot ? &*rd.snapshot : nullptr, [&](storage::write_txn& t) -> status {
+                                  if (!must_sync)
+                                    t.sync_data_only();
                                   a = applying{st.server, {}, {}};
                                   if (rd.snapshot && rd.snapshot->meta().index() > a.server.applied())
                                     if (auto in = install_in(t, *rd.snapshot, a); !in)
@@ -325,6 +335,8 @@ void process(actor* self) {
     return;
   }
   sync_leader_actors(self);
+  if (!st.forwarded.empty())
+    drop_stale_forwards(self);
   if (st.node->role() != role_before || st.node->term() != term_before)
     st.log_->info("role={} term={} leader={} commit={} applied={}", to_string(st.node->role()), st.node->term(),
                   st.node->leader(), st.node->log().committed(), st.server.applied());
@@ -356,26 +368,59 @@ std::optional<std::string> forward_to(actor* self) {
   return name ? std::optional<std::string>{*name} : std::nullopt;
 }
 
-/// Sends `req` to the leader's raft actor and answers rp with its reply.
+/// Answers a forwarded request, unless it was answered already (the
+/// leadership moved while it was on its way).
+template <class T>
+void answer_forwarded(actor* self, std::uint64_t id, T&& answer) {
+  auto& fw = self->state.forwarded;
+  if (auto f = fw.find(id); f != fw.end()) {
+    f->second.rp.deliver(std::forward<T>(answer));
+    fw.erase(f);
+  }
+}
+
+/// Sends `req` to the leader's raft actor and answers rp with its reply, or
+/// at once when this server learns of another leader meanwhile (a dead
+/// leader never answers; the caller retries on the new one).
 template <class Req>
 void forward(actor* self, const std::string& leader, const Req& req, caf::response_promise rp) {
+  auto& st = self->state;
+  auto id = st.next_request++;
+  st.forwarded.emplace(id, raft_state::forward{std::move(rp), st.node->leader(), st.node->term(), leader});
   v1::RemoteCall call;
   call.set_node(leader);
   call.set_timeout_ms(static_cast<std::uint32_t>(write_timeout.count()));
   *call.mutable_request() = to_raft(req);
-  auto rpc = self->state.ctx->names->get("rpc");
+  auto rpc = st.ctx->names->get("rpc");
   self->request(rpc, write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(call)))
-    .then([rp, leader](wire::pb<v1::Envelope>& reply) mutable {
+    .then([self, id, leader](wire::pb<v1::Envelope>& reply) {
             if (auto err = wire::unseal<v1::ErrorReply>(reply.msg))
-              return rp.deliver(refusal("forwarded to the leader " + leader + ": " + err->message()));
+              return answer_forwarded(self, id, refusal("forwarded to the leader " + leader + ": " + err->message()));
             auto rep = wire::unseal<v1::KvReply>(reply.msg);
             if (!rep)
-              return rp.deliver(refusal("forwarded to the leader " + leader + ": " + rep.error().message()));
-            rp.deliver(wire::make_pb(std::move(*rep)));
+              return answer_forwarded(self, id, refusal("forwarded to the leader " + leader + ": " + rep.error().message()));
+            answer_forwarded(self, id, wire::make_pb(std::move(*rep)));
           },
-          [rp, leader](caf::error& err) mutable {
-            rp.deliver(refusal("forwarded to the leader " + leader + ": " + caf::to_string(err)));
+          [self, id, leader](caf::error& err) {
+            answer_forwarded(self, id, refusal("forwarded to the leader " + leader + ": " + caf::to_string(err)));
           });
+}
+
+/// Forwarded requests whose leader is no longer the one this server knows
+/// are answered at once: "retry" (the old leader may still have applied a
+/// write it got; a dead one never answers).
+void drop_stale_forwards(actor* self) {
+  auto& st = self->state;
+  for (auto f = st.forwarded.begin(); f != st.forwarded.end();) {
+    if (st.node && st.node->leader() == f->second.leader && st.node->term() == f->second.term) {
+      ++f;
+      continue;
+    }
+    auto* now = st.node ? name_of(st, st.node->leader()) : nullptr;
+    f->second.rp.deliver(refusal("not the leader, retry: the leader changed while the request was forwarded to " +
+                                 f->second.leader_name + (now ? " (the leader now is " + *now + ")" : "")));
+    f = st.forwarded.erase(f);
+  }
 }
 
 /// Proposes cmd (its term set) as this leader; rp is answered once its
@@ -595,6 +640,9 @@ status reset_membership(actor* self, const std::string& why) {
   for (auto& [ctx, r] : st.reads)
     r.rp.deliver(refusal("this server was removed from Raft"));
   st.reads.clear();
+  for (auto& [id, f] : st.forwarded)
+    f.rp.deliver(refusal("this server was removed from Raft"));
+  st.forwarded.clear();
   return {};
 }
 

@@ -104,6 +104,13 @@ struct raft_state {
     std::uint64_t index = 0;                     // 0 until the read's round is confirmed
   };
   std::map<std::string, read> reads;              // read context -> caller (both expire)
+  struct forward {
+    caf::response_promise rp;
+    node_id leader = none;                        // the leader it went to, in
+    std::uint64_t term = 0;                       //   this term
+    std::string leader_name;
+  };
+  std::map<std::uint64_t, forward> forwarded;     // requests forwarded to the leader, by request id
   std::map<node_id, std::string> names;          // raft id -> node name (table cluster_servers, and senders)
   std::set<std::string> asking;                   // joining servers whose raft status we asked for
   std::uint64_t named_in_term = 0;                // the term in which this leader recorded its own name
