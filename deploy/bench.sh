@@ -16,6 +16,8 @@
 #   BENCH_RAFT=0   skip the replication benchmark (Troupe's Raft against etcd)
 #   BENCH_RAFT_ROUNDS  failover rounds per system (default 5)
 #   BENCH_RAFT_JSON    also write every replication sample to this file
+#   BENCH_RAFT_SIM_SEEDS  seeded Raft fault simulations per cluster size, every
+#                      safety and linearizability check on (default 5000; CI runs 340)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -40,7 +42,7 @@ fi
 build=build/release
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim swim_sim_bench kv_load
+  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim swim_sim_bench raft_sim_bench kv_load
 fi
 troupe=$root/$build/tools/troupe
 troupectl=$root/$build/tools/troupectl
@@ -189,6 +191,11 @@ fi
 # container benchmark, so that a signal reaches it through on_signal; it
 # stops every member it started before it exits.
 if [ "${BENCH_RAFT:-1}" = 1 ]; then
+  # Many more seeds of the Raft fault simulation than the tests run, with 3
+  # and 5 voters; a failing seed is printed and fails the benchmark.
+  for voters in 3 5; do
+    "$root/$build/actors/raft/raft_sim_bench" --seeds "${BENCH_RAFT_SIM_SEEDS:-5000}" --voters "$voters"
+  done
   python3 -B tests/bench/raft_bench.py --troupe "$troupe" --kv-load "$root/$build/tests/kv_load" \
     ${BENCH_RAFT_ROUNDS:+--rounds "$BENCH_RAFT_ROUNDS"} \
     ${BENCH_RAFT_JSON:+--json "$BENCH_RAFT_JSON"} &
