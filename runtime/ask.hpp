@@ -15,8 +15,20 @@
 namespace troupe {
 
 /// What went wrong with an ask, for callers that map it (to HTTP codes).
-/// not_found: a remote ask named a node that is no member of the cluster.
-enum class ask_failure { none, no_actor, timeout, refused, not_found };
+/// not_found: a remote ask named a node that is no member of the cluster;
+/// conflict and invalid: the actor refused for good or because the request
+/// is wrong (refusal.hpp); refused: any other error.
+enum class ask_failure { none, no_actor, timeout, refused, not_found, conflict, invalid };
+
+/// The ask_failure of an error an actor answered with.
+inline ask_failure failure_of(const caf::error& err) {
+  if (err == caf::sec::request_timeout)
+    return ask_failure::timeout;
+  auto kind = refusal_of(err);
+  return kind == refusal::conflict  ? ask_failure::conflict
+         : kind == refusal::invalid ? ask_failure::invalid
+                                    : ask_failure::refused;
+}
 
 template <class Rep, class Req>
 result<Rep> ask(caf::actor_system& sys, const caf::actor& target, Req req,
@@ -33,9 +45,9 @@ result<Rep> ask(caf::actor_system& sys, const caf::actor& target, Req req,
   self->request(target, timeout, wire::make_pb(std::move(req)))
     .receive([&](wire::pb<Rep>& rep) { out.emplace(std::move(rep.msg)); },
              [&](caf::error& err) {
-               bool late = err == caf::sec::request_timeout;
-               out.emplace(fail(late ? ask_failure::timeout : ask_failure::refused,
-                                late ? "no answer within " + std::to_string(timeout.count()) + "ms"
+               auto f = failure_of(err);
+               out.emplace(fail(f, f == ask_failure::timeout
+                                     ? "no answer within " + std::to_string(timeout.count()) + "ms"
                                      : describe_exit(err)));
              });
   return std::move(*out);

@@ -14,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include "runtime/describe.hpp"
+#include "runtime/refusal.hpp"
 #include "runtime/result.hpp"
 #include "troupe/v1/envelope.pb.h"
 
@@ -142,7 +143,8 @@ public:
         self->request(target, timeout, std::move(x))
           .then([reply, back](pb<Rep>& rep) { reply(seal(rep.msg, back)); },
                 [reply, in, self_node](caf::error& err) {
-                  reply(error_reply(in, self_node, "actor_error", describe_exit(err)));
+                  auto kind = refusal_of(err);
+                  reply(error_reply(in, self_node, kind ? wire_code(*kind) : "actor_error", describe_exit(err)));
                 });
         return status{};
       }};

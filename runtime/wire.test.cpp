@@ -1,5 +1,6 @@
 // Envelopes and the typed-message bridge: round trips, refusals that name
 // what is wrong, unknown fields kept, unknown payload types answered.
+#include "runtime/ask.hpp"
 #include "runtime/wire.hpp"
 
 #include <mutex>
@@ -116,6 +117,8 @@ caf::behavior target(caf::event_based_actor* self) {
       return wire::make_pb(list);
     },
     [](wire::pb<v1::KillActor>& req) -> caf::result<wire::pb<v1::KillActorReply>> {
+      if (req.msg.name() == "fenced")
+        return refuse(refusal::conflict, "fenced: proposed in term 3, appended in term 4");
       return caf::make_error(caf::sec::invalid_argument, "no actor named " + req.msg.name());
     },
     [](wire::pb<v1::ActorEvent>&) {});
@@ -211,4 +214,30 @@ TEST_CASE("a request to a missing actor is answered, not dropped") {
   auto err = wire::unseal<v1::ErrorReply>(replies[0]);
   REQUIRE(err);
   CHECK(err->code() == "no_such_actor");
+}
+
+TEST_CASE("a refusal keeps its kind through the codec, and its reason for people") {
+  v1::KillActor kill;
+  kill.set_name("fenced");
+  auto replies = deliver_all({request_of(kill, "troupe.v1.KillActor", 6)}, 1);
+  REQUIRE(replies.size() == 1);
+  auto err = wire::unseal<v1::ErrorReply>(replies[0]);
+  REQUIRE(err);
+  CHECK(err->code() == "refused_conflict");
+  CHECK(err->message() == "fenced: proposed in term 3, appended in term 4");
+  CHECK(refusal_from_wire(err->code()) == refusal::conflict);
+  CHECK_FALSE(refusal_from_wire("actor_error"));
+
+  for (auto kind : {refusal::retry, refusal::conflict, refusal::invalid}) {
+    auto e = refuse(kind, "why");
+    CHECK(refusal_of(e) == kind);
+    CHECK(refusal_from_wire(wire_code(kind)) == kind);
+    CHECK(describe_exit(e) == "why");
+  }
+  CHECK(failure_of(refuse(refusal::conflict, "x")) == ask_failure::conflict);
+  CHECK(failure_of(refuse(refusal::invalid, "x")) == ask_failure::invalid);
+  CHECK(failure_of(refuse(refusal::retry, "x")) == ask_failure::refused);
+  CHECK(failure_of(caf::make_error(caf::sec::runtime_error, "x")) == ask_failure::refused);
+  CHECK(failure_of(caf::make_error(caf::sec::request_timeout)) == ask_failure::timeout);
+  CHECK_FALSE(refusal_of(caf::make_error(caf::sec::runtime_error, "x")));
 }

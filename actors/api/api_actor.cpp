@@ -285,25 +285,23 @@ private:
     reply(res, *st);
   }
 
-  /// A replicated key/value request to this server's raft actor. Refusals
-  /// that a retry elsewhere or later can fix are 503, a command refused when
-  /// applied 409; a missing key on GET is 404.
+  /// A replicated key/value request to this server's raft actor, mapped by
+  /// the kind of refusal (refusal.hpp): a bad request is 400, a command
+  /// refused when applied (fenced, one no server knows) 409, anything a
+  /// retry later or elsewhere can fix (no leader, not a member, a timeout,
+  /// the raft actor restarting) 503; a missing key on GET is 404.
   template <class Rep, class Req>
   void kv(const Req& req, httplib::Response& res) {
     if (ctx_->config.role != node_role::server)
       return reply_error(res, 503, "unavailable", "this agent is a client (--client): it keeps no replicated state");
     ask_failure why{};
     auto rep = ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
-    if (!rep && why == ask_failure::refused) {
-      // Refused when applied (fencing, a command no server knows) is final;
-      // everything else (no leader, not the leader, not a member, a timeout,
-      // the raft actor restarting) may work when retried.
-      const auto& msg = rep.error().message();
-      if (msg.find("must not be empty") != std::string::npos)
-        return reply_error(res, 400, "bad_request", msg);
-      bool final = msg.find("fenced:") != std::string::npos || msg.find("cluster command") != std::string::npos;
-      return reply_error(res, final ? 409 : 503, final ? "refused" : "unavailable", msg);
-    }
+    if (!rep && why == ask_failure::invalid)
+      return reply_error(res, 400, "bad_request", rep.error().message());
+    if (!rep && why == ask_failure::conflict)
+      return reply_error(res, 409, "refused", rep.error().message());
+    if (!rep && why == ask_failure::refused)
+      return reply_error(res, 503, "unavailable", rep.error().message());
     if (!rep)
       return reply_failure(res, "raft", why, rep.error());
     if constexpr (std::is_same_v<Req, v1::KvGet>)

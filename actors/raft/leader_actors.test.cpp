@@ -151,9 +151,11 @@ TEST_CASE_FIXTURE(fixture, "leader actors start with the leadership, stop when i
   stale.set_term(t1);
   stale.mutable_put()->set_key("stale");
   stale.mutable_put()->set_value("x");
-  auto refused = ask<v1::KvReply>(*sys, raft, stale, 5s);
+  ask_failure why{};
+  auto refused = ask<v1::KvReply>(*sys, raft, stale, 5s, &why);
   REQUIRE_FALSE(refused);
   CHECK_MESSAGE(refused.error().message().find("fenced") != std::string::npos, refused.error().message());
+  CHECK(why == ask_failure::conflict);  // final: the API answers 409
 
   // The other "leader" never speaks again: this voter, alone, takes over in a
   // later term and starts a new probe of that term.

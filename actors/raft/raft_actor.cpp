@@ -8,6 +8,7 @@
 #include "actors/raft/leader_beacon.hpp"
 #include "net/keyring.hpp"
 #include "runtime/named_actor.hpp"
+#include "runtime/refusal.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
 
@@ -16,7 +17,11 @@ namespace {
 
 using actor = caf::stateful_actor<raft_state>;
 
-caf::error refusal(const std::string& why) { return caf::make_error(caf::sec::runtime_error, why); }
+/// Why this actor stops (its exit reason).
+caf::error failure(const std::string& why) { return caf::make_error(caf::sec::runtime_error, why); }
+
+/// A refusal the caller may retry, later or on another server.
+caf::error retry(const std::string& why) { return refuse(refusal::retry, why); }
 
 /// The node a raft id lives on, or null when not known (yet).
 const std::string* name_of(const raft_state& st, node_id id) {
@@ -303,7 +308,7 @@ void process(actor* self) {
                                 });
       if (!saved) {  // nothing may be acknowledged: stop; the restart reads the log back
         st.log_->error("persist_failed reason=\"{}\"", saved.error().message());
-        return self->quit(refusal("raft log: " + saved.error().message()));
+        return self->quit(failure("raft log: " + saved.error().message()));
       }
       st.server = a.server;
       for (const auto& n : a.named)
@@ -317,7 +322,7 @@ void process(actor* self) {
       if (o.refused.empty()) {
         w->second.deliver(wire::make_pb(std::move(o.reply)));
       } else {
-        w->second.deliver(refusal(o.refused));
+        w->second.deliver(refuse(refusal::conflict, o.refused));
       }
       st.writes.erase(w);
     }
@@ -331,7 +336,7 @@ void process(actor* self) {
   if (st.node->is_removed(st.server.raft_id())) {
     stop_leader_actors(self, "removed from Raft");
     if (auto reset = reset_membership(self, "the cluster removed it"); !reset)
-      return self->quit(refusal(reset.error().message()));
+      return self->quit(failure(reset.error().message()));
     return;
   }
   sync_leader_actors(self);
@@ -395,14 +400,15 @@ void forward(actor* self, const std::string& leader, const Req& req, caf::respon
   self->request(rpc, write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(call)))
     .then([self, id, leader](wire::pb<v1::Envelope>& reply) {
             if (auto err = wire::unseal<v1::ErrorReply>(reply.msg))
-              return answer_forwarded(self, id, refusal("forwarded to the leader " + leader + ": " + err->message()));
+              return answer_forwarded(self, id, refuse(refusal_from_wire(err->code()).value_or(refusal::retry),
+                                                       "forwarded to the leader " + leader + ": " + err->message()));
             auto rep = wire::unseal<v1::KvReply>(reply.msg);
             if (!rep)
-              return answer_forwarded(self, id, refusal("forwarded to the leader " + leader + ": " + rep.error().message()));
+              return answer_forwarded(self, id, retry("forwarded to the leader " + leader + ": " + rep.error().message()));
             answer_forwarded(self, id, wire::make_pb(std::move(*rep)));
           },
           [self, id, leader](caf::error& err) {
-            answer_forwarded(self, id, refusal("forwarded to the leader " + leader + ": " + caf::to_string(err)));
+            answer_forwarded(self, id, retry("forwarded to the leader " + leader + ": " + describe_exit(err)));
           });
 }
 
@@ -417,7 +423,7 @@ void drop_stale_forwards(actor* self) {
       continue;
     }
     auto* now = st.node ? name_of(st, st.node->leader()) : nullptr;
-    f->second.rp.deliver(refusal("not the leader, retry: the leader changed while the request was forwarded to " +
+    f->second.rp.deliver(retry("not the leader, retry: the leader changed while the request was forwarded to " +
                                  f->second.leader_name + (now ? " (the leader now is " + *now + ")" : "")));
     f = st.forwarded.erase(f);
   }
@@ -431,7 +437,7 @@ void submit(actor* self, v1::ClusterCommand cmd, caf::response_promise rp) {
   cmd.set_request_id(id);
   cmd.set_proposer(st.ctx->config.name);
   if (auto proposed = st.node->propose(cmd.SerializeAsString()); !proposed)
-    return (void)rp.deliver(refusal(proposed.error().message()));
+    return (void)rp.deliver(retry(proposed.error().message()));
   st.writes.emplace(id, std::move(rp));
   self->delayed_send(self, write_timeout, atoms::expire_atom_v, id);
   process_soon(self);
@@ -444,7 +450,7 @@ caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
   auto rp = self->make_response_promise();
   auto key = cmd.has_put() ? cmd.put().key() : cmd.delete_().key();
   if (key.empty()) {
-    rp.deliver(caf::make_error(caf::sec::invalid_argument, "key: must not be empty"));
+    rp.deliver(refuse(refusal::invalid, "key: must not be empty"));
     return rp;
   }
   if (auto leader = forward_to(self)) {
@@ -455,7 +461,7 @@ caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
     return rp;
   }
   if (auto why = not_leading(st); !why.empty()) {
-    rp.deliver(refusal(why));
+    rp.deliver(retry(why));
     return rp;
   }
   cmd.set_term(st.node->term());
@@ -470,7 +476,7 @@ caf::response_promise propose_fenced(actor* self, v1::ClusterCommand cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
   if (!st.node || st.node->role() != role::leader || st.node->term() != cmd.term() || st.stopping) {
-    rp.deliver(refusal("fenced: proposed by a leader actor of term " + std::to_string(cmd.term()) +
+    rp.deliver(refuse(refusal::conflict, "fenced: proposed by a leader actor of term " + std::to_string(cmd.term()) +
                        "; this server is " + (st.node ? to_string(st.node->role()) : std::string{"not a member"}) +
                        " in term " + std::to_string(st.node ? st.node->term() : 0) +
                        (st.stopping ? ", stopping" : "")));
@@ -494,12 +500,12 @@ caf::response_promise read(actor* self, const v1::KvGet& get) {
     return rp;
   }
   if (auto why = not_leading(st); !why.empty()) {
-    rp.deliver(refusal(why));
+    rp.deliver(retry(why));
     return rp;
   }
   auto context = std::to_string(st.next_request++);
   if (auto asked = st.node->read_index(context); !asked) {
-    rp.deliver(refusal(asked.error().message()));
+    rp.deliver(retry(asked.error().message()));
     return rp;
   }
   st.reads.emplace(context, raft_state::read{rp, get.key(), 0});
@@ -635,13 +641,13 @@ status reset_membership(actor* self, const std::string& why) {
   st.log.reset();
   st.names.clear();
   for (auto& [id, rp] : st.writes)
-    rp.deliver(refusal("this server was removed from Raft"));
+    rp.deliver(retry("this server was removed from Raft"));
   st.writes.clear();
   for (auto& [ctx, r] : st.reads)
-    r.rp.deliver(refusal("this server was removed from Raft"));
+    r.rp.deliver(retry("this server was removed from Raft"));
   st.reads.clear();
   for (auto& [id, f] : st.forwarded)
-    f.rp.deliver(refusal("this server was removed from Raft"));
+    f.rp.deliver(retry("this server was removed from Raft"));
   st.forwarded.clear();
   return {};
 }
@@ -663,7 +669,7 @@ void receive(actor* self, v1::RaftPeerMessage& in) {
     auto adopted = st.ctx->env->write([&](storage::write_txn& t) { return server_table.put(t, server_key, st.server); });
     if (auto opened = adopted ? open_core(self, false) : adopted; !opened) {
       st.log_->error("join_failed reason=\"{}\"", opened.error().message());
-      return self->quit(refusal(opened.error().message()));
+      return self->quit(failure(opened.error().message()));
     }
     st.log_->info("joined cluster_id={} leader={} via={}", m.cluster_id(), m.from(), in.from_node());
   }
@@ -866,7 +872,7 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
   self->set_exit_handler([self](caf::exit_msg& em) { begin_stop(self, std::move(em.reason)); });
   if (auto booted = boot(self); !booted) {
     st.log_->error("start_failed reason=\"{}\"", booted.error().message());
-    self->quit(refusal(booted.error().message()));
+    self->quit(failure(booted.error().message()));
     return {};
   }
   process(self);
@@ -885,7 +891,7 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
     [self](atoms::expire_atom, std::uint64_t id) {
       auto& writes = self->state.writes;
       if (auto w = writes.find(id); w != writes.end()) {
-        w->second.deliver(refusal("not applied within " + std::to_string(write_timeout.count()) +
+        w->second.deliver(retry("not applied within " + std::to_string(write_timeout.count()) +
                                   " ms (leadership changed, or no quorum); it may still apply"));
         writes.erase(w);
       }
@@ -893,7 +899,7 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
     [self](atoms::expire_atom, const std::string& context) {
       auto& reads = self->state.reads;
       if (auto r = reads.find(context); r != reads.end()) {
-        r->second.rp.deliver(refusal("read not confirmed within " + std::to_string(write_timeout.count()) +
+        r->second.rp.deliver(retry("read not confirmed within " + std::to_string(write_timeout.count()) +
                                      " ms (leadership changed, or no quorum)"));
         reads.erase(r);
       }
@@ -933,7 +939,7 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
       if (in.msg.raft_id() != s.server.raft_id() || (s.node && s.node->role() == role::leader))
         return;
       if (auto reset = reset_membership(self, "the leader says this raft id was removed"); !reset)
-        self->quit(refusal(reset.error().message()));
+        self->quit(failure(reset.error().message()));
     });
 }
 

@@ -65,10 +65,14 @@ result<Rep> ask_remote(caf::actor_system& sys, const caf::actor& rpc, const std:
   if (!reply)
     return reply.error();
   if (auto err = wire::unseal<v1::ErrorReply>(*reply)) {
-    if (why)
-      *why = err->code() == "timeout"        ? ask_failure::timeout
-             : err->code() == "no_such_node" ? ask_failure::not_found
-                                             : ask_failure::refused;
+    if (why) {
+      auto kind = refusal_from_wire(err->code());
+      *why = err->code() == "timeout"            ? ask_failure::timeout
+             : err->code() == "no_such_node"     ? ask_failure::not_found
+             : kind == refusal::conflict         ? ask_failure::conflict
+             : kind == refusal::invalid          ? ask_failure::invalid
+                                                 : ask_failure::refused;
+    }
     return error{node + "/" + target_actor + ": " + err->message()};
   }
   return wire::unseal<Rep>(*reply);
