@@ -131,6 +131,16 @@ on_signal() {
 trap cleanup EXIT
 trap on_signal INT TERM
 
+# Runs a benchmark in the background, so that a signal reaches on_signal at
+# once, and waits for it; its exit code is left in bench_code.
+run_bench() {
+  "$@" &
+  bench_pid=$!
+  bench_code=0
+  wait "$bench_pid" || bench_code=$?
+  bench_pid=""
+}
+
 # A busybox rootfs, imported as the image every container runs.
 mkdir -p "$tmp/rootfs/bin" "$work"
 cp /bin/busybox "$tmp/rootfs/bin/busybox"
@@ -161,13 +171,9 @@ echo "bench.sh: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "bench.sh: $("$runc" --version | head -1), troupe $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes'), agent pid $agent_pid on $addr"
 json_args=()
 [ -n "${BENCH_JSON:-}" ] && json_args=(--json "$BENCH_JSON")
-python3 -B tests/bench/container_start.py --addr "$addr" --agent-pid "$agent_pid" --data-dir "$data" \
+run_bench python3 -B tests/bench/container_start.py --addr "$addr" --agent-pid "$agent_pid" --data-dir "$data" \
   --work "$work" --rootfs "$tmp/rootfs" --runc "$runc" --rss-at-start "$rss_at_start" \
-  --agent-log "$tmp/agent.log" "${json_args[@]}" &
-bench_pid=$!
-bench_code=0
-wait "$bench_pid" || bench_code=$?
-bench_pid=""
+  --agent-log "$tmp/agent.log" "${json_args[@]}"
 if [ "$bench_code" -ne 0 ]; then
   echo "bench.sh: the benchmark failed (exit $bench_code); the agent's log ends:" >&2
   tail -20 "$tmp/agent.log" >&2
@@ -196,15 +202,11 @@ if [ "${BENCH_RAFT:-1}" = 1 ]; then
   for voters in 3 5; do
     "$root/$build/actors/raft/raft_sim_bench" --seeds "${BENCH_RAFT_SIM_SEEDS:-5000}" --voters "$voters"
   done
-  python3 -B tests/bench/raft_bench.py --troupe "$troupe" --kv-load "$root/$build/tests/kv_load" \
+  run_bench python3 -B tests/bench/raft_bench.py --troupe "$troupe" --kv-load "$root/$build/tests/kv_load" \
     ${BENCH_RAFT_ROUNDS:+--rounds "$BENCH_RAFT_ROUNDS"} \
-    ${BENCH_RAFT_JSON:+--json "$BENCH_RAFT_JSON"} &
-  bench_pid=$!
-  raft_code=0
-  wait "$bench_pid" || raft_code=$?
-  bench_pid=""
-  if [ "$raft_code" -ne 0 ]; then
-    echo "bench.sh: the replication benchmark failed (exit $raft_code)" >&2
+    ${BENCH_RAFT_JSON:+--json "$BENCH_RAFT_JSON"}
+  if [ "$bench_code" -ne 0 ]; then
+    echo "bench.sh: the replication benchmark failed (exit $bench_code)" >&2
     exit 1
   fi
 fi
