@@ -320,9 +320,9 @@ void process(actor* self) {
       if (w == st.writes.end())
         continue;  // timed out meanwhile
       if (o.refused.empty()) {
-        w->second.deliver(wire::make_pb(std::move(o.reply)));
+        w->second.rp.deliver(wire::make_pb(std::move(o.reply)));
       } else {
-        w->second.deliver(refuse(refusal::conflict, o.refused));
+        w->second.rp.deliver(refuse(refusal::conflict, o.refused));
       }
       st.writes.erase(w);
     }
@@ -347,6 +347,25 @@ void process(actor* self) {
                   st.node->leader(), st.node->log().committed(), st.server.applied());
   if (st.stopping && st.node->role() != role::leader)
     self->quit(st.stop_reason);
+}
+
+/// Answers the writes and reads in flight for longer than write_timeout.
+void expire_requests(raft_state& st) {
+  auto now = std::chrono::steady_clock::now();
+  for (auto w = st.writes.begin(); w != st.writes.end() && w->second.until <= now;) {
+    w->second.rp.deliver(retry("not applied within " + std::to_string(write_timeout.count()) +
+                               " ms (leadership changed, or no quorum); it may still apply"));
+    w = st.writes.erase(w);
+  }
+  for (auto r = st.reads.begin(); r != st.reads.end();) {
+    if (r->second.until > now) {
+      ++r;
+      continue;
+    }
+    r->second.rp.deliver(retry("read not confirmed within " + std::to_string(write_timeout.count()) +
+                               " ms (leadership changed, or no quorum)"));
+    r = st.reads.erase(r);
+  }
 }
 
 /// Processes once the messages already in the mailbox are handled: writes
@@ -397,7 +416,9 @@ void forward(actor* self, const std::string& leader, const Req& req, caf::respon
   call.set_timeout_ms(static_cast<std::uint32_t>(write_timeout.count()));
   *call.mutable_request() = to_raft(req);
   auto rpc = st.ctx->names->get("rpc");
-  self->request(rpc, write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(call)))
+  // No timer of our own: the rpc actor answers within the call's timeout,
+  // and a dead rpc actor breaks the promise at once.
+  self->request(rpc, caf::infinite, wire::make_pb(std::move(call)))
     .then([self, id, leader](wire::pb<v1::Envelope>& reply) {
             if (auto err = wire::unseal<v1::ErrorReply>(reply.msg))
               return answer_forwarded(self, id, refuse(refusal_from_wire(err->code()).value_or(refusal::retry),
@@ -438,8 +459,7 @@ void submit(actor* self, v1::ClusterCommand cmd, caf::response_promise rp) {
   cmd.set_proposer(st.ctx->config.name);
   if (auto proposed = st.node->propose(cmd.SerializeAsString()); !proposed)
     return (void)rp.deliver(retry(proposed.error().message()));
-  st.writes.emplace(id, std::move(rp));
-  self->delayed_send(self, write_timeout, atoms::expire_atom_v, id);
+  st.writes.emplace(id, raft_state::write{std::move(rp), std::chrono::steady_clock::now() + write_timeout});
   process_soon(self);
 }
 
@@ -508,8 +528,8 @@ caf::response_promise read(actor* self, const v1::KvGet& get) {
     rp.deliver(retry(asked.error().message()));
     return rp;
   }
-  st.reads.emplace(context, raft_state::read{rp, get.key(), 0});
-  self->delayed_send(self, write_timeout, atoms::expire_atom_v, context);
+  st.reads.emplace(context, raft_state::read{rp, get.key(), 0, std::chrono::steady_clock::now() + write_timeout});
+
   process_soon(self);
   return rp;
 }
@@ -640,8 +660,8 @@ status reset_membership(actor* self, const std::string& why) {
   st.node.reset();
   st.log.reset();
   st.names.clear();
-  for (auto& [id, rp] : st.writes)
-    rp.deliver(retry("this server was removed from Raft"));
+  for (auto& [id, w] : st.writes)
+    w.rp.deliver(retry("this server was removed from Raft"));
   st.writes.clear();
   for (auto& [ctx, r] : st.reads)
     r.rp.deliver(retry("this server was removed from Raft"));
@@ -885,24 +905,9 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
         return;
       self->state.node->tick();
       process(self);
+      expire_requests(self->state);
       if (++self->state.ticks % manage_every_ticks == 0)
         manage(self);
-    },
-    [self](atoms::expire_atom, std::uint64_t id) {
-      auto& writes = self->state.writes;
-      if (auto w = writes.find(id); w != writes.end()) {
-        w->second.deliver(retry("not applied within " + std::to_string(write_timeout.count()) +
-                                  " ms (leadership changed, or no quorum); it may still apply"));
-        writes.erase(w);
-      }
-    },
-    [self](atoms::expire_atom, const std::string& context) {
-      auto& reads = self->state.reads;
-      if (auto r = reads.find(context); r != reads.end()) {
-        r->second.rp.deliver(retry("read not confirmed within " + std::to_string(write_timeout.count()) +
-                                     " ms (leadership changed, or no quorum)"));
-        reads.erase(r);
-      }
     },
     [self](wire::pb<v1::KvPut>& put) {
       v1::ClusterCommand cmd;

@@ -97,13 +97,21 @@ struct raft_state {
   std::unique_ptr<lmdb_log> log;
   std::optional<core> node;                       // empty while not a member
   std::uint64_t next_request = 1;
-  std::map<std::uint64_t, caf::response_promise> writes;  // request id -> caller
+  // Writes and reads in flight expire after write_timeout: each tick
+  // answers those past their deadline (no timer per request).
+  using deadline = std::chrono::steady_clock::time_point;
+  struct write {
+    caf::response_promise rp;
+    deadline until;
+  };
+  std::map<std::uint64_t, write> writes;          // request id -> caller, so oldest first
   struct read {
     caf::response_promise rp;
     std::string key;
     std::uint64_t index = 0;                     // 0 until the read's round is confirmed
+    deadline until;
   };
-  std::map<std::string, read> reads;              // read context -> caller (both expire)
+  std::map<std::string, read> reads;              // read context -> caller
   struct forward {
     caf::response_promise rp;
     node_id leader = none;                        // the leader it went to, in
