@@ -86,6 +86,15 @@ void codec::deliver(caf::event_based_actor* self, const caf::actor& target,
     refuse("bad_payload", st.error().message());
 }
 
+bool codec::deliver_one_way(const caf::actor& target, const v1::Envelope& in) const {
+  if (!target || in.correlation_id() != 0 || in.is_reply())
+    return false;
+  auto i = entries_.find(in.payload_type());
+  if (i == entries_.end() || i->second.is_request)
+    return false;
+  return i->second.fn(nullptr, target, in, {}, {}, timeout_).ok();
+}
+
 codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   codec c{request_timeout};
   c.add<v1::GetActors, v1::ActorList>();

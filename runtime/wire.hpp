@@ -126,7 +126,10 @@ public:
       pb<T> x;
       if (!x.msg.ParseFromString(in.payload()))
         return status{error{"payload does not parse as " + in.payload_type()}};
-      self->send(target, std::move(x));
+      if (self)
+        self->send(target, std::move(x));
+      else
+        caf::anon_send(target, std::move(x));
       return status{};
     }};
   }
@@ -160,6 +163,12 @@ public:
   /// actor fails or the request times out. Never throws.
   void deliver(caf::event_based_actor* self, const caf::actor& target,
                const v1::Envelope& in, const std::string& self_node, reply_fn reply) const;
+
+  /// Delivers a one-way envelope (no correlation id) to `target` from any
+  /// thread, without a sender. False, and nothing sent, when `in` is not a
+  /// one-way message of a registered one-way type whose payload parses: the
+  /// caller then hands it to deliver(), which says why.
+  bool deliver_one_way(const caf::actor& target, const v1::Envelope& in) const;
 
 private:
   struct entry {

@@ -3,6 +3,7 @@
 #include "runtime/ask.hpp"
 #include "runtime/wire.hpp"
 
+#include <atomic>
 #include <mutex>
 #include <thread>
 
@@ -240,4 +241,31 @@ TEST_CASE("a refusal keeps its kind through the codec, and its reason for people
   CHECK(failure_of(caf::make_error(caf::sec::runtime_error, "x")) == ask_failure::refused);
   CHECK(failure_of(caf::make_error(caf::sec::request_timeout)) == ask_failure::timeout);
   CHECK_FALSE(refusal_of(caf::make_error(caf::sec::runtime_error, "x")));
+}
+
+TEST_CASE("one-way envelopes are delivered from any thread, anything else is left to deliver()") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto got = std::make_shared<std::atomic<int>>(0);
+  auto sink = sys.spawn([got](caf::event_based_actor*) -> caf::behavior {
+    return {[got](wire::pb<v1::ActorEvent>& ev) {
+      if (ev.msg.actor() == "raft")
+        ++*got;
+    }};
+  });
+  auto codec = wire::codec::with_runtime_types(1000ms);
+  v1::ActorEvent ev;
+  ev.set_actor("raft");
+  CHECK(codec.deliver_one_way(sink, request_of(ev, "troupe.v1.ActorEvent", 0)));
+  CHECK_FALSE(codec.deliver_one_way(sink, request_of(ev, "troupe.v1.ActorEvent", 9)));  // wants a reply
+  CHECK_FALSE(codec.deliver_one_way(sink, request_of(v1::GetActors{}, "troupe.v1.GetActors", 0)));  // a request type
+  CHECK_FALSE(codec.deliver_one_way(sink, request_of(ev, "troupe.v9.Teleport", 0)));  // unknown type
+  auto bad = request_of(ev, "troupe.v1.ActorEvent", 0);
+  bad.set_payload("\xff\xff\xff");
+  CHECK_FALSE(codec.deliver_one_way(sink, bad));
+  CHECK_FALSE(codec.deliver_one_way(caf::actor{}, request_of(ev, "troupe.v1.ActorEvent", 0)));  // no actor
+  for (int i = 0; i < 200 && *got == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  CHECK(*got == 1);
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
 }

@@ -153,7 +153,7 @@ caf::behavior rpc_actor(caf::stateful_actor<rpc_state>* self, agent_context_ptr 
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.log = logging::get("rpc");
-  st.codec.emplace(wire::codec::with_runtime_types(seconds{5}));
+  st.codec = std::make_shared<const wire::codec>(wire::codec::with_runtime_types(seconds{5}));
   auto& cfg = st.ctx->config;
   net::peer_options opt;
   opt.ip = cfg.bind;
@@ -161,7 +161,14 @@ caf::behavior rpc_actor(caf::stateful_actor<rpc_state>* self, agent_context_ptr 
   opt.keys = st.ctx->keys;
   caf::weak_actor_ptr weak = self->ctrl();
   // The bridge: the links' thread hands each frame to this actor.
-  auto links = net::peer_links::start(opt, [weak](const net::address&, std::string payload) {
+  // One-way messages (Raft's traffic) go from the links' thread straight to
+  // their actor, a thread hop fewer; the rest, and anything that does not
+  // open, goes through this actor, which answers, counts and logs.
+  auto links = net::peer_links::start(opt, [weak, codec = st.codec, names = st.ctx->names](const net::address&,
+                                                                                          std::string payload) {
+    if (auto env = wire::open(payload); env && env->correlation_id() == 0 && !env->is_reply())
+      if (codec->deliver_one_way(names->get(env->target_actor()), *env))
+        return;
     if (auto strong = weak.lock())
       caf::anon_send(caf::actor_cast<caf::actor>(strong), atoms::frame_atom_v, std::move(payload));
   });

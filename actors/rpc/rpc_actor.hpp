@@ -33,7 +33,7 @@ inline constexpr std::chrono::milliseconds default_timeout{5000};
 struct rpc_state {
   agent_context_ptr ctx;
   std::unique_ptr<net::peer_links> links;
-  std::optional<wire::codec> codec;
+  std::shared_ptr<const wire::codec> codec;   // shared with the links' thread (one-way delivery)
   uint64_t next_id = 1;
   std::map<uint64_t, caf::response_promise> pending;  // correlation id -> caller
   // Member rpc addresses looked up recently: one-way traffic (Raft's, ten
