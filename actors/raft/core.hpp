@@ -107,7 +107,7 @@ public:
   static result<core> make(const config& cfg, const log_storage& storage, std::uint64_t seed);
 
   // --- inputs ------------------------------------------------------------------
-  /// One tick of the shell's clock (100 ms in the raft actor).
+  /// One tick of the shell's clock (50 ms in the raft actor).
   void tick();
   /// A message from a peer. Bad input is dropped and counted, never thrown.
   void step(const message& m);

@@ -1,5 +1,5 @@
 // The raft actor: this server's shell around raft::core (STYLE 1). It keeps
-// the log in LMDB (raft::lmdb_log), ticks the core every 100 ms, persists each
+// the log in LMDB (raft::lmdb_log), ticks the core every 50 ms, persists each
 // ready batch (one synced transaction) before the messages that depend on
 // it, applies committed entries to the cluster state (table "cluster_kv")
 // together with the applied index in one transaction, and answers writes
