@@ -24,7 +24,10 @@ public:
       throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }
+  /// TROUPE_TEST_KEEP=1 keeps the dir (agent logs, data) for a post-mortem.
   ~scratch_dir() {
+    if (const char* keep = std::getenv("TROUPE_TEST_KEEP"); keep && *keep == '1')
+      return;
     std::error_code ec;
     fs::remove_all(path_, ec);
   }
@@ -72,8 +75,10 @@ struct agent {
   void start(std::vector<std::string> extra = {}) {
     proc = std::make_unique<process>(argv(std::move(extra)), log);
     bool up = eventually(10s, [&] { return ctl({"status"}).code == 0 || !proc->running(); });
-    REQUIRE_MESSAGE(up, "agent did not answer within 10s; log:\n" << read_file(log));
-    REQUIRE_MESSAGE(proc->running(), "agent exited at start; log:\n" << read_file(log));
+    // The log's end: an agent started again appends to the log of its earlier run.
+    REQUIRE_MESSAGE(up, "agent did not answer within 10s; log ends:\n" << log_tail());
+    REQUIRE_MESSAGE(proc->running(), "agent exited at start with status " << proc->wait(0ms).value_or(-1)
+                                                                           << "; log ends:\n" << log_tail());
   }
 
   run_result ctl(std::vector<std::string> args) const {
@@ -107,6 +112,15 @@ struct agent {
   }
 
   std::string log_text() const { return read_file(log); }
+
+  /// The last `lines` lines of the log.
+  std::string log_tail(std::size_t lines = 40) const {
+    auto text = log_text();
+    auto at = text.size();
+    while (lines-- > 0 && at > 0)
+      at = text.rfind('\n', at - 1) == std::string::npos ? 0 : text.rfind('\n', at - 1);
+    return text.substr(at);
+  }
 };
 
 inline bool contains(const std::string& text, const std::string& what) {

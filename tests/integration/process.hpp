@@ -8,10 +8,13 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -114,17 +117,56 @@ inline run_result run(std::vector<std::string> argv, const std::filesystem::path
   return r;
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+/// True if 127.0.0.1:`port` can be bound now with `type` (SOCK_STREAM with
+/// SO_REUSEADDR, as the agent binds it, or SOCK_DGRAM).
+inline bool bindable(uint16_t port, int type) {
+  int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return false;
+  int yes = 1;
+  if (type == SOCK_STREAM)
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  a.sin_port = htons(port);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   ::close(fd);
-  return ntohs(a.sin_port);
+  return ok;
+}
+
+/// A port on 127.0.0.1, free for TCP and UDP, that this test process keeps
+/// to itself until it exits. The ports come from 10000-19999: below the
+/// kernel's ephemeral range (32768-60999), so that no outgoing connection
+/// takes one while an agent restarts on it, and below the agent's dynamic
+/// ports (20000-32000). A bound abstract unix socket per port reserves it
+/// against other test processes running at the same time; the kernel frees
+/// it when the process exits, so nothing is left behind.
+inline uint16_t free_port() {
+  static std::vector<int> reservations;
+  static uint32_t next = static_cast<uint32_t>(::getpid()) * 7919u +
+                         static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    auto port = static_cast<uint16_t>(10000 + next++ % 10000);
+    int lock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lock < 0)
+      break;
+    sockaddr_un name{};
+    name.sun_family = AF_UNIX;
+    auto key = "troupe-test-port-" + std::to_string(port);
+    std::copy(key.begin(), key.end(), name.sun_path + 1); // sun_path[0] == 0: abstract
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + key.size());
+    if (::bind(lock, reinterpret_cast<sockaddr*>(&name), len) != 0) {
+      ::close(lock); // another test process holds it
+      continue;
+    }
+    if (bindable(port, SOCK_STREAM) && bindable(port, SOCK_DGRAM)) {
+      reservations.push_back(lock);
+      return port;
+    }
+    ::close(lock);
+  }
+  throw std::runtime_error("free_port: no free port in 10000-19999");
 }
 
 /// Polls `pred` every 10 ms until it holds or `deadline` passes.

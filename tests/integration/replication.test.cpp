@@ -38,8 +38,9 @@ http_reply call(const agent& a, const std::string& method, const std::string& pa
   httplib::Result res = method == "PUT"      ? http.Put(path.c_str(), body, "application/json")
                         : method == "DELETE" ? http.Delete(path.c_str())
                                              : http.Get(path.c_str());
-  if (!res)
-    return {};
+  if (!res)  // status 0; the body says why, for a failing check's message
+    return {0, "no reply from " + a.name + ": " + httplib::to_string(res.error()) +
+                   (a.proc && !a.proc->running() ? " (the agent exited)" : "") + "; its log ends:\n" + a.log_tail()};
   return {res->status, res->body};
 }
 
@@ -370,7 +371,7 @@ TEST_CASE("three servers from one seed: kill -9 of the leader under writes loses
   CHECK_MESSAGE(contains(status.output, "s1      leader"), status.output);
   CHECK_MESSAGE(contains(status.output, "s2      follower"), status.output);
   auto remote = call(*servers[2], "GET", "/v1/raft?node=s1");
-  REQUIRE(remote.status == 200);
+  REQUIRE_MESSAGE(remote.status == 200, remote.body);
   CHECK(parse_json<v1::RaftStatus>(remote.body).role() == "leader");
   CHECK(call(*servers[2], "GET", "/v1/raft?node=nosuch").status == 404);
 
