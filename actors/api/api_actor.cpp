@@ -460,10 +460,11 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   st.server = std::make_unique<httplib::Server>();
   auto& svr = *st.server;
   // A connection holds a thread while it is kept alive: this many clients
-  // are served at once (a write waits on Raft, not on the CPU), and each
-  // connection serves up to 1,000 requests before it is closed.
+  // are served at once (a write waits on Raft, not on the CPU). A busy
+  // connection is kept for 100,000 requests (a reconnect costs a handshake
+  // and a thread hand-off); an idle one closes after httplib's 5 s.
   svr.new_task_queue = [] { return new httplib::ThreadPool(api_threads); };
-  svr.set_keep_alive_max_count(1000);
+  svr.set_keep_alive_max_count(100000);
   // Headers and body leave in two writes: without TCP_NODELAY the body waits
   // for the client's delayed ACK of the headers (40 ms on Linux) on every
   // kept-alive response.

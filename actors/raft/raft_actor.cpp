@@ -274,9 +274,25 @@ void sync_leader_actors(actor* self) {
   }
 }
 
+/// Answers the writes this server proposed that the batch applied.
+void answer_writes(raft_state& st, std::vector<outcome>& mine) {
+  for (auto& o : mine) {
+    auto w = st.writes.find(o.request_id);
+    if (w == st.writes.end())
+      continue;  // timed out meanwhile
+    if (o.refused.empty())
+      w->second.rp.deliver(wire::make_pb(std::move(o.reply)));
+    else
+      w->second.rp.deliver(refuse(refusal::conflict, o.refused));
+    st.writes.erase(w);
+  }
+  mine.clear();
+}
+
 /// The shell's loop over ready batches (core.hpp): send; persist the batch
-/// and apply its committed entries in one synced transaction; send what
-/// waited for the persist; answer writes and reads; advance.
+/// and apply its committed entries in one synced transaction, answering the
+/// writes before it syncs; send what waited for the persist; answer reads;
+/// advance.
 void process(actor* self) {
   auto& st = self->state;
   if (!st.node)
@@ -304,7 +320,15 @@ void process(actor* self) {
                                   if (rd.snapshot && rd.snapshot->meta().index() > a.server.applied())
                                     if (auto in = install_in(t, *rd.snapshot, a); !in)
                                       return in;
-                                  return apply_in(st, t, rd.committed_entries, a);
+                                  if (auto applied = apply_in(st, t, rd.committed_entries, a); !applied)
+                                    return applied;
+                                  // Committed means durable on a majority, and applying is
+                                  // deterministic: the answers go out before this transaction's
+                                  // sync. Should it fail, the raft actor stops and the restart
+                                  // applies the same entries again from the log, to the same
+                                  // result. (A read that follows is served after the commit.)
+                                  answer_writes(st, a.mine);
+                                  return status{};
                                 });
       if (!saved) {  // nothing may be acknowledged: stop; the restart reads the log back
         st.log_->error("persist_failed reason=\"{}\"", saved.error().message());
@@ -315,17 +339,6 @@ void process(actor* self) {
         st.names[n.raft_id()] = n.node();
     }
     send_all(self, rd.messages_after_persist);
-    for (auto& o : a.mine) {
-      auto w = st.writes.find(o.request_id);
-      if (w == st.writes.end())
-        continue;  // timed out meanwhile
-      if (o.refused.empty()) {
-        w->second.rp.deliver(wire::make_pb(std::move(o.reply)));
-      } else {
-        w->second.rp.deliver(refuse(refusal::conflict, o.refused));
-      }
-      st.writes.erase(w);
-    }
     for (auto& r : rd.read_states)
       if (auto i = st.reads.find(r.context); i != st.reads.end())
         i->second.index = std::max<std::uint64_t>(r.index, 1);
