@@ -18,6 +18,7 @@
 #   BENCH_RAFT_JSON    also write every replication sample to this file
 #   BENCH_RAFT_SIM_SEEDS  seeded Raft fault simulations per cluster size, every
 #                      safety and linearizability check on (default 5000; CI runs 340)
+#   BENCH_SCHEDULER=0  skip the scheduler benchmark (100,000 placements on 5,000 simulated nodes)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,7 +43,7 @@ fi
 build=build/release
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim swim_sim_bench raft_sim_bench kv_load
+  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim swim_sim_bench raft_sim_bench kv_load scheduler_bench
 fi
 troupe=$root/$build/tools/troupe
 troupectl=$root/$build/tools/troupectl
@@ -209,4 +210,13 @@ if [ "${BENCH_RAFT:-1}" = 1 ]; then
     echo "bench.sh: the replication benchmark failed (exit $bench_code)" >&2
     exit 1
   fi
+fi
+
+# The scheduler's core on one core: 100,000 allocations of 1,000 services
+# (constraints, spread over a zone label, dynamic ports) onto 5,000 nodes,
+# three seeds.
+if [ "${BENCH_SCHEDULER:-1}" = 1 ]; then
+  for seed in 1 2 3; do
+    taskset -c 0 "$root/$build/actors/scheduler/scheduler_bench" --seed "$seed"
+  done
 fi
