@@ -5,7 +5,9 @@
 #include <array>
 #include <charconv>
 #include <climits>
+#include <cmath>
 #include <system_error>
+#include <utility>
 
 #include "runtime/text.hpp"
 
@@ -121,6 +123,53 @@ bool printable(std::string_view text) {
     if (c < 0x20 || c > 0x7e) return false;
   }
   return true;
+}
+
+namespace {
+
+/// Splits "1.5Gi" into 1.5 and "Gi". The number is plain decimal (digits and
+/// at most one '.'): no sign, exponent, hex, inf or leading space, which
+/// strtod would take.
+std::optional<std::pair<double, std::string_view>> amount_and_unit(std::string_view text) {
+  std::size_t end = 0;
+  bool digit = false, dot = false;
+  for (; end < text.size(); ++end) {
+    char c = text[end];
+    if (c >= '0' && c <= '9') digit = true;
+    else if (c == '.' && !dot) dot = true;
+    else break;
+  }
+  if (!digit) return std::nullopt;
+  double value = 0;
+  auto [stop, ec] = std::from_chars(text.data(), text.data() + end, value, std::chars_format::fixed);
+  if (ec != std::errc{} || stop != text.data() + end || !std::isfinite(value)) return std::nullopt;
+  return std::pair{value, text.substr(end)};
+}
+
+} // namespace
+
+result<std::uint32_t> parse_cpu(std::string_view text) {
+  auto amount = amount_and_unit(text);
+  double millis = -1;
+  if (amount && amount->second == "m") millis = amount->first;
+  else if (amount && amount->second.empty()) millis = amount->first * 1000;
+  if (!(millis >= 1) || millis > static_cast<double>(UINT32_MAX)) {
+    return error{quote(text) + " is not a CPU amount (250m, 0.5 or 2)"};
+  }
+  return static_cast<std::uint32_t>(std::llround(millis));
+}
+
+result<std::uint64_t> parse_memory(std::string_view text) {
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+    {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30}, {"Ti", 1ull << 40},
+    {"k", 1000ull},     {"K", 1000ull},     {"M", 1000000ull},  {"G", 1000000000ull}, {"", 1}};
+  if (auto amount = amount_and_unit(text)) {
+    for (const auto& [unit, factor] : units) {
+      double bytes = amount->first * static_cast<double>(factor);
+      if (amount->second == unit && bytes >= 1 && bytes < 1.8e19) return static_cast<std::uint64_t>(bytes);
+    }
+  }
+  return error{quote(text) + " is not a memory size (use 64Mi, 1Gi, 100M or bytes)"};
 }
 
 } // namespace troupe

@@ -1,8 +1,12 @@
 // Readers and checks for the values operators type: integers, IP literals,
-// strict base64, IP:PORT seeds, node names, label keys. Each says yes or no
-// (or what is wrong) without throwing; callers name the field.
+// strict base64, IP:PORT seeds, node names, label keys, CPU amounts and
+// memory sizes. Each says yes or no (or what is wrong) without throwing;
+// callers name the field.
 #pragma once
 
+#include "runtime/result.hpp"
+
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,5 +43,14 @@ bool valid_label_key(std::string_view key);
 
 /// Printable ASCII only.
 bool printable(std::string_view text);
+
+/// "250m" -> 250, "0.5" -> 500, "2" -> 2000 (millicores). At least 1m; the
+/// error quotes the text and shows the accepted forms; callers name the field.
+result<std::uint32_t> parse_cpu(std::string_view text);
+
+/// "64Mi", "1Gi" (also Ki, Ti), "100M" (also k, K, G), "512k" or plain bytes
+/// ("1048576") -> bytes, more than 0. The error quotes the text and shows the
+/// accepted forms; callers name the field.
+result<std::uint64_t> parse_memory(std::string_view text);
 
 } // namespace troupe

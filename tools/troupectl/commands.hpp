@@ -68,9 +68,4 @@ std::string raft_summary(const troupe::v1::RaftStatus& raft);
 /// empty when the cluster has one server.
 std::string server_table(const client& c, const troupe::v1::MemberList& members);
 
-/// "250m" -> 250, "0.5" -> 500, "2" -> 2000; an error naming the value.
-troupe::result<uint32_t> parse_cpu(const std::string& text);
-/// "64Mi", "1Gi", "100M", "512k", "1048576" -> bytes.
-troupe::result<uint64_t> parse_memory(const std::string& text);
-
 } // namespace troupectl

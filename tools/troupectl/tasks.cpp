@@ -1,10 +1,9 @@
 // troupectl run / ps / rm / logs / image: containers on the agent addressed.
-#include <cmath>
-#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 
 #include "runtime/text.hpp"
+#include "runtime/values.hpp"
 #include "tools/troupectl/commands.hpp"
 #include "troupe/v1/api.pb.h"
 #include "troupe/v1/task.pb.h"
@@ -15,29 +14,6 @@ namespace v1 = troupe::v1;
 using troupe::error;
 using troupe::quote;
 using troupe::result;
-
-result<uint32_t> parse_cpu(const std::string& text) {
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  std::string unit = end ? std::string{end} : std::string{};
-  double millis = unit == "m" ? v : unit.empty() ? v * 1000 : -1;
-  if (text.empty() || end == text.c_str() || !(millis >= 1) || millis > 1e6 || std::isnan(v))
-    return error{"--cpu " + quote(text) + " is not a CPU amount (250m, 0.5 or 2)"};
-  return static_cast<uint32_t>(std::llround(millis));
-}
-
-result<uint64_t> parse_memory(const std::string& text) {
-  static const std::pair<const char*, uint64_t> units[] = {
-    {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30}, {"Ti", 1ull << 40},
-    {"k", 1000ull}, {"K", 1000ull}, {"M", 1000000ull}, {"G", 1000000000ull}, {"", 1}};
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  std::string unit = end ? std::string{end} : std::string{};
-  for (auto& [name, factor] : units)
-    if (unit == name && end != text.c_str() && v > 0 && v * static_cast<double>(factor) < 1.8e19)
-      return static_cast<uint64_t>(v * static_cast<double>(factor));
-  return error{"--memory " + quote(text) + " is not a size (64Mi, 1Gi, 100M or bytes)"};
-}
 
 namespace {
 
@@ -78,15 +54,15 @@ result<v1::TaskSpec> spec_of(const run_flags& f) {
     vol->set_target(rest);
   }
   if (!f.cpu.empty()) {
-    auto cpu = parse_cpu(f.cpu);
+    auto cpu = troupe::parse_cpu(f.cpu);
     if (!cpu)
-      return cpu.error();
+      return error{"--cpu " + cpu.error().message()};
     spec.mutable_resources()->set_cpu_millis(*cpu);
   }
   if (!f.memory.empty()) {
-    auto mem = parse_memory(f.memory);
+    auto mem = troupe::parse_memory(f.memory);
     if (!mem)
-      return mem.error();
+      return error{"--memory " + mem.error().message()};
     spec.mutable_resources()->set_memory_bytes(*mem);
   }
   spec.mutable_restart()->set_policy(f.restart);
