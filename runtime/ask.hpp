@@ -27,6 +27,7 @@ inline ask_failure failure_of(const caf::error& err) {
   auto kind = refusal_of(err);
   return kind == refusal::conflict  ? ask_failure::conflict
          : kind == refusal::invalid ? ask_failure::invalid
+         : kind == refusal::missing ? ask_failure::not_found
                                     : ask_failure::refused;
 }
 

@@ -169,10 +169,68 @@ public:
       del.set_key(req.matches[1]);
       kv<v1::KvReply>(del, res);
     });
+    service_routes(svr);
   }
 
 private:
   caf::actor actor(const std::string& name) const { return ctx_->names->get(name); }
+
+  /// Services (docs/api.md): a deploy, scale or removal is answered once
+  /// applied; reads come from the leader's state, or this server's with
+  /// ?stale. A service is NAME (namespace default) or NAMESPACE/NAME.
+  void service_routes(httplib::Server& svr) {
+    auto stale = [](const httplib::Request& req) {
+      return req.has_param("stale") && req.get_param_value("stale") != "false";
+    };
+    auto key = [](const httplib::Request& req) {
+      return req.matches.size() > 2 && req.matches[2].matched ? req.matches[1].str() + "/" + req.matches[2].str()
+                                                              : "default/" + req.matches[1].str();
+    };
+    svr.Post("/v1/services", [this](const httplib::Request& req, httplib::Response& res) {
+      v1::DeployService deploy;
+      if (!parse_body(req, res, *deploy.mutable_spec()))
+        return;
+      kv<v1::ServiceReply>(deploy, res);
+    });
+    svr.Get("/v1/services", [this, stale](const httplib::Request& req, httplib::Response& res) {
+      v1::GetServices get;
+      get.set_stale(stale(req));
+      kv<v1::ServiceList>(get, res);
+    });
+    const char* one = R"(/v1/services/([a-z0-9-]+)(?:/([a-z0-9-]+))?)";
+    svr.Get(one, [this, stale, key](const httplib::Request& req, httplib::Response& res) {
+      v1::GetServices get;
+      get.set_service(key(req));
+      get.set_stale(stale(req));
+      kv<v1::ServiceList>(get, res);
+    });
+    svr.Delete(one, [this, key](const httplib::Request& req, httplib::Response& res) {
+      v1::RemoveService rm;
+      rm.set_service(key(req));
+      kv<v1::ServiceReply>(rm, res);
+    });
+    svr.Post(std::string{one} + "/scale", [this, key](const httplib::Request& req, httplib::Response& res) {
+      v1::ScaleService scale;
+      if (!parse_body(req, res, scale))
+        return;
+      scale.set_service(key(req));
+      kv<v1::ServiceReply>(scale, res);
+    });
+    svr.Get("/v1/allocations", [this, stale](const httplib::Request& req, httplib::Response& res) {
+      v1::GetAllocations get;
+      get.set_service(req.get_param_value("service"));
+      if (!get.service().empty() && get.service().find('/') == std::string::npos)
+        get.set_service("default/" + get.service());
+      get.set_node(req.get_param_value("node"));
+      get.set_stale(stale(req));
+      kv<v1::AllocationList>(get, res);
+    });
+    svr.Get("/v1/nodes", [this, stale](const httplib::Request& req, httplib::Response& res) {
+      v1::GetSchedNodes get;
+      get.set_stale(stale(req));
+      kv<v1::NodeList>(get, res);
+    });
+  }
 
   /// Asks `actor_name` on this node, or on `node` (a member name) through
   /// the rpc actor when the request names another one (?node=NAME).
@@ -307,6 +365,9 @@ private:
     if constexpr (std::is_same_v<Req, v1::KvGet>)
       if (!rep->found())
         return reply_error(res, 404, "not_found", "no key " + quote(req.key()));
+    if constexpr (std::is_same_v<Req, v1::GetServices>)
+      if (!req.service().empty() && rep->services_size() == 0)
+        return reply_error(res, 404, "not_found", "service " + req.service() + " does not exist");
     reply(res, *rep);
   }
 

@@ -6,6 +6,8 @@
 
 #include "actors/node/identity.hpp"
 #include "actors/raft/leader_beacon.hpp"
+#include "actors/scheduler/scheduler_actor.hpp"
+#include "actors/service/spec.hpp"
 #include "net/keyring.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/refusal.hpp"
@@ -92,13 +94,16 @@ result<std::string> state_snapshot(const raft_state& st) {
   });
   if (!scanned)
     return scanned.error();
+  st.services.snapshot(snap);
   return snap.SerializeAsString();
 }
 
 struct outcome {
   std::uint64_t request_id;
   v1::KvReply reply;    // what a put wrote (found, value) or a delete removed (not found)
+  std::optional<v1::ServiceReply> service;  // the answer of a service command instead
   std::string refused;  // why the command did not apply; empty when it did
+  refusal kind = refusal::conflict;
 };
 
 /// What one ready batch did to the state, known once its transaction commits.
@@ -106,10 +111,11 @@ struct applying {
   v1::RaftServerRecord server;             // with the new applied index
   std::vector<v1::RaftServerName> named;   // raft id -> node learned
   std::vector<outcome> mine;               // commands this server proposed
+  bool services_changed = false;           // an operator's service command applied: nudge the scheduler
 };
 
 /// Replaces the state with a snapshot from the leader; applied moves to it.
-status install_in(storage::write_txn& t, const v1::RaftSnapshot& s, applying& a) {
+status install_in(raft_state& st, storage::write_txn& t, const v1::RaftSnapshot& s, applying& a) {
   v1::KvSnapshot snap;
   if (!snap.ParseFromString(s.data()))
     return error{"snapshot at index " + std::to_string(s.meta().index()) + " does not parse as the cluster state"};
@@ -124,6 +130,8 @@ status install_in(storage::write_txn& t, const v1::RaftSnapshot& s, applying& a)
       return put;
     a.named.push_back(server);
   }
+  if (auto services = st.services.install(t, snap); !services)
+    return services;
   a.server.set_applied(s.meta().index());
   return {};
 }
@@ -131,7 +139,7 @@ status install_in(storage::write_txn& t, const v1::RaftSnapshot& s, applying& a)
 /// Applies committed entries above the applied index and moves it, within
 /// the batch's transaction. Refusals are deterministic: every server
 /// refuses alike.
-status apply_in(const raft_state& st, storage::write_txn& t, const std::vector<entry>& committed, applying& a) {
+status apply_in(raft_state& st, storage::write_txn& t, const std::vector<entry>& committed, applying& a) {
   for (const auto& e : committed) {
     if (e.index() <= a.server.applied())
       continue;  // applied before a restart; the core hands it out again
@@ -151,7 +159,7 @@ status apply_in(const raft_state& st, storage::write_txn& t, const std::vector<e
     if (e.data().empty())
       continue;  // a new leader's no-op
     v1::ClusterCommand cmd;
-    outcome o{0, {}, {}};
+    outcome o{0, {}, std::nullopt, {}, refusal::conflict};
     o.reply.set_index(e.index());
     if (!cmd.ParseFromString(e.data()))
       o.refused = "entry " + std::to_string(e.index()) + " does not parse as a cluster command";
@@ -172,6 +180,14 @@ status apply_in(const raft_state& st, storage::write_txn& t, const std::vector<e
       o.reply.set_key(cmd.delete_().key());
       if (auto gone = kv_table.erase(t, cmd.delete_().key()); !gone)
         return gone.error();
+    } else if (scheduler::service_state::handles(cmd)) {
+      a.services_changed = a.services_changed || cmd.has_deploy() || cmd.has_scale() || cmd.has_remove_service();
+      auto done = st.services.apply(t, cmd);
+      if (!done)
+        return done.error();
+      o.refused = std::move(done->refused);
+      o.kind = done->kind;
+      o.service = std::move(done->reply);
     } else {
       o.refused = "entry " + std::to_string(e.index()) + " holds no known cluster command";
     }
@@ -280,10 +296,12 @@ void answer_writes(raft_state& st, std::vector<outcome>& mine) {
     auto w = st.writes.find(o.request_id);
     if (w == st.writes.end())
       continue;  // timed out meanwhile
-    if (o.refused.empty())
+    if (o.refused.empty() && o.service)
+      w->second.rp.deliver(wire::make_pb(std::move(*o.service)));
+    else if (o.refused.empty())
       w->second.rp.deliver(wire::make_pb(std::move(o.reply)));
     else
-      w->second.rp.deliver(refuse(refusal::conflict, o.refused));
+      w->second.rp.deliver(refuse(o.kind, o.refused));
     st.writes.erase(w);
   }
   mine.clear();
@@ -316,9 +334,9 @@ void process(actor* self) {
                                 rd.snapshot ? &*rd.snapshot : nullptr, [&](storage::write_txn& t) -> status {
                                   if (!must_sync)
                                     t.sync_data_only();
-                                  a = applying{st.server, {}, {}};
+                                  a = applying{st.server, {}, {}, false};
                                   if (rd.snapshot && rd.snapshot->meta().index() > a.server.applied())
-                                    if (auto in = install_in(t, *rd.snapshot, a); !in)
+                                    if (auto in = install_in(st, t, *rd.snapshot, a); !in)
                                       return in;
                                   if (auto applied = apply_in(st, t, rd.committed_entries, a); !applied)
                                     return applied;
@@ -339,6 +357,9 @@ void process(actor* self) {
         st.names[n.raft_id()] = n.node();
     }
     send_all(self, rd.messages_after_persist);
+    if (a.services_changed)
+      if (auto s = st.leaders->find("scheduler"); s != st.leaders->end())
+        self->send(s->second, caf::tick_atom_v);
     for (auto& r : rd.read_states)
       if (auto i = st.reads.find(r.context); i != st.reads.end())
         i->second.index = std::max<std::uint64_t>(r.index, 1);
@@ -419,7 +440,7 @@ void answer_forwarded(actor* self, std::uint64_t id, T&& answer) {
 /// Sends `req` to the leader's raft actor and answers rp with its reply, or
 /// at once when this server learns of another leader meanwhile (a dead
 /// leader never answers; the caller retries on the new one).
-template <class Req>
+template <class Req, class Rep = v1::KvReply>
 void forward(actor* self, const std::string& leader, const Req& req, caf::response_promise rp) {
   auto& st = self->state;
   auto id = st.next_request++;
@@ -436,7 +457,7 @@ void forward(actor* self, const std::string& leader, const Req& req, caf::respon
             if (auto err = wire::unseal<v1::ErrorReply>(reply.msg))
               return answer_forwarded(self, id, refuse(refusal_from_wire(err->code()).value_or(refusal::retry),
                                                        "forwarded to the leader " + leader + ": " + err->message()));
-            auto rep = wire::unseal<v1::KvReply>(reply.msg);
+            auto rep = wire::unseal<Rep>(reply.msg);
             if (!rep)
               return answer_forwarded(self, id, retry("forwarded to the leader " + leader + ": " + rep.error().message()));
             answer_forwarded(self, id, wire::make_pb(std::move(*rep)));
@@ -499,6 +520,50 @@ caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
   }
   cmd.set_term(st.node->term());
   submit(self, std::move(cmd), rp);
+  return rp;
+}
+
+/// An operator's service command (deploy, remove, scale): forwarded to the
+/// leader, or proposed in the current term; answered once applied.
+template <class Req>
+caf::response_promise service_write(actor* self, Req req, Req* (v1::ClusterCommand::*field)()) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (auto leader = forward_to(self)) {
+    forward<Req, v1::ServiceReply>(self, *leader, req, rp);
+    return rp;
+  }
+  if (auto why = not_leading(st); !why.empty()) {
+    rp.deliver(retry(why));
+    return rp;
+  }
+  v1::ClusterCommand cmd;
+  *(cmd.*field)() = std::move(req);
+  cmd.set_term(st.node->term());
+  submit(self, std::move(cmd), rp);
+  return rp;
+}
+
+/// A read of the service state: from this server's applied state when
+/// stale, else from the leader's (forwarded to it).
+template <class Req, class Answer>
+caf::response_promise service_read(actor* self, const Req& req, bool stale, Answer answer) {
+  using rep_type = decltype(answer());
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (stale) {
+    rp.deliver(wire::make_pb(answer()));
+    return rp;
+  }
+  if (auto leader = forward_to(self)) {
+    forward<Req, rep_type>(self, *leader, req, rp);
+    return rp;
+  }
+  if (auto why = not_leading(st); !why.empty()) {
+    rp.deliver(retry(why));
+    return rp;
+  }
+  rp.deliver(wire::make_pb(answer()));
   return rp;
 }
 
@@ -635,7 +700,9 @@ status open_core(actor* self, bool bootstrap) {
   if (!made)
     return made.error();
   st.node.emplace(std::move(*made));
-  auto loaded = st.ctx->env->read([&](const storage::read_txn& t) {
+  auto loaded = st.ctx->env->read([&](const storage::read_txn& t) -> status {
+    if (auto services = st.services.load(t); !services)
+      return services;
     return servers_table.scan(t, "", [&](std::string_view, v1::RaftServerName&& n) {
       st.names[n.raft_id()] = n.node();
       return true;
@@ -663,6 +730,8 @@ status reset_membership(actor* self, const std::string& why) {
     for (const auto& table : {std::string{"raft_log"}, server_table.name(), kv_table.name(), servers_table.name()})
       if (auto cleared = t.clear(table); !cleared)
         return cleared;
+    if (auto services = st.services.install(t, v1::KvSnapshot{}); !services)
+      return services;
     return server_table.put(t, server_key, next);
   });
   if (!wiped)
@@ -874,7 +943,9 @@ std::uint64_t raft_id_of(const std::string& node_id_hex, std::uint64_t generatio
 }
 
 std::vector<leader_actor_spec> default_leader_actors() {
-  return {{"leader_beacon", [](caf::actor_system& sys, const leader_context& lc) { return sys.spawn(leader_beacon, lc); }}};
+  return {{"leader_beacon", [](caf::actor_system& sys, const leader_context& lc) { return sys.spawn(leader_beacon, lc); }},
+          {"scheduler",
+           [](caf::actor_system& sys, const leader_context& lc) { return sys.spawn(scheduler::scheduler_actor, lc); }}};
 }
 
 caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_actor_spec> leader_actors) {
@@ -934,6 +1005,34 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
     },
     [self](wire::pb<v1::KvGet>& get) { return read(self, get.msg); },
     [self](wire::pb<v1::ClusterCommand>& cmd) { return propose_fenced(self, std::move(cmd.msg)); },
+    [self](wire::pb<v1::DeployService>& d) -> caf::result<wire::pb<v1::ServiceReply>> {
+      service::fill_defaults(*d.msg.mutable_spec());
+      if (auto valid = service::validate_service_spec(d.msg.spec()); !valid)
+        return refuse(refusal::invalid, valid.error().message());
+      if (d.msg.at_ms() == 0)
+        d.msg.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count());
+      return service_write(self, std::move(d.msg), &v1::ClusterCommand::mutable_deploy);
+    },
+    [self](wire::pb<v1::RemoveService>& r) {
+      return service_write(self, std::move(r.msg), &v1::ClusterCommand::mutable_remove_service);
+    },
+    [self](wire::pb<v1::ScaleService>& sc) {
+      return service_write(self, std::move(sc.msg), &v1::ClusterCommand::mutable_scale);
+    },
+    [self](wire::pb<v1::GetServices>& q) {
+      return service_read(self, q.msg, q.msg.stale(), [self, only = q.msg.service()] {
+        return self->state.services.services(only);
+      });
+    },
+    [self](wire::pb<v1::GetAllocations>& q) {
+      return service_read(self, q.msg, q.msg.stale(), [self, service = q.msg.service(), node = q.msg.node()] {
+        return self->state.services.allocations(service, node);
+      });
+    },
+    [self](wire::pb<v1::GetSchedNodes>& q) {
+      return service_read(self, q.msg, q.msg.stale(), [self] { return self->state.services.nodes(); });
+    },
     [self](atoms::flush_atom) {
       self->state.flush_queued = false;
       process(self);

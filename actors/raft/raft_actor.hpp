@@ -36,6 +36,7 @@
 #include "actors/agent/context.hpp"
 #include "actors/raft/core.hpp"
 #include "actors/raft/disk/lmdb_log.hpp"
+#include "actors/scheduler/state.hpp"
 #include "runtime/logging.hpp"
 #include "storage/table.hpp"
 #include "troupe/v1/cluster.pb.h"
@@ -120,6 +121,7 @@ struct raft_state {
   };
   std::map<std::uint64_t, forward> forwarded;     // requests forwarded to the leader, by request id
   std::map<node_id, std::string> names;          // raft id -> node name (table cluster_servers, and senders)
+  scheduler::service_state services;              // nodes, services, allocations (mirrored in memory)
   std::set<std::string> asking;                   // joining servers whose raft status we asked for
   std::uint64_t named_in_term = 0;                // the term in which this leader recorded its own name
   int ticks = 0;
@@ -146,7 +148,12 @@ std::uint64_t raft_id_of(const std::string& node_id_hex, std::uint64_t generatio
 /// Handles pb<KvPut>, pb<KvDelete> -> pb<KvReply> (once applied), pb<KvGet>
 /// -> pb<KvReply> (linearizable unless stale), pb<GetRaftStatus> ->
 /// pb<RaftStatus>, pb<ClusterCommand> from its leader actors -> pb<KvReply>
-/// (fenced by term), and pb<RaftPeerMessage> from other servers.
+/// or pb<ServiceReply> (fenced by term), pb<DeployService>,
+/// pb<RemoveService>, pb<ScaleService> -> pb<ServiceReply> (once applied),
+/// pb<GetServices> -> pb<ServiceList>, pb<GetAllocations> ->
+/// pb<AllocationList>, pb<GetSchedNodes> -> pb<NodeList> (from the leader's
+/// applied state, as Nomad's default reads; from this server's with stale),
+/// and pb<RaftPeerMessage> from other servers.
 caf::behavior raft_actor(caf::stateful_actor<raft_state>* self, agent_context_ptr ctx,
                          std::vector<leader_actor_spec> leader_actors);
 

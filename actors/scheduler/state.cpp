@@ -1,0 +1,336 @@
+#include "actors/scheduler/state.hpp"
+
+#include <cstdio>
+
+#include "runtime/text.hpp"
+
+namespace troupe::scheduler {
+namespace {
+
+std::string version_key(const std::string& service, std::uint64_t version) {
+  char digits[24];
+  std::snprintf(digits, sizeof digits, "%020llu", static_cast<unsigned long long>(version));
+  return service + "/" + digits;
+}
+
+template <class Record>
+status put_all(storage::write_txn& t, const storage::table<Record>& table,
+               const std::map<std::string, Record>& records) {
+  for (const auto& [key, rec] : records)
+    if (auto put = table.put(t, key, rec); !put)
+      return put;
+  return {};
+}
+
+template <class Record>
+status load_all(const storage::read_txn& t, const storage::table<Record>& table, std::map<std::string, Record>& out) {
+  out.clear();
+  return table.scan(t, "", [&](std::string_view key, Record&& rec) {
+    out.emplace(std::string{key}, std::move(rec));
+    return true;
+  });
+}
+
+} // namespace
+
+std::string service_key(const v1::ServiceSpec& spec) {
+  return (spec.namespace_().empty() ? std::string{"default"} : spec.namespace_()) + "/" + spec.name();
+}
+
+bool eligible(const v1::SchedNode& n) { return n.state() == "alive" && !n.drained(); }
+
+node to_node(const v1::SchedNode& n) {
+  node out;
+  out.name = n.name();
+  out.role = n.role();
+  for (const auto& [k, v] : n.labels())
+    out.labels.emplace(k, v);
+  out.eligible = eligible(n);
+  out.capacity = {n.cpu_millis(), n.memory_bytes()};
+  return out;
+}
+
+allocation to_allocation(const v1::AllocationRecord& a) {
+  return {a.id(), a.service(), a.node(), {a.cpu_millis(), a.memory_bytes()},
+          std::vector<std::uint16_t>(a.ports().begin(), a.ports().end())};
+}
+
+bool holds(const v1::AllocationRecord& a) {
+  return a.state() != "stopped" && a.state() != "failed" && a.state() != "lost";
+}
+
+std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& nodes) {
+  if (!record.spec().global())
+    return record.spec().replicas();
+  return static_cast<std::uint32_t>(nodes.feasible_nodes(record.spec()).size());
+}
+
+bool service_state::handles(const v1::ClusterCommand& cmd) {
+  return cmd.has_deploy() || cmd.has_remove_service() || cmd.has_scale() || cmd.has_plan() || cmd.has_nodes();
+}
+
+status service_state::load(const storage::read_txn& t) {
+  if (auto n = load_all(t, nodes_table, nodes_); !n)
+    return n;
+  if (auto s = load_all(t, services_table, services_); !s)
+    return s;
+  if (auto v = load_all(t, versions_table, versions_); !v)
+    return v;
+  if (auto a = load_all(t, allocations_table, allocations_); !a)
+    return a;
+  rebuild();
+  return {};
+}
+
+void service_state::rebuild() {
+  cluster_ = cluster{};
+  for (const auto& [name, n] : nodes_)
+    cluster_.upsert(to_node(n));
+  for (const auto& [id, a] : allocations_)
+    if (holds(a))
+      (void)cluster_.add(to_allocation(a));  // a node the table no longer has: not counted
+}
+
+status service_state::install(storage::write_txn& t, const v1::KvSnapshot& snap) {
+  for (const auto& table : {nodes_table.name(), services_table.name(), versions_table.name(), allocations_table.name()})
+    if (auto cleared = t.clear(table); !cleared)
+      return cleared;
+  nodes_.clear();
+  services_.clear();
+  versions_.clear();
+  allocations_.clear();
+  for (const auto& n : snap.nodes())
+    nodes_[n.name()] = n;
+  for (const auto& s : snap.services())
+    services_[service_key(s.spec())] = s;
+  for (const auto& v : snap.versions())
+    versions_[version_key(service_key(v.spec()), v.version())] = v;
+  for (const auto& a : snap.allocations())
+    allocations_[a.id()] = a;
+  for (auto st : {put_all(t, nodes_table, nodes_), put_all(t, services_table, services_),
+                  put_all(t, versions_table, versions_), put_all(t, allocations_table, allocations_)})
+    if (!st)
+      return st;
+  rebuild();
+  return {};
+}
+
+void service_state::snapshot(v1::KvSnapshot& snap) const {
+  for (const auto& [k, n] : nodes_)
+    *snap.add_nodes() = n;
+  for (const auto& [k, s] : services_)
+    *snap.add_services() = s;
+  for (const auto& [k, v] : versions_)
+    *snap.add_versions() = v;
+  for (const auto& [k, a] : allocations_)
+    *snap.add_allocations() = a;
+}
+
+result<service_state::applied> service_state::apply(storage::write_txn& t, const v1::ClusterCommand& cmd) {
+  if (cmd.has_deploy())
+    return deploy(t, cmd.deploy());
+  if (cmd.has_remove_service())
+    return remove(t, cmd.remove_service());
+  if (cmd.has_scale())
+    return scale(t, cmd.scale());
+  if (cmd.has_plan())
+    return plan(t, cmd.plan());
+  if (cmd.has_nodes())
+    return upsert_nodes(t, cmd.nodes());
+  return applied{{}, "not a service command"};
+}
+
+result<service_state::applied> service_state::deploy(storage::write_txn& t, const v1::DeployService& d) {
+  applied out;
+  if (d.spec().name().empty()) {
+    out.refused = "name: must not be empty";
+    out.kind = refusal::invalid;
+    return out;
+  }
+  auto key = service_key(d.spec());
+  auto& rec = services_[key];
+  auto previous = rec.version();
+  if (previous == 0)
+    rec.set_created_ms(d.at_ms());
+  *rec.mutable_spec() = d.spec();
+  if (rec.spec().namespace_().empty())
+    rec.mutable_spec()->set_namespace_("default");
+  rec.set_version(previous + 1);
+  rec.set_previous(previous);
+  rec.set_updated_ms(d.at_ms());
+  rec.clear_message();
+  if (auto put = services_table.put(t, key, rec); !put)
+    return put.error();
+  versions_[version_key(key, rec.version())] = rec;
+  if (auto put = versions_table.put(t, version_key(key, rec.version()), rec); !put)
+    return put.error();
+  if (rec.version() > versions_kept) {
+    auto old = version_key(key, rec.version() - versions_kept);
+    versions_.erase(old);
+    if (auto gone = versions_table.erase(t, old); !gone)
+      return gone.error();
+  }
+  *out.reply.mutable_service() = rec;
+  return out;
+}
+
+status service_state::stop(storage::write_txn& t, const std::string& id, const std::string& why, std::int64_t at_ms) {
+  auto it = allocations_.find(id);
+  if (it == allocations_.end())
+    return {};
+  auto& a = it->second;
+  if (a.state() == "pending" || !holds(a)) {  // nothing runs: forget it
+    cluster_.remove(id);
+    allocations_.erase(it);
+    auto gone = allocations_table.erase(t, id);
+    return gone ? status{} : status{gone.error()};
+  }
+  if (a.desired() == "stop")
+    return {};
+  a.set_desired("stop");
+  a.set_reason(why);
+  a.set_updated_ms(at_ms);
+  return allocations_table.put(t, id, a);
+}
+
+result<service_state::applied> service_state::remove(storage::write_txn& t, const v1::RemoveService& r) {
+  applied out;
+  auto it = services_.find(r.service());
+  if (it == services_.end()) {
+    out.refused = "service " + r.service() + " does not exist";
+    out.kind = refusal::missing;
+    return out;
+  }
+  *out.reply.mutable_service() = it->second;
+  std::vector<std::string> ids;
+  for (const auto& [id, a] : allocations_)
+    if (a.service() == r.service())
+      ids.push_back(id);
+  for (const auto& id : ids)
+    if (auto st = stop(t, id, "service removed", it->second.updated_ms()); !st)
+      return st.error();
+  for (auto v = versions_.lower_bound(r.service() + "/"); v != versions_.end() && v->first.rfind(r.service() + "/", 0) == 0;) {
+    if (auto gone = versions_table.erase(t, v->first); !gone)
+      return gone.error();
+    v = versions_.erase(v);
+  }
+  services_.erase(it);
+  if (auto gone = services_table.erase(t, r.service()); !gone)
+    return gone.error();
+  return out;
+}
+
+result<service_state::applied> service_state::scale(storage::write_txn& t, const v1::ScaleService& s) {
+  applied out;
+  auto it = services_.find(s.service());
+  if (it == services_.end()) {
+    out.refused = "service " + s.service() + " does not exist";
+    out.kind = refusal::missing;
+    return out;
+  }
+  if (it->second.spec().global()) {
+    out.refused = "service " + s.service() + " runs in mode global (one task per eligible node): it cannot be scaled";
+    return out;
+  }
+  it->second.mutable_spec()->set_replicas(s.replicas());
+  if (auto put = services_table.put(t, s.service(), it->second); !put)
+    return put.error();
+  *out.reply.mutable_service() = it->second;
+  return out;
+}
+
+result<service_state::applied> service_state::plan(storage::write_txn& t, const v1::ApplyPlan& p) {
+  applied out;
+  for (const auto& id : p.stop())
+    if (auto st = stop(t, id, "stopped by the scheduler", p.at_ms()); !st)
+      return st.error();
+  auto it = services_.find(p.service());
+  bool current = it != services_.end() && it->second.version() == p.version();
+  for (const auto& a : p.place()) {
+    if (!current) {
+      out.reply.add_refused(a.id() + ": service " + p.service() + " version " + std::to_string(p.version()) +
+                            " is no longer current");
+      continue;
+    }
+    if (a.service() != p.service()) {
+      out.reply.add_refused(a.id() + ": belongs to " + a.service() + ", not " + p.service());
+      continue;
+    }
+    if (auto admitted = cluster_.admit(to_allocation(a)); !admitted) {
+      out.reply.add_refused(admitted.error().message());
+      continue;
+    }
+    auto& rec = allocations_[a.id()] = a;
+    rec.set_desired("run");
+    rec.set_state("pending");
+    rec.set_created_ms(p.at_ms());
+    rec.set_updated_ms(p.at_ms());
+    if (auto put = allocations_table.put(t, a.id(), rec); !put)
+      return put.error();
+    out.reply.set_placed(out.reply.placed() + 1);
+  }
+  if (current && it->second.message() != p.unplaced()) {
+    it->second.set_message(p.unplaced());
+    if (auto put = services_table.put(t, p.service(), it->second); !put)
+      return put.error();
+  }
+  if (it != services_.end())
+    *out.reply.mutable_service() = it->second;
+  return out;
+}
+
+result<service_state::applied> service_state::upsert_nodes(storage::write_txn& t, const v1::UpsertNodes& u) {
+  applied out;
+  for (const auto& n : u.nodes()) {
+    if (n.name().empty()) {
+      out.reply.add_refused("a node without a name");
+      continue;
+    }
+    nodes_[n.name()] = n;
+    cluster_.upsert(to_node(n));
+    if (auto put = nodes_table.put(t, n.name(), n); !put)
+      return put.error();
+  }
+  return out;
+}
+
+v1::ServiceList service_state::services(const std::string& only) const {
+  v1::ServiceList out;
+  std::map<std::string, v1::ServiceSummary*> by_key;
+  for (const auto& [key, rec] : services_) {
+    if (!only.empty() && key != only)
+      continue;
+    auto* s = out.add_services();
+    *s->mutable_service() = rec;
+    s->set_desired(desired_count(rec, cluster_));
+    by_key[key] = s;
+  }
+  for (const auto& [id, a] : allocations_) {
+    auto s = by_key.find(a.service());
+    if (s == by_key.end() || a.desired() != "run" || a.version() != s->second->service().version())
+      continue;
+    s->second->set_placed(s->second->placed() + 1);
+    if (a.state() == "running")
+      s->second->set_running(s->second->running() + 1);
+    if (a.health() == "healthy")
+      s->second->set_healthy(s->second->healthy() + 1);
+  }
+  return out;
+}
+
+v1::AllocationList service_state::allocations(const std::string& service, const std::string& node) const {
+  v1::AllocationList out;
+  for (const auto& [id, a] : allocations_)
+    if ((service.empty() || a.service() == service) && (node.empty() || a.node() == node))
+      *out.add_allocations() = a;
+  return out;
+}
+
+v1::NodeList service_state::nodes() const {
+  v1::NodeList out;
+  for (const auto& [name, n] : nodes_)
+    *out.add_nodes() = n;
+  return out;
+}
+
+} // namespace troupe::scheduler

@@ -1,0 +1,91 @@
+// The services part of the replicated cluster state: the nodes the
+// scheduler may use, the services with their current and recent versions,
+// and the allocations. The raft actor applies the service commands of the
+// log here, inside the batch's LMDB transaction, on every server alike.
+//
+// The tables are mirrored in memory, so that reads and the check of a plan
+// at apply (scheduler::cluster::admit) never touch the disk; load() rebuilds
+// the mirror from LMDB after a restart or a snapshot install. Refusals are
+// deterministic (they depend on the log only): every server refuses alike.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "actors/scheduler/placement.hpp"
+#include "runtime/refusal.hpp"
+#include "runtime/result.hpp"
+#include "storage/table.hpp"
+#include "troupe/v1/cluster.pb.h"
+
+namespace troupe::scheduler {
+
+inline const storage::table<v1::SchedNode> nodes_table{"sched_nodes"};
+inline const storage::table<v1::ServiceRecord> services_table{"services"};
+/// Key: namespace/name/<version, 20 digits>: the recent versions, for rollback.
+inline const storage::table<v1::ServiceRecord> versions_table{"service_versions"};
+inline const storage::table<v1::AllocationRecord> allocations_table{"allocations"};
+/// Versions kept per service.
+inline constexpr std::uint64_t versions_kept = 10;
+
+/// "namespace/name" of a spec.
+std::string service_key(const v1::ServiceSpec& spec);
+/// True if the node may take new work: alive and not drained.
+bool eligible(const v1::SchedNode& n);
+/// The scheduler's view of a node and of an allocation.
+node to_node(const v1::SchedNode& n);
+allocation to_allocation(const v1::AllocationRecord& a);
+/// True while an allocation holds its node's resources: until its node
+/// reports it stopped, failed or lost.
+bool holds(const v1::AllocationRecord& a);
+/// How many allocations `record`'s service wants on `nodes` (replicas, or
+/// one per eligible node its constraints allow in mode global).
+std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& nodes);
+
+class service_state {
+public:
+  /// What one command did: the answer for its proposer, or why it was refused.
+  struct applied {
+    v1::ServiceReply reply;
+    std::string refused;
+    refusal kind = refusal::conflict;  // of a refusal: missing, invalid or conflict
+  };
+
+  /// Reads the tables into memory.
+  status load(const storage::read_txn& t);
+  /// Replaces the tables with a snapshot's.
+  status install(storage::write_txn& t, const v1::KvSnapshot& snap);
+  void snapshot(v1::KvSnapshot& snap) const;
+
+  /// True for the commands this state applies.
+  static bool handles(const v1::ClusterCommand& cmd);
+  /// Applies one command; an error is a storage failure (nothing may be
+  /// acknowledged), a refusal is in the result.
+  result<applied> apply(storage::write_txn& t, const v1::ClusterCommand& cmd);
+
+  v1::ServiceList services(const std::string& only) const;
+  v1::AllocationList allocations(const std::string& service, const std::string& node) const;
+  v1::NodeList nodes() const;
+  /// The nodes and the allocations that hold resources, to plan on (a copy).
+  const cluster& view() const { return cluster_; }
+
+private:
+  result<applied> deploy(storage::write_txn& t, const v1::DeployService& d);
+  result<applied> remove(storage::write_txn& t, const v1::RemoveService& r);
+  result<applied> scale(storage::write_txn& t, const v1::ScaleService& s);
+  result<applied> plan(storage::write_txn& t, const v1::ApplyPlan& p);
+  result<applied> upsert_nodes(storage::write_txn& t, const v1::UpsertNodes& u);
+  /// Stops one allocation: a pending one (nothing ran) goes at once, a
+  /// started one is marked desired stop for its node.
+  status stop(storage::write_txn& t, const std::string& id, const std::string& why, std::int64_t at_ms);
+  void count_node(const v1::SchedNode& n);
+  void rebuild();
+
+  std::map<std::string, v1::SchedNode> nodes_;
+  std::map<std::string, v1::ServiceRecord> services_;
+  std::map<std::string, v1::AllocationRecord> allocations_;
+  std::map<std::string, v1::ServiceRecord> versions_;  // by versions_table key
+  cluster cluster_;
+};
+
+} // namespace troupe::scheduler

@@ -1,0 +1,249 @@
+#include "actors/scheduler/state.hpp"
+
+#include <doctest/doctest.h>
+
+#include "actors/scheduler/scheduler_actor.hpp"
+#include "storage/testing.hpp"
+
+using namespace troupe;
+using namespace troupe::scheduler;
+using namespace troupe::storage::testing;
+
+namespace {
+
+constexpr std::uint64_t mib = 1ull << 20;
+
+v1::SchedNode sched_node(const std::string& name, const std::string& state = "alive") {
+  v1::SchedNode n;
+  n.set_name(name);
+  n.set_role("client");
+  n.set_state(state);
+  n.set_cpu_millis(1000);
+  n.set_memory_bytes(1024 * mib);
+  return n;
+}
+
+v1::ServiceSpec web(std::uint32_t replicas, std::uint32_t cpu = 300) {
+  v1::ServiceSpec s;
+  s.set_name("web");
+  s.set_replicas(replicas);
+  s.mutable_task()->set_image("busybox:1");
+  s.mutable_task()->mutable_resources()->set_cpu_millis(cpu);
+  s.mutable_task()->mutable_resources()->set_memory_bytes(64 * mib);
+  return s;
+}
+
+/// A service state on a real LMDB environment; commands apply in one
+/// transaction each, as the raft actor applies them.
+struct fixture {
+  temp_dir dir;
+  std::shared_ptr<storage::environment> env = open_env(dir);
+  service_state state;
+  int next_id = 0;
+
+  service_state::applied apply(v1::ClusterCommand cmd) {
+    std::optional<service_state::applied> out;
+    must(env->write([&](storage::write_txn& t) -> status {
+      auto done = state.apply(t, cmd);
+      if (!done)
+        return done.error();
+      out = std::move(*done);
+      return {};
+    }));
+    return *out;
+  }
+  service_state::applied deploy(v1::ServiceSpec spec, std::int64_t at = 1000) {
+    v1::ClusterCommand cmd;
+    *cmd.mutable_deploy()->mutable_spec() = std::move(spec);
+    cmd.mutable_deploy()->set_at_ms(at);
+    return apply(cmd);
+  }
+  void nodes(std::vector<v1::SchedNode> list) {
+    v1::ClusterCommand cmd;
+    for (auto& n : list)
+      *cmd.mutable_nodes()->add_nodes() = n;
+    apply(cmd);
+  }
+  /// One scheduler round for the service, as the scheduler actor plans it.
+  service_state::applied schedule(const std::string& service = "default/web") {
+    auto list = state.services(service);
+    REQUIRE(list.services_size() == 1);
+    auto allocs = state.allocations(service, "");
+    std::vector<const v1::AllocationRecord*> mine;
+    for (const auto& a : allocs.allocations())
+      mine.push_back(&a);
+    cluster copy = state.view();
+    v1::ClusterCommand cmd;
+    *cmd.mutable_plan() = plan_service(copy, list.services(0).service(), mine,
+                                       [this] { return "a" + std::to_string(next_id++); }, 7);
+    return apply(cmd);
+  }
+  std::map<std::string, int> per_node(const std::string& service = "default/web") {
+    std::map<std::string, int> out;
+    auto list = state.allocations(service, "");
+    for (const auto& a : list.allocations())
+      if (a.desired() == "run")
+        ++out[a.node()];
+    return out;
+  }
+};
+
+} // namespace
+
+TEST_CASE("a deploy creates version 1, the next one version 2, and versions beyond ten are dropped") {
+  fixture f;
+  auto first = f.deploy(web(3));
+  REQUIRE(first.refused.empty());
+  CHECK(first.reply.service().version() == 1);
+  CHECK(first.reply.service().spec().namespace_() == "default");
+  auto second = f.deploy(web(4), 2000);
+  CHECK(second.reply.service().version() == 2);
+  CHECK(second.reply.service().previous() == 1);
+  CHECK(second.reply.service().created_ms() == 1000);
+  CHECK(second.reply.service().updated_ms() == 2000);
+  for (int i = 0; i < 12; ++i)
+    f.deploy(web(1));
+  v1::KvSnapshot snap;
+  f.state.snapshot(snap);
+  CHECK(snap.versions_size() == static_cast<int>(versions_kept));
+  CHECK(snap.versions(0).version() == 5);
+  auto unnamed = web(1);
+  unnamed.clear_name();
+  CHECK(f.deploy(unnamed).refused == "name: must not be empty");
+}
+
+TEST_CASE("the scheduler places the replicas apart, scales up and down, and a removed service leaves nothing") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2"), sched_node("n3")});
+  f.deploy(web(3));
+  auto placed = f.schedule();
+  CHECK(placed.reply.placed() == 3);
+  CHECK(f.per_node() == std::map<std::string, int>{{"n1", 1}, {"n2", 1}, {"n3", 1}});
+  CHECK(f.state.services("").services(0).placed() == 3);
+  CHECK(f.state.view().used_on("n1").cpu_millis == 300);
+
+  v1::ClusterCommand scale;
+  scale.mutable_scale()->set_service("default/web");
+  scale.mutable_scale()->set_replicas(6);
+  CHECK(f.apply(scale).refused.empty());
+  CHECK(f.schedule().reply.placed() == 3);
+  CHECK(f.per_node() == std::map<std::string, int>{{"n1", 2}, {"n2", 2}, {"n3", 2}});
+
+  scale.mutable_scale()->set_replicas(2);
+  f.apply(scale);
+  f.schedule();
+  CHECK(f.state.allocations("default/web", "").allocations_size() == 2);  // pending ones go at once
+  CHECK(f.per_node().size() == 2);
+
+  // 4 cores of work do not fit on 3: what could not be placed says why.
+  scale.mutable_scale()->set_replicas(10);
+  f.apply(scale);
+  f.schedule();
+  auto summary = f.state.services("default/web").services(0);
+  CHECK(summary.placed() == 9);
+  CHECK(summary.service().message() == "placed 7 of 8; of 3 nodes, 3 short of cpu (300m asked)");
+
+  v1::ClusterCommand rm;
+  rm.mutable_remove_service()->set_service("default/web");
+  CHECK(f.apply(rm).refused.empty());
+  CHECK(f.state.services("").services_size() == 0);
+  CHECK(f.state.allocations("", "").allocations_size() == 0);
+  CHECK(f.state.view().used_on("n1").cpu_millis == 0);
+  CHECK(f.apply(rm).refused == "service default/web does not exist");
+}
+
+TEST_CASE("allocations on a dead node are replaced elsewhere, and a new version replaces the old") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2"), sched_node("n3")});
+  f.deploy(web(2));
+  f.schedule();
+  auto before = f.per_node();
+  auto dead = before.begin()->first;
+  f.nodes({sched_node(dead, "dead")});
+  f.schedule();
+  auto after = f.per_node();
+  CHECK(after.count(dead) == 0);
+  CHECK(after.size() == 2);
+
+  f.deploy(web(2, 200));
+  f.schedule();
+  auto list = f.state.allocations("default/web", "");
+  for (const auto& a : list.allocations())
+    CHECK(a.version() == 2);
+  CHECK(f.state.services("").services(0).placed() == 2);
+}
+
+TEST_CASE("a plan that no longer fits when it applies is refused at apply, and a stale version places nothing") {
+  fixture f;
+  f.nodes({sched_node("n1")});
+  f.deploy(web(3));  // 3 x 300m on 1000m
+  cluster a = f.state.view(), b = f.state.view();
+  auto list = f.state.services("default/web").services(0).service();
+  int n = 0;
+  auto ids = [&] { return "p" + std::to_string(n++); };
+  v1::ClusterCommand first, second;
+  *first.mutable_plan() = plan_service(a, list, {}, ids, 1);
+  *second.mutable_plan() = plan_service(b, list, {}, ids, 2);
+  CHECK(f.apply(first).reply.placed() == 3);
+  auto refused = f.apply(second);
+  CHECK(refused.reply.placed() == 0);
+  REQUIRE(refused.reply.refused_size() == 3);
+  CHECK(refused.reply.refused(0).find("does not fit on node n1: short of cpu") != std::string::npos);
+  CHECK(f.state.view().used_on("n1").cpu_millis == 900);
+
+  f.deploy(web(1));  // version 2: a plan made for version 1 places nothing
+  f.nodes({sched_node("n2")});
+  cluster c = f.state.view();
+  v1::ClusterCommand stale;
+  *stale.mutable_plan() = plan_service(c, list, {}, ids, 3);
+  auto out = f.apply(stale);
+  CHECK(out.reply.placed() == 0);
+  CHECK(out.reply.refused(0).find("version 1 is no longer current") != std::string::npos);
+}
+
+TEST_CASE("mode global runs one task on every eligible node the constraints allow") {
+  fixture f;
+  auto server = sched_node("s1");
+  server.set_role("server");
+  f.nodes({server, sched_node("c1"), sched_node("c2"), sched_node("c3", "dead")});
+  auto spec = web(0);
+  spec.set_global(true);
+  auto* c = spec.add_constraints();
+  c->set_text("node.role != server");
+  c->set_attribute("role");
+  c->set_op("!=");
+  c->add_values("server");
+  f.deploy(spec);
+  f.schedule();
+  CHECK(f.per_node() == std::map<std::string, int>{{"c1", 1}, {"c2", 1}});
+  CHECK(f.state.services("").services(0).desired() == 2);
+  f.nodes({sched_node("c3")});  // comes back
+  f.schedule();
+  CHECK(f.per_node() == std::map<std::string, int>{{"c1", 1}, {"c2", 1}, {"c3", 1}});
+  v1::ClusterCommand scale;
+  scale.mutable_scale()->set_service("default/web");
+  scale.mutable_scale()->set_replicas(5);
+  CHECK(f.apply(scale).refused.find("mode global") != std::string::npos);
+}
+
+TEST_CASE("the state comes back from LMDB after a restart and from a snapshot on another server") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2")});
+  f.deploy(web(2));
+  f.schedule();
+  service_state reloaded;
+  must(f.env->read([&](const storage::read_txn& t) { return reloaded.load(t); }));
+  CHECK(reloaded.allocations("", "").allocations_size() == 2);
+  CHECK(reloaded.view().used_on("n1").cpu_millis + reloaded.view().used_on("n2").cpu_millis == 600);
+
+  v1::KvSnapshot snap;
+  f.state.snapshot(snap);
+  fixture other;
+  service_state installed;
+  must(other.env->write([&](storage::write_txn& t) { return installed.install(t, snap); }));
+  CHECK(installed.services("").services(0).placed() == 2);
+  service_state again;
+  must(other.env->read([&](const storage::read_txn& t) { return again.load(t); }));
+  CHECK(again.nodes().nodes_size() == 2);
+  CHECK(again.services("").services(0).service().version() == 1);
+}
