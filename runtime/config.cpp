@@ -1,3 +1,4 @@
+#include "runtime/yaml_documents.hpp"
 #include "runtime/config.hpp"
 
 #include "runtime/duration.hpp"
@@ -411,11 +412,14 @@ status load_file(const namer& names, raw_settings& raw, std::vector<std::string>
   auto text = read_small_file(names.file);
   if (!text) return text.error();
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(*text);
-    if (documents.size() > 1) {
-      return error{names.place({}) + ": holds " + std::to_string(documents.size()) + " YAML documents; expected one"};
+    if (auto problem = check_single_document(*text)) {
+      origin at{problem->mark.line + 1, problem->mark.column + 1};
+      if (problem->kind == yaml_document_problem::stray_token)
+        return error{names.place(at) + ": not valid YAML: a stray ',' or other token outside any list or map"};
+      return error{names.place(at) + ": a second YAML document; expected one"};
     }
-    if (!documents.empty()) file_reader{names, raw, errors}.read(documents.front());
+    YAML::Node root = YAML::Load(*text);
+    if (!root.IsNull()) file_reader{names, raw, errors}.read(root);
     return {};
   } catch (const YAML::Exception& e) {
     origin at = e.mark.is_null() ? origin{} : origin{e.mark.line + 1, e.mark.column + 1};

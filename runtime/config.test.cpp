@@ -583,7 +583,10 @@ TEST_CASE("a config file that is not a single map of settings is rejected") {
   CHECK_MENTIONS(rejected(with_required({"--config", scalar})),
                  "expected a map of settings (key: value), got 'just words'");
   std::string two = dir.write("two.yaml", "name: a\n---\nname: b\n");
-  CHECK_MENTIONS(rejected(with_required({"--config", two})), "config " + two + ": holds 2 YAML documents");
+  CHECK_MENTIONS(rejected(with_required({"--config", two})), "config " + two + ":2:1: a second YAML document; expected one");
+  // yaml-cpp's LoadAll never returns on this one: it must be an error, at once.
+  std::string stray = dir.write("stray.yaml", "{name: a},\n");
+  CHECK_MENTIONS(rejected(with_required({"--config", stray})), "not valid YAML: a stray ','");
 }
 
 TEST_CASE("a key or label given twice in the config file is rejected at its second place") {

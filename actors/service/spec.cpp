@@ -3,6 +3,7 @@
 #include "runtime/duration.hpp"
 #include "runtime/text.hpp"
 #include "runtime/values.hpp"
+#include "runtime/yaml_documents.hpp"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -611,38 +612,12 @@ private:
   std::vector<std::string>& errors_;
 };
 
-/// Where each document starts, from an event pass over the text. Used instead
-/// of YAML::LoadAll, which in yaml-cpp 0.7 never returns on a stray ',' at the
-/// top level: every call yields one more empty document without consuming it.
-struct document_starts : YAML::EventHandler {
-  std::vector<YAML::Mark> marks;
-
-  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-};
-
 /// The one document of text, or why there is not exactly one.
 result<YAML::Node> load_one(const std::string& text, const origins& where) {
-  std::istringstream in{text};
-  YAML::Parser parser{in};
-  document_starts starts;
-  // Three looks suffice: a stuck parser starts its next document where the last one started.
-  for (int i = 0; i < 3 && parser.HandleNextDocument(starts); ++i) {
-  }
-  for (std::size_t i = 1; i < starts.marks.size(); ++i) {
-    if (starts.marks[i].pos <= starts.marks[i - 1].pos) {
-      return error{where.place(starts.marks[i]) + ": not valid YAML: a stray ',' or other token outside any list or map"};
-    }
-  }
-  if (starts.marks.size() > 1) {
-    return error{where.place(starts.marks[1]) + ": a second YAML document; expected one service spec per file"};
+  if (auto problem = check_single_document(text)) {
+    if (problem->kind == yaml_document_problem::stray_token)
+      return error{where.place(problem->mark) + ": not valid YAML: a stray ',' or other token outside any list or map"};
+    return error{where.place(problem->mark) + ": a second YAML document; expected one service spec per file"};
   }
   YAML::Node root = YAML::Load(text);
   if (root.IsNull()) return error{where.file + ":1:1: empty; expected a service spec (name, image, ...)"};
