@@ -48,8 +48,14 @@ status client::post_json(const std::string& path, const google::protobuf::Messag
   return call("POST", path, json, out);
 }
 
+status client::del(const std::string& path, google::protobuf::Message& out) const {
+  return call("DELETE", path, "", out);
+}
+
 status client::call(const char* method, const std::string& path, const std::string& body,
-                    google::protobuf::Message& out) const {
+                    google::protobuf::Message& out, int* http_status) const {
+  if (http_status)
+    *http_status = 0;
   if (auto st = check(); !st)
     return st;
   httplib::Client cli{host_, port_};
@@ -59,8 +65,10 @@ status client::call(const char* method, const std::string& path, const std::stri
   httplib::Headers headers;
   if (!token_.empty())
     headers.emplace("Authorization", "Bearer " + token_);
-  auto res = std::string{method} == "POST" ? cli.Post(path, headers, body, "application/json")
-                                           : cli.Get(path, headers);
+  std::string m{method};
+  auto res = m == "POST"     ? cli.Post(path, headers, body, "application/json")
+             : m == "DELETE" ? cli.Delete(path, headers)
+                             : cli.Get(path, headers);
   if (!res) {
     auto why = res.error() == httplib::Error::Connection ? std::string{"connection failed"}
                                                          : httplib::to_string(res.error());
@@ -69,6 +77,8 @@ status client::call(const char* method, const std::string& path, const std::stri
   }
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = true;  // a newer agent may add fields
+  if (http_status)
+    *http_status = res->status;
   if (res->status != 200) {
     troupe::v1::ErrorReply err;
     if (google::protobuf::util::JsonStringToMessage(res->body, &err, opts).ok() && !err.message().empty())

@@ -1,5 +1,5 @@
-// The console's side of the HTTP/JSON API: GET/POST a path, parse the JSON
-// reply into its protobuf message, turn ErrorReply bodies into errors.
+// The console's side of the HTTP/JSON API: GET/POST/DELETE a path, parse the
+// JSON reply into its protobuf message, turn ErrorReply bodies into errors.
 #pragma once
 
 #include <string>
@@ -23,10 +23,14 @@ public:
   /// POST with `body` as JSON (protobuf's JSON mapping).
   troupe::status post_json(const std::string& path, const google::protobuf::Message& body,
                            google::protobuf::Message& out) const;
+  troupe::status del(const std::string& path, google::protobuf::Message& out) const;
+
+  /// Any of the above; `http_status`, when given, receives the reply's HTTP
+  /// status (0 when no reply came), so that a caller can tell 404 apart.
+  troupe::status call(const char* method, const std::string& path, const std::string& body,
+                      google::protobuf::Message& out, int* http_status = nullptr) const;
 
 private:
-  troupe::status call(const char* method, const std::string& path, const std::string& body,
-                      google::protobuf::Message& out) const;
 
   std::string addr_;
   std::string host_;

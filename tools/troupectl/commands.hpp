@@ -2,6 +2,7 @@
 // command ends.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -50,8 +51,12 @@ struct run_flags {
 };
 
 int cmd_run(const globals& g, const client& c, const run_flags& f);
+/// This node's tasks (GET /v1/tasks).
 int cmd_ps(const globals& g, const client& c);
+/// Stops and removes one of this node's tasks by id, id prefix or name.
 int cmd_rm(const globals& g, const client& c, const std::string& target);
+/// True when `target` names exactly one of this node's tasks.
+bool has_task(const client& c, const std::string& target);
 int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream);
 int cmd_nodes(const globals& g, const client& c);
 /// keys (op empty: list) | keys install|use|remove KEY.
@@ -59,6 +64,25 @@ int cmd_keys(const globals& g, const client& c, const std::string& op, const std
 int cmd_stats(const globals& g, const client& c, const std::string& target);
 int cmd_image_import(const globals& g, const client& c, const std::string& source, const std::string& name);
 int cmd_image_ls(const globals& g, const client& c);
+
+/// `troupectl deploy` flags.
+struct deploy_flags {
+  std::string file;
+  bool wait = false;
+  std::string timeout = "5m";
+};
+
+// Services (services.cpp). A service is NAME (namespace default) or
+// NAMESPACE/NAME.
+int cmd_deploy(const globals& g, const client& c, const deploy_flags& f);
+int cmd_services(const globals& g, const client& c);
+int cmd_service_inspect(const globals& g, const client& c, const std::string& name);
+/// The allocations of one service ("" all) on one node ("" all).
+int cmd_allocations(const globals& g, const client& c, const std::string& service, const std::string& node);
+int cmd_scale(const globals& g, const client& c, const std::string& name, uint32_t replicas);
+/// Removes a service; a target that is no service but one of this node's
+/// tasks (troupectl run) is removed as cmd_rm does.
+int cmd_remove(const globals& g, const client& c, const std::string& target);
 
 /// "4 members: 3 alive 1 dead" and how joining and health stand.
 std::string cluster_summary(const troupe::v1::MemberList& list);

@@ -201,7 +201,8 @@ int main(int argc, char** argv) {
     g.token = env;
 
   CLI::App app{"troupectl: the Troupe actor console"};
-  app.footer("Examples:\n  troupectl status\n  troupectl -o json actors\n  troupectl actor kill monitor\n\n"
+  app.footer("Examples:\n  troupectl status\n  troupectl -o json actors\n  troupectl actor kill monitor\n"
+             "  troupectl deploy -f web.yaml --wait\n  troupectl services\n\n"
              "Exit status: 0 success, 1 the operation failed, 2 usage error.");
   app.add_option("--addr", g.addr, "agent API address HOST:PORT (env TROUPE_ADDR)")->capture_default_str();
   app.add_option("--token", g.token, "API token (env TROUPE_TOKEN)");
@@ -259,12 +260,38 @@ int main(int argc, char** argv) {
   keys->add_option("KEY", key_value, "base64, 32 bytes (openssl rand -base64 32)");
   keys->footer("Rotation without downtime, on every node in turn:\n  troupectl keys install NEW; troupectl keys use "
                "NEW; troupectl keys remove OLD");
-  auto* ps = app.add_subcommand("ps", "containers on this node: id, name, image, state, restarts");
-  ps->footer("Example: troupectl ps");
+  deploy_flags df;
+  auto* deploy = app.add_subcommand("deploy", "create or update a service from its YAML spec");
+  deploy->add_option("-f,--file", df.file, "the service spec (YAML)")->required();
+  deploy->add_flag("--wait", df.wait, "follow the rollout until every desired task is placed");
+  deploy->add_option("--timeout", df.timeout, "with --wait: give up after this long (exit 1)")->capture_default_str();
+  deploy->footer("Example: troupectl deploy -f web.yaml --wait");
+  auto* services = app.add_subcommand("services", "services: version, desired/placed/running/healthy, image");
+  services->footer("Example: troupectl services");
+  auto* service = app.add_subcommand("service", "act on one service");
+  service->require_subcommand(1);
+  std::string service_name;
+  auto* inspect = service->add_subcommand("inspect", "one service in full, with its allocations");
+  inspect->add_option("NAME", service_name, "NAME or NAMESPACE/NAME")->required();
+  inspect->footer("Example: troupectl service inspect web");
+  uint32_t replicas = 0;
+  auto* scale = app.add_subcommand("scale", "set a service's replicas");
+  scale->add_option("NAME", service_name, "NAME or NAMESPACE/NAME")->required();
+  scale->add_option("N", replicas, "replicas")->required()->check(CLI::Range(0u, 10000u));
+  scale->footer("Example: troupectl scale web 5");
+  std::string ps_service, ps_node;
+  bool ps_all = false;
+  auto* ps = app.add_subcommand("ps", "allocations of a service, a node or all (--all); "
+                                      "with none of these, this node's containers");
+  ps->add_option("SERVICE", ps_service, "NAME or NAMESPACE/NAME: its allocations");
+  ps->add_option("--node", ps_node, "the allocations placed on this node");
+  ps->add_flag("-a,--all", ps_all, "every allocation of every service");
+  ps->footer("Examples: troupectl ps web\n  troupectl ps --all --node node-2\n  troupectl ps   # this node's containers");
   std::string rm_target;
-  auto* rm = app.add_subcommand("rm", "stop and remove a container (SIGTERM, grace, SIGKILL)");
-  rm->add_option("TASK", rm_target, "allocation id, id prefix or task name")->required();
-  rm->footer("Example: troupectl rm hello");
+  auto* rm = app.add_subcommand("rm", "remove a service (its allocations stop), or one of this node's containers");
+  rm->add_option("NAME", rm_target, "NAME or NAMESPACE/NAME; or a task's allocation id, id prefix or name")
+    ->required();
+  rm->footer("Examples: troupectl rm web\n  troupectl rm hello   # a container started with troupectl run");
   std::string logs_target, logs_stream = "stdout";
   auto* logs = app.add_subcommand("logs", "a container's output");
   logs->add_option("TASK", logs_target, "allocation id, id prefix or task name")->required();
@@ -286,7 +313,8 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
   std::vector<std::string> commands{"status", "nodes", "keys", "actors", "actor", "events", "run",
-                                    "ps", "rm", "logs", "stats", "image", "version"};
+                                    "deploy", "services", "service", "scale", "ps", "rm", "logs",
+                                    "stats", "image", "version"};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -340,10 +368,18 @@ int main(int argc, char** argv) {
       return usage("keys " + key_op + ": give the KEY (base64, 32 bytes)");
     return cmd_keys(g, c, key_op, key_value);
   }
+  if (*deploy)
+    return cmd_deploy(g, c, df);
+  if (*services)
+    return cmd_services(g, c);
+  if (*inspect)
+    return cmd_service_inspect(g, c, service_name);
+  if (*scale)
+    return cmd_scale(g, c, service_name, replicas);
   if (*ps)
-    return cmd_ps(g, c);
+    return ps_service.empty() && ps_node.empty() && !ps_all ? cmd_ps(g, c) : cmd_allocations(g, c, ps_service, ps_node);
   if (*rm)
-    return cmd_rm(g, c, rm_target);
+    return cmd_remove(g, c, rm_target);
   if (*logs)
     return cmd_logs(g, c, logs_target, logs_stream);
   if (*stats)

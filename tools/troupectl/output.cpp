@@ -44,10 +44,7 @@ const char* colour_of(const std::string& cell) {
   return nullptr;
 }
 
-} // namespace
-
-std::string render(const google::protobuf::Message& msg, format f) {
-  auto json = json_of(msg);
+std::string document(const std::string& json, format f) {
   if (f == format::json)
     return json;
   // JSON is YAML: load it and emit block style.
@@ -56,6 +53,26 @@ std::string render(const google::protobuf::Message& msg, format f) {
   YAML::Emitter out;
   out << doc;
   return std::string{out.c_str()} + "\n";
+}
+
+} // namespace
+
+std::string render(const google::protobuf::Message& msg, format f) { return document(json_of(msg), f); }
+
+std::string render_merged(const google::protobuf::Message& first, const google::protobuf::Message& second,
+                          format f) {
+  // Both are JSON objects: the first without its closing brace, the second
+  // without its opening one.
+  auto a = json_of(first), b = json_of(second);
+  auto close = a.rfind('}'), open = b.find('{');
+  if (close == std::string::npos || open == std::string::npos)
+    return document(a, f);
+  auto head = a.substr(0, close);
+  while (!head.empty() && (head.back() == '\n' || head.back() == ' '))
+    head.pop_back();
+  auto tail = b.substr(open + 1);
+  bool empty_head = head.size() <= 1, empty_tail = tail.find_first_not_of(" \n}") == std::string::npos;
+  return document(head + (empty_head || empty_tail ? "" : ",") + tail, f);
 }
 
 std::string table::str(bool colour) const {

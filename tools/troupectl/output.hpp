@@ -15,6 +15,11 @@ enum class format { table, json, yaml };
 /// One document: protobuf's JSON mapping, or the same as YAML.
 std::string render(const google::protobuf::Message& msg, format f);
 
+/// One document holding the fields of both messages side by side (their
+/// field names must differ): `service inspect` prints a ServiceSummary with
+/// the AllocationList's `allocations` beside its counts.
+std::string render_merged(const google::protobuf::Message& first, const google::protobuf::Message& second, format f);
+
 /// Columns padded to their widest cell; `colour` styles cells through
 /// `style` (a cell that starts with "running" is green, etc.).
 class table {

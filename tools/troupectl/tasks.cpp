@@ -1,4 +1,5 @@
-// troupectl run / ps / rm / logs / image: containers on the agent addressed.
+// troupectl run / ps / rm / logs / image: containers on the agent addressed
+// (the ones started with `troupectl run`, not the services' allocations).
 #include <ctime>
 #include <filesystem>
 
@@ -88,6 +89,8 @@ result<std::string> find_alloc(const client& c, const std::string& target) {
 }
 
 } // namespace
+
+bool has_task(const client& c, const std::string& target) { return find_alloc(c, target).ok(); }
 
 int cmd_run(const globals& g, const client& c, const run_flags& f) {
   auto spec = spec_of(f);

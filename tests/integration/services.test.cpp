@@ -1,0 +1,251 @@
+// Services through troupectl against real agents on loopback: deploy, scale,
+// a new version and removal on one server; bad specs and unplaceable work
+// (exit codes, FILE:LINE:COL, the scheduler's message, 400 naming the field);
+// and three servers where a kill -9 of the Raft leader keeps the service and
+// moves the dead node's allocations to the live ones.
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+
+#include <httplib.h>
+
+#include "tests/integration/agent_fixture.hpp"
+#include "troupe/v1/cluster.pb.h"
+#include "troupe/v1/service.pb.h"
+
+using namespace troupe;
+using namespace troupe::testing;
+
+namespace {
+
+/// Stops the agents with SIGTERM at the end of a test, also when it fails,
+/// before their scratch dirs go.
+struct agents : std::vector<std::unique_ptr<agent>> {
+  agents() = default;
+  agents(const agents&) = delete;
+  agents& operator=(const agents&) = delete;
+  ~agents() {
+    for (auto& a : *this)
+      if (a->proc && a->proc->running())
+        a->proc->signal(SIGTERM);
+    for (auto& a : *this)
+      if (a->proc)
+        a->proc->wait(10s);
+  }
+
+  /// Starts s<k>; every server after the first joins through s1.
+  agent& add_server() {
+    auto& a = *emplace_back(std::make_unique<agent>());
+    a.name = "s" + std::to_string(size());
+    a.start(size() == 1 ? loopback_flags() : loopback_flags({"--seed", front()->gossip_address()}));
+    return a;
+  }
+};
+
+/// Writes `text` as `name` in the agent's scratch dir; returns its path.
+std::string spec_file(const agent& a, const std::string& name, const std::string& text) {
+  auto path = a.dir.path() / name;
+  std::ofstream{path} << text;
+  return path.string();
+}
+
+std::string web_spec(int replicas, const std::string& greeting) {
+  return "name: web\n"
+         "image: busybox:1\n"
+         "command: [sleep, '1000']\n"
+         "env: {GREETING: " + greeting + "}\n"
+         "replicas: " + std::to_string(replicas) + "\n"
+         "resources: {cpu: 100m, memory: 32Mi}\n";
+}
+
+template <class Msg>
+std::optional<Msg> ctl_json(const agent& a, std::vector<std::string> args) {
+  args.insert(args.begin(), {"-o", "json"});
+  auto r = a.ctl(args);
+  Msg msg;
+  if (r.code != 0 || !google::protobuf::util::JsonStringToMessage(r.output, &msg).ok())
+    return std::nullopt;
+  return msg;
+}
+
+/// The one service `troupectl services` lists, if it lists exactly one.
+std::optional<v1::ServiceSummary> only_service(const agent& a) {
+  auto list = ctl_json<v1::ServiceList>(a, {"services"});
+  if (!list || list->services_size() != 1)
+    return std::nullopt;
+  return list->services(0);
+}
+
+bool placed(const agent& a, uint32_t n, uint64_t version) {
+  auto s = only_service(a);
+  return s && s->desired() == n && s->placed() == n && s->service().version() == version;
+}
+
+/// The allocations with desired run, as `troupectl ps --all` lists them.
+std::vector<v1::AllocationRecord> running_allocations(const agent& a) {
+  std::vector<v1::AllocationRecord> out;
+  if (auto list = ctl_json<v1::AllocationList>(a, {"ps", "--all"}))
+    for (auto& al : list->allocations())
+      if (al.desired() == "run")
+        out.push_back(al);
+  return out;
+}
+
+template <class Msg>
+std::optional<Msg> get_json(const agent& a, const std::string& path) {
+  httplib::Client http{"127.0.0.1", a.http};
+  http.set_read_timeout(10, 0);
+  auto res = http.Get(path);
+  Msg msg;
+  if (!res || res->status != 200 || !google::protobuf::util::JsonStringToMessage(res->body, &msg).ok())
+    return std::nullopt;
+  return msg;
+}
+
+int post_service(const agent& a, const std::string& body, std::string* reply) {
+  httplib::Client http{"127.0.0.1", a.http};
+  http.set_read_timeout(10, 0);
+  auto res = http.Post("/v1/services", body, "application/json");
+  if (!res)
+    return 0;
+  *reply = res->body;
+  return res->status;
+}
+
+} // namespace
+
+TEST_CASE("one server: deploy places 3, scale to 5, a new spec is version 2 everywhere, rm leaves nothing") {
+  agents set;
+  auto& a = set.add_server();
+  auto file = spec_file(a, "web.yaml", web_spec(3, "hello"));
+
+  auto deployed = a.ctl({"deploy", "-f", file});
+  REQUIRE_MESSAGE(deployed.code == 0, deployed.output);
+  CHECK_MESSAGE(contains(deployed.output, "service default/web version 1 deployed"), deployed.output);
+  CHECK_MESSAGE(eventually(10s, [&] { return placed(a, 3, 1); }), a.ctl({"services"}).output);
+  auto list = ctl_json<v1::AllocationList>(a, {"ps", "web"});
+  REQUIRE(list);
+  CHECK(list->allocations_size() == 3);
+  for (auto& al : list->allocations()) {
+    CHECK(al.version() == 1);
+    CHECK(al.service() == "default/web");
+    CHECK(al.node() == "s1");
+  }
+  auto table = a.ctl({"services"});
+  CHECK_MESSAGE(contains(table.output, "default/web"), table.output);
+  CHECK_MESSAGE(contains(table.output, "busybox:1"), table.output);
+
+  auto scaled = a.ctl({"scale", "web", "5"});
+  CHECK_MESSAGE(scaled.code == 0, scaled.output);
+  CHECK_MESSAGE(eventually(10s, [&] { return placed(a, 5, 1); }), a.ctl({"services"}).output);
+
+  // A changed env is a new version; scale's 5 replicas give way to the spec's 3.
+  auto again = a.ctl({"deploy", "-f", spec_file(a, "web2.yaml", web_spec(3, "bonjour")), "--wait"});
+  CHECK_MESSAGE(again.code == 0, again.output);
+  CHECK_MESSAGE(contains(again.output, "version 2 deployed"), again.output);
+  CHECK_MESSAGE(contains(again.output, "version 2: 3/3 placed"), again.output);
+  CHECK_MESSAGE(eventually(10s, [&] {
+    auto runs = running_allocations(a);
+    return runs.size() == 3 && std::all_of(runs.begin(), runs.end(), [](auto& al) { return al.version() == 2; });
+  }), a.ctl({"ps", "--all"}).output);
+  auto inspect = a.ctl({"service", "inspect", "default/web"});
+  CHECK_MESSAGE(contains(inspect.output, "2 (previous 1)"), inspect.output);
+  CHECK_MESSAGE(contains(inspect.output, "GREETING=bonjour"), inspect.output);
+
+  auto removed = a.ctl({"rm", "web"});
+  CHECK_MESSAGE(removed.code == 0, removed.output);
+  auto services = ctl_json<v1::ServiceList>(a, {"services"});
+  REQUIRE(services);
+  CHECK(services->services_size() == 0);
+  CHECK_MESSAGE(eventually(10s, [&] { return running_allocations(a).empty(); }), a.ctl({"ps", "--all"}).output);
+  auto twice = a.ctl({"rm", "web"});
+  CHECK(twice.code == 1);
+  CHECK_MESSAGE(contains(twice.output, "service default/web does not exist"), twice.output);
+}
+
+TEST_CASE("bad input: an unknown key exits 2, unplaceable work is explained, the API names the bad field") {
+  agents set;
+  auto& a = set.add_server();
+
+  auto typo = a.ctl({"deploy", "-f", spec_file(a, "typo.yaml", "name: web\nimage: busybox:1\nreplica: 3\n")});
+  CHECK(typo.code == 2);
+  CHECK_MESSAGE(contains(typo.output, "typo.yaml:3:1"), typo.output);
+  CHECK_MESSAGE(contains(typo.output, "replica"), typo.output);
+  auto missing = a.ctl({"deploy", "-f", "no-such.yaml"});
+  CHECK(missing.code == 2);
+  CHECK_MESSAGE(contains(missing.output, "no-such.yaml"), missing.output);
+
+  // 1000 cores: more than any node has; the deploy is accepted all the same.
+  auto big = spec_file(a, "big.yaml", "name: big\nimage: busybox:1\nreplicas: 2\nresources: {cpu: 1000}\n");
+  auto deployed = a.ctl({"deploy", "-f", big});
+  CHECK_MESSAGE(deployed.code == 0, deployed.output);
+  std::string message;
+  CHECK_MESSAGE(eventually(10s, [&] {
+    auto s = only_service(a);
+    message = s ? s->service().message() : "";
+    return contains(message, "short of cpu");
+  }), a.ctl({"services"}).output);
+  CHECK_MESSAGE(contains(message, "placed 0 of 2"), message);
+  CHECK(contains(a.ctl({"services"}).output, "short of cpu"));
+  auto wait = a.ctl({"deploy", "-f", big, "--wait"});
+  CHECK(wait.code == 1);
+  CHECK_MESSAGE(contains(wait.output, "short of cpu"), wait.output);
+
+  auto scale = a.ctl({"scale", "nosuch", "2"});
+  CHECK(scale.code == 1);
+  CHECK_MESSAGE(contains(scale.output, "service default/nosuch does not exist"), scale.output);
+  CHECK(a.ctl({"scale", "Bad_Name", "2"}).code == 2);
+
+  std::string reply;
+  CHECK(post_service(a, R"({"name":"web","task":{"image":"busybox:1"},"replicas":-1})", &reply) == 400);
+  CHECK_MESSAGE(contains(reply, "replicas"), reply);
+  CHECK(post_service(a, R"({"name":"Bad_Name","task":{"image":"busybox:1"},"replicas":1})", &reply) == 400);
+  CHECK_MESSAGE(contains(reply, "name"), reply);
+}
+
+TEST_CASE("three servers: 6 replicas spread 2 per node, and after kill -9 of the leader the dead node's move") {
+  agents set;
+  for (int i = 0; i < 3; ++i)
+    set.add_server();
+  auto alive_nodes = [&](const agent& a) {
+    auto list = get_json<v1::NodeList>(a, "/v1/nodes");
+    return list ? std::count_if(list->nodes().begin(), list->nodes().end(),
+                                [](auto& n) { return n.state() == "alive"; })
+                : 0;
+  };
+  // Three voters (a joining server is a learner first), and the scheduler
+  // knows the three nodes once membership told the leader.
+  auto& s1 = *set.front();
+  auto voters = [&] {
+    auto raft = get_json<v1::RaftStatus>(s1, "/v1/raft");
+    return raft ? raft->voters_size() : 0;
+  };
+  REQUIRE_MESSAGE(eventually(20s, [&] { return voters() == 3 && alive_nodes(s1) == 3; }), s1.log_tail());
+
+  auto deployed = s1.ctl({"deploy", "-f", spec_file(s1, "web.yaml", web_spec(6, "hello")), "--wait"});
+  REQUIRE_MESSAGE(deployed.code == 0, deployed.output);
+  std::map<std::string, int> per_node;
+  for (auto& al : running_allocations(s1))
+    ++per_node[al.node()];
+  CHECK(per_node == std::map<std::string, int>{{"s1", 2}, {"s2", 2}, {"s3", 2}});
+
+  agent* leader = nullptr;
+  for (auto& s : set)
+    if (auto raft = get_json<v1::RaftStatus>(*s, "/v1/raft"); raft && raft->role() == "leader")
+      leader = s.get();
+  REQUIRE(leader);
+  leader->proc->signal(SIGKILL);
+  REQUIRE(leader->proc->wait(5s));
+  agent* live = set[0].get() == leader ? set[1].get() : set[0].get();
+
+  auto moved = [&] {
+    auto s = only_service(*live);
+    if (!s || s->service().version() != 1 || s->placed() != 6)
+      return false;
+    auto runs = running_allocations(*live);
+    return runs.size() == 6 &&
+           std::none_of(runs.begin(), runs.end(), [&](auto& al) { return al.node() == leader->name; });
+  };
+  CHECK_MESSAGE(eventually(20s, moved), live->ctl({"ps", "--all"}).output << live->ctl({"services"}).output);
+}
