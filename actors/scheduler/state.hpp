@@ -20,11 +20,13 @@
 
 namespace troupe::scheduler {
 
-inline const storage::table<v1::SchedNode> nodes_table{"sched_nodes"};
-inline const storage::table<v1::ServiceRecord> services_table{"services"};
+// The cluster_ prefix keeps them apart from the node's own tables in the
+// same LMDB environment (the node actor's "allocations" are its local ones).
+inline const storage::table<v1::SchedNode> nodes_table{"cluster_nodes"};
+inline const storage::table<v1::ServiceRecord> services_table{"cluster_services"};
 /// Key: namespace/name/<version, 20 digits>: the recent versions, for rollback.
-inline const storage::table<v1::ServiceRecord> versions_table{"service_versions"};
-inline const storage::table<v1::AllocationRecord> allocations_table{"allocations"};
+inline const storage::table<v1::ServiceRecord> versions_table{"cluster_service_versions"};
+inline const storage::table<v1::AllocationRecord> allocations_table{"cluster_allocations"};
 /// Versions kept per service.
 inline constexpr std::uint64_t versions_kept = 10;
 
