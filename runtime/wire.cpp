@@ -121,6 +121,7 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::GetServices, v1::ServiceList>();
   c.add<v1::GetAllocations, v1::AllocationList>();
   c.add<v1::GetSchedNodes, v1::NodeList>();
+  c.add<v1::AllocationUpdates, v1::ServiceReply>();
   return c;
 }
 

@@ -8,6 +8,7 @@
 #include "actors/node/identity.hpp"
 #include "actors/node/resolve.hpp"
 #include "net/port.hpp"
+#include "runtime/describe.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/text.hpp"
 #include "runtime/type_ids.hpp"
@@ -140,6 +141,28 @@ void recover(node* self) {
   st.log->info("recovered allocations={} running_tasks={}", found.size(), st.tasks.size());
 }
 
+/// Records an allocation (and its pending status) in LMDB and starts its
+/// task actor.
+result<v1::TaskStatus> start_allocation(node* self, const v1::Allocation& alloc, std::map<std::string, int> ports) {
+  auto& st = self->state;
+  v1::TaskStatus status;
+  status.set_alloc_id(alloc.id());
+  status.set_name(alloc.spec().name());
+  status.set_state("pending");
+  status.set_image(alloc.spec().image());
+  auto saved = st.ctx->env->write([&](storage::write_txn& txn) -> troupe::status {
+    if (auto a = allocations_table.put(txn, alloc.id(), alloc); !a)
+      return a;
+    return tasks_table.put(txn, alloc.id(), status);
+  });
+  if (!saved)
+    return saved.error();
+  st.log->info("allocation id={} name={} image={}{}", alloc.id(), alloc.spec().name(), alloc.spec().image(),
+               alloc.service().empty() ? "" : " service=" + alloc.service() + " version=" + std::to_string(alloc.version()));
+  spawn_task(self, alloc, v1::TaskStatus{}, std::move(ports));
+  return status;
+}
+
 caf::result<wire::pb<v1::RunTaskReply>> run_task(node* self, v1::TaskSpec& spec) {
   auto& st = self->state;
   if (auto ok = validate_spec(spec); !ok)
@@ -159,23 +182,12 @@ caf::result<wire::pb<v1::RunTaskReply>> run_task(node* self, v1::TaskSpec& spec)
     p.set_port(static_cast<uint32_t>((*ports)[p.name()]));  // dynamic ports stay as allocated
   alloc.set_desired("run");
   alloc.set_created_at_ms(unix_ms());
-  v1::TaskStatus status;
-  status.set_alloc_id(alloc.id());
-  status.set_name(spec.name());
-  status.set_state("pending");
-  status.set_image(spec.image());
-  auto saved = st.ctx->env->write([&](storage::write_txn& txn) -> troupe::status {
-    if (auto a = allocations_table.put(txn, alloc.id(), alloc); !a)
-      return a;
-    return tasks_table.put(txn, alloc.id(), status);
-  });
-  if (!saved)
-    return caf::make_error(caf::sec::runtime_error, saved.error().message());
-  st.log->info("allocation id={} name={} image={}", alloc.id(), spec.name(), spec.image());
-  spawn_task(self, alloc, v1::TaskStatus{}, *ports);
+  auto status = start_allocation(self, alloc, *ports);
+  if (!status)
+    return caf::make_error(caf::sec::runtime_error, status.error().message());
   v1::RunTaskReply rep;
   *rep.mutable_allocation() = alloc;
-  *rep.mutable_status() = status;
+  *rep.mutable_status() = std::move(*status);
   return wire::make_pb(std::move(rep));
 }
 
@@ -283,6 +295,156 @@ v1::TaskUsageList usage(node_state& st, const std::string& alloc_id) {
 }
 
 /// Every usage_interval: the usage of all running tasks to the monitor.
+/// Sends `req` to the raft actor of a server: this agent's own when it is
+/// one (which forwards to the leader), else the first alive server in the
+/// membership, through the rpc actor. `then` gets the reply; failures are
+/// logged and `done` runs either way.
+template <class Rep, class Req, class Then>
+void ask_servers(node* self, const Req& req, Then then, std::function<void()> done) {
+  auto& st = self->state;
+  auto timeout = seconds{5};
+  auto failed = [self, done](const std::string& why) {
+    self->state.log->warn("assigned_sync_failed reason=\"{}\"", why);
+    done();
+  };
+  if (st.ctx->config.role == node_role::server) {
+    auto raft = st.ctx->names->get("raft");
+    if (!raft)
+      return failed("the raft actor is not running");
+    self->request(raft, timeout, wire::make_pb(req))
+      .then([then, done](wire::pb<Rep>& rep) { then(rep.msg), done(); },
+            [failed](caf::error& err) { failed(describe_exit(err)); });
+    return;
+  }
+  auto membership = st.ctx->names->get("membership");
+  auto rpc = st.ctx->names->get("rpc");
+  if (!membership || !rpc)
+    return failed("the membership or rpc actor is not running");
+  self->request(membership, timeout, wire::make_pb(v1::GetMembers{}))
+    .then(
+      [self, req, then, done, failed, rpc, timeout](wire::pb<v1::MemberList>& members) {
+        std::string server;
+        for (const auto& m : members.msg.members())
+          if (m.role() == "server" && m.state() == "alive") {
+            server = m.name();
+            break;
+          }
+        if (server.empty())
+          return failed("no alive server in the membership");
+        v1::RemoteCall call;
+        call.set_node(server);
+        call.set_timeout_ms(static_cast<std::uint32_t>(duration_cast<milliseconds>(timeout).count()));
+        *call.mutable_request() = wire::seal(req, wire::route{"", "node", "raft", 0, false});
+        self->request(rpc, timeout + seconds{1}, wire::make_pb(std::move(call)))
+          .then(
+            [then, done, failed, server](wire::pb<v1::Envelope>& reply) {
+              if (auto err = wire::unseal<v1::ErrorReply>(reply.msg))
+                return failed("server " + server + ": " + err->message());
+              auto rep = wire::unseal<Rep>(reply.msg);
+              if (!rep)
+                return failed("server " + server + ": " + rep.error().message());
+              then(*rep);
+              done();
+            },
+            [failed](caf::error& err) { failed(describe_exit(err)); });
+      },
+      [failed](caf::error& err) { failed(describe_exit(err)); });
+}
+
+/// The local allocations the cluster assigned (by id).
+std::map<std::string, v1::Allocation> assigned_here(node_state& st) {
+  std::map<std::string, v1::Allocation> out;
+  auto read = st.ctx->env->read([&](storage::read_txn& txn) {
+    return allocations_table.scan(txn, "", [&](std::string_view id, v1::Allocation&& a) {
+      if (!a.service().empty())
+        out.emplace(std::string{id}, std::move(a));
+      return true;
+    });
+  });
+  if (!read)
+    st.log->error("scan_failed reason=\"{}\"", read.error().message());
+  return out;
+}
+
+/// Converges this node to what the cluster assigned it: starts the
+/// allocations it should run and does not, stops those it runs that the
+/// state no longer wants here; then reports what changed in its tasks.
+void converge(node* self, const v1::AllocationList& list) {
+  auto& st = self->state;
+  auto local = assigned_here(st);
+  std::set<std::string> wanted;
+  for (const auto& r : list.allocations()) {
+    if (r.desired() != "run")
+      continue;
+    wanted.insert(r.id());
+    if (local.count(r.id()) || !st.deps->driver)
+      continue;
+    v1::Allocation alloc;
+    alloc.set_id(r.id());
+    *alloc.mutable_spec() = r.task();
+    alloc.set_desired("run");
+    alloc.set_created_at_ms(unix_ms());
+    alloc.set_service(r.service());
+    alloc.set_version(r.version());
+    if (auto started = start_allocation(self, alloc, ports_of(alloc)); !started)
+      st.log->error("start_failed alloc={} reason=\"{}\"", r.id(), started.error().message());
+  }
+  for (const auto& [id, alloc] : local)
+    if (!wanted.count(id) && st.tasks.count(id)) {
+      st.log->info("assigned_stop alloc={} service={}: the cluster no longer runs it here", id, alloc.service());
+      stop_task(self, id);
+    }
+  // What the state should learn: each task's state where it differs.
+  v1::AllocationUpdates updates;
+  updates.set_node(st.ctx->config.name);
+  auto read = st.ctx->env->read([&](storage::read_txn& txn) -> status {
+    for (const auto& r : list.allocations()) {
+      v1::AllocationUpdate up;
+      up.set_id(r.id());
+      auto t = tasks_table.get(txn, r.id());
+      if (!t)
+        return t.error();
+      if (*t) {
+        up.set_state((*t)->state());
+        up.set_restarts((*t)->restarts());
+        up.set_reason((*t)->reason());
+      } else if (!local.count(r.id()) && r.desired() == "stop") {
+        up.set_state("stopped");
+        up.set_reason(r.reason());
+      } else {
+        continue;
+      }
+      if (up.state() != r.state() || up.restarts() != r.restarts() || up.reason() != r.reason())
+        *updates.add_updates() = std::move(up);
+    }
+    return {};
+  });
+  if (!read)
+    st.log->error("scan_failed reason=\"{}\"", read.error().message());
+  if (updates.updates_size() == 0)
+    return;
+  ask_servers<v1::ServiceReply>(
+    self, updates, [self](const v1::ServiceReply& r) {
+      for (const auto& why : r.refused())
+        self->state.log->warn("update_refused reason=\"{}\"", why);
+    },
+    [] {});
+}
+
+/// Every assigned_interval: what the cluster assigned this node, from a server.
+void sync_assigned(node* self) {
+  auto& st = self->state;
+  self->delayed_send(self, assigned_interval, caf::tick_atom_v);
+  if (st.syncing)
+    return;
+  st.syncing = true;
+  v1::GetAllocations q;
+  q.set_node(st.ctx->config.name);
+  ask_servers<v1::AllocationList>(
+    self, q, [self](const v1::AllocationList& list) { converge(self, list); },
+    [self] { self->state.syncing = false; });
+}
+
 void report_usage(node* self) {
   if (auto monitor = self->state.ctx->names->get("monitor"))
     self->send(monitor, wire::make_pb(usage(self->state, "")));
@@ -336,6 +498,7 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
   });
   recover(self);
   self->send(self, atoms::report_atom_v);
+  self->send(self, caf::tick_atom_v);
   st.log->info("ready id={} boot={} driver={}", st.record.id(), st.record.boot_count(),
                st.deps->driver ? std::string{st.deps->driver->name()} : "none (" + st.ctx->driver_problem + ")");
   return supervised_behavior(
@@ -345,7 +508,8 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
     [self](wire::pb<v1::ListTasks>&) { return wire::make_pb(list_tasks(self->state)); },
     [self](wire::pb<v1::StopTask>& req) { return stop_task(self, req.msg.alloc_id()); },
     [self](wire::pb<v1::GetTaskUsage>& req) { return wire::make_pb(usage(self->state, req.msg.alloc_id())); },
-    [self](atoms::report_atom) { report_usage(self); });
+    [self](atoms::report_atom) { report_usage(self); },
+    [self](caf::tick_atom) { sync_assigned(self); });
 }
 
 } // namespace troupe::node

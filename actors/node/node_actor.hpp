@@ -14,6 +14,8 @@
 #include "actors/node/task_actor.hpp"
 #include "runtime/logging.hpp"
 #include "troupe/v1/runtime.pb.h"
+#include "troupe/v1/cluster.pb.h"
+#include "troupe/v1/service.pb.h"
 #include "troupe/v1/task.pb.h"
 
 namespace troupe::node {
@@ -24,6 +26,10 @@ inline const storage::table<v1::Allocation> allocations_table{"allocations"};
 /// How often the node samples its containers' cgroups and sends the usage
 /// to the monitor (cAdvisor's housekeeping interval is 10 s as well).
 inline constexpr std::chrono::seconds usage_interval{10};
+
+/// How often the node asks a server for the allocations the cluster assigned
+/// it, converges its tasks to them and reports their states back.
+inline constexpr std::chrono::milliseconds assigned_interval{500};
 
 /// Dynamic host ports come from this range (Nomad's default is 20000-32000).
 inline constexpr int dynamic_port_min = 20000;
@@ -36,6 +42,7 @@ struct node_state {
   std::map<std::string, caf::actor> tasks;                  // alloc id -> task actor
   std::map<std::string, std::map<std::string, int>> ports;  // alloc id -> name -> port
   std::map<std::string, v1::TaskUsage> last_usage;          // alloc id -> previous sample (for cpu %)
+  bool syncing = false;                                     // asking a server for this node's allocations
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "node";
 };

@@ -181,7 +181,8 @@ status apply_in(raft_state& st, storage::write_txn& t, const std::vector<entry>&
       if (auto gone = kv_table.erase(t, cmd.delete_().key()); !gone)
         return gone.error();
     } else if (scheduler::service_state::handles(cmd)) {
-      a.services_changed = a.services_changed || cmd.has_deploy() || cmd.has_scale() || cmd.has_remove_service();
+      a.services_changed = a.services_changed || cmd.has_deploy() || cmd.has_scale() || cmd.has_remove_service() ||
+                           cmd.has_allocation_updates();
       auto done = st.services.apply(t, cmd);
       if (!done)
         return done.error();
@@ -1019,6 +1020,12 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
     },
     [self](wire::pb<v1::ScaleService>& sc) {
       return service_write(self, std::move(sc.msg), &v1::ClusterCommand::mutable_scale);
+    },
+    [self](wire::pb<v1::AllocationUpdates>& up) {
+      if (up.msg.at_ms() == 0)
+        up.msg.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count());
+      return service_write(self, std::move(up.msg), &v1::ClusterCommand::mutable_allocation_updates);
     },
     [self](wire::pb<v1::GetServices>& q) {
       return service_read(self, q.msg, q.msg.stale(), [self, only = q.msg.service()] {

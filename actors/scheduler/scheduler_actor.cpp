@@ -220,10 +220,20 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
   // may still run it.
   std::vector<std::string> keep;
   std::map<std::string, std::vector<std::string>> on_node;
+  auto now = now_ms();
   for (const auto* a : mine) {
     if (a->desired() != "run")
       continue;
     const auto* n = c.find(a->node());
+    // A task that failed (its restart policy gave up) is replaced elsewhere
+    // only reschedule_delay after it failed, so that a task failing
+    // everywhere does not churn through the cluster.
+    bool failed_lately = a->state() == "failed" && now - a->updated_ms() < reschedule_delay.count();
+    if (failed_lately && n != nullptr && n->eligible && a->version() == record.version()) {
+      keep.push_back(a->id());
+      on_node[a->node()].push_back(a->id());
+      continue;
+    }
     if (n == nullptr || !n->eligible || !allowed(*n, spec) || a->version() != record.version() || !holds(*a)) {
       stop(a->id());
       continue;
@@ -244,6 +254,13 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
         a->add_ports(port);
       a->set_cpu_millis(spec.task().resources().cpu_millis());
       a->set_memory_bytes(spec.task().resources().memory_bytes());
+      // What the node runs: the version's task under a name of its own,
+      // each port at the host port placed (PORT_<name> in its env).
+      auto* task = a->mutable_task();
+      *task = spec.task();
+      task->set_name(spec.name() + "-" + p.id.substr(0, 6));
+      for (int i = 0; i < task->ports_size() && i < static_cast<int>(p.ports.size()); ++i)
+        task->mutable_ports(i)->set_port(p.ports[static_cast<std::size_t>(i)]);
     }
     if (o.unplaced > 0)
       unplaced.push_back(o.why);

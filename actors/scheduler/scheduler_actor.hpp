@@ -28,6 +28,9 @@ namespace troupe::scheduler {
 /// Rounds while nothing changes; after a change the next comes sooner.
 inline constexpr std::chrono::milliseconds round_interval{1000};
 inline constexpr std::chrono::milliseconds busy_round_interval{100};
+/// A failed task (its restart policy gave up on it) is replaced this long
+/// after it failed.
+inline constexpr std::chrono::milliseconds reschedule_delay{5000};
 
 /// The plan for one service against `nodes` (a working copy: placements are
 /// counted in it). Stops go to allocations on nodes that cannot run them any

@@ -55,9 +55,9 @@ allocation to_allocation(const v1::AllocationRecord& a) {
           std::vector<std::uint16_t>(a.ports().begin(), a.ports().end())};
 }
 
-bool holds(const v1::AllocationRecord& a) {
-  return a.state() != "stopped" && a.state() != "failed" && a.state() != "lost";
-}
+bool holds(const v1::AllocationRecord& a) { return !finished(a.state()) && a.state() != "lost"; }
+
+bool finished(const std::string& state) { return state == "stopped" || state == "failed" || state == "exited"; }
 
 std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& nodes) {
   if (!record.spec().global())
@@ -66,7 +66,8 @@ std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& node
 }
 
 bool service_state::handles(const v1::ClusterCommand& cmd) {
-  return cmd.has_deploy() || cmd.has_remove_service() || cmd.has_scale() || cmd.has_plan() || cmd.has_nodes();
+  return cmd.has_deploy() || cmd.has_remove_service() || cmd.has_scale() || cmd.has_plan() || cmd.has_nodes() ||
+         cmd.has_allocation_updates();
 }
 
 status service_state::load(const storage::read_txn& t) {
@@ -137,6 +138,8 @@ result<service_state::applied> service_state::apply(storage::write_txn& t, const
     return plan(t, cmd.plan());
   if (cmd.has_nodes())
     return upsert_nodes(t, cmd.nodes());
+  if (cmd.has_allocation_updates())
+    return update_allocations(t, cmd.allocation_updates());
   return applied{{}, "not a service command"};
 }
 
@@ -179,7 +182,11 @@ status service_state::stop(storage::write_txn& t, const std::string& id, const s
   if (it == allocations_.end())
     return {};
   auto& a = it->second;
-  if (a.state() == "pending" || !holds(a)) {  // nothing runs: forget it
+  auto n = nodes_.find(a.node());
+  bool node_gone = n == nodes_.end() || n->second.state() == "dead" || n->second.state() == "left";
+  // Nothing runs, or its node is gone (lost: should the node come back, it
+  // stops what no allocation of the state owns): forget it.
+  if (a.state() == "pending" || !holds(a) || node_gone) {
     cluster_.remove(id);
     allocations_.erase(it);
     auto gone = allocations_table.erase(t, id);
@@ -294,6 +301,38 @@ result<service_state::applied> service_state::upsert_nodes(storage::write_txn& t
   return out;
 }
 
+result<service_state::applied> service_state::update_allocations(storage::write_txn& t,
+                                                                  const v1::AllocationUpdates& u) {
+  applied out;
+  for (const auto& up : u.updates()) {
+    auto it = allocations_.find(up.id());
+    if (it == allocations_.end())
+      continue;  // removed meanwhile; the node stops what the state no longer has
+    auto& a = it->second;
+    if (a.node() != u.node()) {
+      out.reply.add_refused(up.id() + ": assigned to " + a.node() + ", not " + u.node());
+      continue;
+    }
+    a.set_state(up.state());
+    a.set_health(up.health());
+    a.set_restarts(up.restarts());
+    a.set_reason(up.reason());
+    a.set_updated_ms(u.at_ms());
+    if (finished(a.state()))
+      cluster_.remove(a.id());  // its resources are free again
+    if (finished(a.state()) && a.desired() == "stop") {  // done with: forget it
+      allocations_.erase(it);
+      auto gone = allocations_table.erase(t, up.id());
+      if (!gone)
+        return gone.error();
+      continue;
+    }
+    if (auto put = allocations_table.put(t, a.id(), a); !put)
+      return put.error();
+  }
+  return out;
+}
+
 v1::ServiceList service_state::services(const std::string& only) const {
   v1::ServiceList out;
   std::map<std::string, v1::ServiceSummary*> by_key;
@@ -314,6 +353,10 @@ v1::ServiceList service_state::services(const std::string& only) const {
       s->second->set_running(s->second->running() + 1);
     if (a.health() == "healthy")
       s->second->set_healthy(s->second->healthy() + 1);
+    if (a.state() == "failed") {
+      s->second->set_failed(s->second->failed() + 1);
+      s->second->set_failure(a.node() + ": " + a.reason());
+    }
   }
   return out;
 }

@@ -40,6 +40,8 @@ allocation to_allocation(const v1::AllocationRecord& a);
 /// True while an allocation holds its node's resources: until its node
 /// reports it stopped, failed or lost.
 bool holds(const v1::AllocationRecord& a);
+/// True for a task state that ends it: stopped, failed, exited.
+bool finished(const std::string& state);
 /// How many allocations `record`'s service wants on `nodes` (replicas, or
 /// one per eligible node its constraints allow in mode global).
 std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& nodes);
@@ -77,6 +79,7 @@ private:
   result<applied> scale(storage::write_txn& t, const v1::ScaleService& s);
   result<applied> plan(storage::write_txn& t, const v1::ApplyPlan& p);
   result<applied> upsert_nodes(storage::write_txn& t, const v1::UpsertNodes& u);
+  result<applied> update_allocations(storage::write_txn& t, const v1::AllocationUpdates& u);
   /// Stops one allocation: a pending one (nothing ran) goes at once, a
   /// started one is marked desired stop for its node.
   status stop(storage::write_txn& t, const std::string& id, const std::string& why, std::int64_t at_ms);

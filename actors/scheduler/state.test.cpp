@@ -247,3 +247,74 @@ TEST_CASE("the state comes back from LMDB after a restart and from a snapshot on
   CHECK(again.nodes().nodes_size() == 2);
   CHECK(again.services("").services(0).service().version() == 1);
 }
+
+TEST_CASE("a node's reports move allocations along: running, failed frees the node, stopped after a stop forgets it") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2")});
+  f.deploy(web(2));
+  f.schedule();
+  auto list = f.state.allocations("default/web", "");
+  REQUIRE(list.allocations_size() == 2);
+  auto first = list.allocations(0), second = list.allocations(1);
+  auto report = [&](const std::string& node, const std::string& id, const std::string& state) {
+    v1::ClusterCommand cmd;
+    auto* u = cmd.mutable_allocation_updates();
+    u->set_node(node);
+    u->set_at_ms(5000);
+    auto* up = u->add_updates();
+    up->set_id(id);
+    up->set_state(state);
+    up->set_reason("exit code 3");
+    return f.apply(cmd);
+  };
+  report(first.node(), first.id(), "running");
+  CHECK(f.state.services("").services(0).running() == 1);
+  auto wrong = report(first.node() == "n1" ? "n2" : "n1", first.id(), "stopped");
+  REQUIRE(wrong.reply.refused_size() == 1);
+  CHECK(wrong.reply.refused(0).find("assigned to " + first.node()) != std::string::npos);
+
+  report(second.node(), second.id(), "failed");
+  auto summary = f.state.services("").services(0);
+  CHECK(summary.failed() == 1);
+  CHECK(summary.failure() == second.node() + ": exit code 3");
+  CHECK(f.state.view().used_on(second.node()).cpu_millis == 0);  // failed: its node is free again
+
+  // Not replaced within reschedule_delay of the failure (updated_ms is 5000,
+  // long ago for the wall clock: replaced now).
+  auto replaced = f.schedule();
+  CHECK(replaced.reply.placed() == 1);
+  CHECK(f.state.allocations("default/web", "").allocations_size() == 2);  // the failed one is gone
+
+  // A running one that is stopped stays until its node reports it stopped.
+  v1::ClusterCommand scale;
+  scale.mutable_scale()->set_service("default/web");
+  scale.mutable_scale()->set_replicas(0);
+  f.apply(scale);
+  f.schedule();
+  auto still = f.state.allocations("default/web", "");
+  REQUIRE(still.allocations_size() == 1);
+  CHECK(still.allocations(0).desired() == "stop");
+  report(first.node(), first.id(), "stopped");
+  CHECK(f.state.allocations("default/web", "").allocations_size() == 0);
+  CHECK(f.state.view().used_on(first.node()).cpu_millis == 0);
+}
+
+TEST_CASE("a task that failed a moment ago is not replaced yet") {
+  fixture f;
+  f.nodes({sched_node("n1")});
+  f.deploy(web(1));
+  f.schedule();
+  auto id = f.state.allocations("default/web", "").allocations(0).id();
+  v1::ClusterCommand cmd;
+  auto* u = cmd.mutable_allocation_updates();
+  u->set_node("n1");
+  u->set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch()).count());
+  auto* up = u->add_updates();
+  up->set_id(id);
+  up->set_state("failed");
+  f.apply(cmd);
+  auto plan = f.schedule();
+  CHECK(plan.reply.placed() == 0);
+  CHECK(f.state.allocations("default/web", "").allocations(0).id() == id);
+}

@@ -11,6 +11,7 @@
 #include "actors/node/runc/process.hpp"
 #include "actors/node/runc/process_driver.hpp"
 #include "tests/integration/agent_fixture.hpp"
+#include "tests/integration/process_cleanup.hpp"
 
 using namespace troupe;
 using namespace troupe::testing;
@@ -25,29 +26,6 @@ void make_image(const agent& a) {
   auto r = a.ctl({"image", "import", root.string(), "--name", "host:1"});
   REQUIRE_MESSAGE(r.code == 0, r.output);
 }
-
-/// Ends the agent, then every command it left (they outlive it by design)
-/// with its shim, the cgroups and the cgroup parent: through a process
-/// driver on the agent's state root, which kills by pid and start time.
-struct process_cleanup {
-  agent& a;
-  std::string node_id;
-  ~process_cleanup() {
-    a.proc.reset(); // SIGKILL if still running
-    runc::process_driver_config c;
-    c.state_root = a.data / "process";
-    c.cgroup_parent = "troupe-" + node_id.substr(0, 12);
-    if (node_id.empty() || !fs::exists(c.state_root))
-      return;
-    auto driver = runc::process_driver::detect(c);
-    if (!driver)
-      return;
-    if (auto ids = driver->list(); ids)
-      for (auto& id : *ids)
-        (void)driver->remove(id, a.data / "containers" / id.substr(2));
-    driver->remove_cgroup_parent();
-  }
-};
 
 /// The agent's argv behind `env PATH=/nonexistent`: no runc to be found.
 std::vector<std::string> without_runc(const agent& a, std::vector<std::string> extra) {

@@ -11,6 +11,7 @@
 #include <httplib.h>
 
 #include "tests/integration/agent_fixture.hpp"
+#include "tests/integration/process_cleanup.hpp"
 #include "troupe/v1/cluster.pb.h"
 #include "troupe/v1/service.pb.h"
 
@@ -21,7 +22,9 @@ namespace {
 
 /// Stops the agents with SIGTERM at the end of a test, also when it fails,
 /// before their scratch dirs go.
+/// The commands their process driver ran outlive them and are ended too.
 struct agents : std::vector<std::unique_ptr<agent>> {
+  std::vector<std::string> node_ids;
   agents() = default;
   agents(const agents&) = delete;
   agents& operator=(const agents&) = delete;
@@ -32,6 +35,8 @@ struct agents : std::vector<std::unique_ptr<agent>> {
     for (auto& a : *this)
       if (a->proc)
         a->proc->wait(10s);
+    for (std::size_t i = 0; i < size(); ++i)
+      process_cleanup{*(*this)[i], i < node_ids.size() ? node_ids[i] : std::string{}};
   }
 
   /// Starts s<k>; every server after the first joins through s1.
@@ -39,6 +44,12 @@ struct agents : std::vector<std::unique_ptr<agent>> {
     auto& a = *emplace_back(std::make_unique<agent>());
     a.name = "s" + std::to_string(size());
     a.start(size() == 1 ? loopback_flags() : loopback_flags({"--seed", front()->gossip_address()}));
+    node_ids.push_back(a.status().id());
+    // The process driver runs host commands; the image only has to exist.
+    auto root = a.dir.path() / "rootfs";
+    fs::create_directories(root / "etc");
+    auto imported = a.ctl({"image", "import", root.string(), "--name", "busybox:1"});
+    REQUIRE_MESSAGE(imported.code == 0, imported.output);
     return a;
   }
 };
@@ -124,6 +135,12 @@ TEST_CASE("one server: deploy places 3, scale to 5, a new spec is version 2 ever
   REQUIRE_MESSAGE(deployed.code == 0, deployed.output);
   CHECK_MESSAGE(contains(deployed.output, "service default/web version 1 deployed"), deployed.output);
   CHECK_MESSAGE(eventually(10s, [&] { return placed(a, 3, 1); }), a.ctl({"services"}).output);
+  // The node runs them (the process driver: `sleep 1000` on the host) and
+  // reports them running.
+  CHECK_MESSAGE(eventually(10s, [&] {
+    auto s = only_service(a);
+    return s && s->running() == 3;
+  }), a.ctl({"ps", "--all"}).output << a.log_tail());
   auto list = ctl_json<v1::AllocationList>(a, {"ps", "web"});
   REQUIRE(list);
   CHECK(list->allocations_size() == 3);
@@ -248,4 +265,9 @@ TEST_CASE("three servers: 6 replicas spread 2 per node, and after kill -9 of the
            std::none_of(runs.begin(), runs.end(), [&](auto& al) { return al.node() == leader->name; });
   };
   CHECK_MESSAGE(eventually(20s, moved), live->ctl({"ps", "--all"}).output << live->ctl({"services"}).output);
+  // ... and run there.
+  CHECK_MESSAGE(eventually(10s, [&] {
+    auto s = only_service(*live);
+    return s && s->running() == 6;
+  }), live->ctl({"ps", "--all"}).output);
 }

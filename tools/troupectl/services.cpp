@@ -167,15 +167,17 @@ int wait_for_rollout(const globals& g, const client& c, const std::string& key, 
     } else {
       if (auto line = progress(*s); line != last)
         say(last = line);
-      // Nodes do not run allocations yet: a rollout settles once every desired
-      // allocation of the version is placed. When they do, this becomes
-      // running (and healthy, with a health check) == desired.
-      if (s->placed() >= s->desired())
+      // Settled once every desired allocation of the version runs (health
+      // checks are not run yet); failed once one keeps failing, or what
+      // cannot be placed stays so, for stuck_for.
+      if (s->placed() >= s->desired() && s->running() >= s->desired())
         return say("service " + key + " version " + std::to_string(s->service().version()) + " settled"), exit_ok;
-      const auto& why = s->service().message();
+      auto why = s->service().message();
+      if (why.empty() && s->failed() > 0)
+        why = std::to_string(s->failed()) + " of its tasks failed (" + s->failure() + ")";
       stuck_since = why.empty() ? std::nullopt : stuck_since ? stuck_since : now;
       if (stuck_since && now - *stuck_since >= stuck_for)
-        return fail(error{"service " + key + " cannot be placed: " + why});
+        return fail(error{"service " + key + " did not settle: " + why});
     }
     if (now - start >= timeout)
       return fail(error{"service " + key + " did not settle within " + troupe::format_duration(timeout)});
