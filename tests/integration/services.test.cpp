@@ -40,10 +40,16 @@ struct agents : std::vector<std::unique_ptr<agent>> {
   }
 
   /// Starts s<k>; every server after the first joins through s1.
-  agent& add_server() {
+  agent& add_server() { return add("s" + std::to_string(size() + 1), {}); }
+  /// Starts a client agent (no Raft state) that joins through s1.
+  agent& add_client(const std::string& name) { return add(name, {"--client"}); }
+
+  agent& add(const std::string& name, std::vector<std::string> extra) {
     auto& a = *emplace_back(std::make_unique<agent>());
-    a.name = "s" + std::to_string(size());
-    a.start(size() == 1 ? loopback_flags() : loopback_flags({"--seed", front()->gossip_address()}));
+    a.name = name;
+    if (size() > 1)
+      extra.insert(extra.end(), {"--seed", front()->gossip_address()});
+    a.start(loopback_flags(extra));
     node_ids.push_back(a.status().id());
     // The process driver runs host commands; the image only has to exist.
     auto root = a.dir.path() / "rootfs";
@@ -270,4 +276,31 @@ TEST_CASE("three servers: 6 replicas spread 2 per node, and after kill -9 of the
     auto s = only_service(*live);
     return s && s->running() == 6;
   }), live->ctl({"ps", "--all"}).output);
+}
+
+TEST_CASE("a client agent runs the tasks placed on it, learning them from a server over RPC") {
+  agents set;
+  auto& server = set.add_server();
+  auto& client = set.add_client("c1");
+  auto spec = spec_file(server, "clients.yaml",
+                        "name: web\nimage: busybox:1\ncommand: [sleep, '1000']\nreplicas: 2\n"
+                        "constraints: ['node.role == client']\nresources: {cpu: 100m, memory: 32Mi}\n");
+  REQUIRE_MESSAGE(eventually(20s, [&] {
+    auto nodes = get_json<v1::NodeList>(server, "/v1/nodes");
+    return nodes && nodes->nodes_size() == 2;
+  }), server.log_tail());
+  auto deployed = server.ctl({"deploy", "-f", spec, "--wait"});
+  CHECK_MESSAGE(deployed.code == 0, deployed.output << client.log_tail());
+  auto runs = running_allocations(server);
+  CHECK(runs.size() == 2);
+  for (auto& al : runs) {
+    CHECK(al.node() == "c1");
+    CHECK(al.state() == "running");
+  }
+  // The client's own console lists the tasks it runs.
+  auto local = client.ctl({"-o", "json", "ps"});
+  CHECK_MESSAGE(contains(local.output, "web-"), local.output);
+  CHECK(server.ctl({"rm", "web"}).code == 0);
+  CHECK_MESSAGE(eventually(10s, [&] { return !contains(client.ctl({"-o", "json", "ps"}).output, "web-"); }),
+                client.log_tail());
 }
