@@ -19,6 +19,7 @@
 #   BENCH_RAFT_SIM_SEEDS  seeded Raft fault simulations per cluster size, every
 #                      safety and linearizability check on (default 5000; CI runs 340)
 #   BENCH_SCHEDULER=0  skip the scheduler benchmark (100,000 placements on 5,000 simulated nodes)
+#   BENCH_SERVICES=0   skip the services benchmark (deploy and client failover on 6 real agents)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -219,4 +220,15 @@ if [ "${BENCH_SCHEDULER:-1}" = 1 ]; then
   for seed in 1 2 3; do
     taskset -c 0 "$root/$build/actors/scheduler/scheduler_bench" --seed "$seed"
   done
+fi
+
+# Services on six real agents: deploy 10 replicas, kill -9 a client, time
+# until its tasks run elsewhere (about a minute).
+if [ "${BENCH_SERVICES:-1}" = 1 ]; then
+  run_bench python3 -B tests/bench/services_bench.py --troupe "$troupe" \
+    --troupectl "$troupectl"
+  if [ "$bench_code" -ne 0 ]; then
+    echo "bench.sh: the services benchmark failed (exit $bench_code)" >&2
+    exit 1
+  fi
 fi
