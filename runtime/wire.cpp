@@ -122,6 +122,7 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::GetAllocations, v1::AllocationList>();
   c.add<v1::GetSchedNodes, v1::NodeList>();
   c.add<v1::AllocationUpdates, v1::ServiceReply>();
+  c.add<v1::AllocationsChanged>();
   return c;
 }
 

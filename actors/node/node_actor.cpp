@@ -431,18 +431,24 @@ void converge(node* self, const v1::AllocationList& list) {
     [] {});
 }
 
-/// Every assigned_interval: what the cluster assigned this node, from a server.
+/// What the cluster assigned this node, from a server: every
+/// assigned_interval, and at once when the scheduler says a plan touched it.
 void sync_assigned(node* self) {
   auto& st = self->state;
-  self->delayed_send(self, assigned_interval, caf::tick_atom_v);
-  if (st.syncing)
+  if (st.syncing) {
+    st.sync_again = true;  // what changed may have missed the answer under way
     return;
+  }
   st.syncing = true;
   v1::GetAllocations q;
   q.set_node(st.ctx->config.name);
   ask_servers<v1::AllocationList>(
     self, q, [self](const v1::AllocationList& list) { converge(self, list); },
-    [self] { self->state.syncing = false; });
+    [self] {
+      self->state.syncing = false;
+      if (std::exchange(self->state.sync_again, false))
+        sync_assigned(self);
+    });
 }
 
 void report_usage(node* self) {
@@ -509,7 +515,11 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
     [self](wire::pb<v1::StopTask>& req) { return stop_task(self, req.msg.alloc_id()); },
     [self](wire::pb<v1::GetTaskUsage>& req) { return wire::make_pb(usage(self->state, req.msg.alloc_id())); },
     [self](atoms::report_atom) { report_usage(self); },
-    [self](caf::tick_atom) { sync_assigned(self); });
+    [self](caf::tick_atom) {
+      self->delayed_send(self, assigned_interval, caf::tick_atom_v);
+      sync_assigned(self);
+    },
+    [self](wire::pb<v1::AllocationsChanged>&) { sync_assigned(self); });
 }
 
 } // namespace troupe::node

@@ -28,7 +28,8 @@ inline const storage::table<v1::Allocation> allocations_table{"allocations"};
 inline constexpr std::chrono::seconds usage_interval{10};
 
 /// How often the node asks a server for the allocations the cluster assigned
-/// it, converges its tasks to them and reports their states back.
+/// it, converges its tasks to them and reports their states back (and at
+/// once on a pb<AllocationsChanged> from the scheduler).
 inline constexpr std::chrono::milliseconds assigned_interval{500};
 
 /// Dynamic host ports come from this range (Nomad's default is 20000-32000).
@@ -43,6 +44,7 @@ struct node_state {
   std::map<std::string, std::map<std::string, int>> ports;  // alloc id -> name -> port
   std::map<std::string, v1::TaskUsage> last_usage;          // alloc id -> previous sample (for cpu %)
   bool syncing = false;                                     // asking a server for this node's allocations
+  bool sync_again = false;                                  // asked to sync while one was under way
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "node";
 };

@@ -75,6 +75,25 @@ void next_round(actor* self, std::chrono::milliseconds after) {
   self->delayed_send(self, after, caf::tick_atom_v);
 }
 
+/// Tells each node's node actor that its allocations changed (its own one
+/// directly, another's one way through the rpc actor).
+void tell_nodes(actor* self, const raft::leader_context& lc, const std::set<std::string>& nodes) {
+  auto rpc = lc.ctx->names->get("rpc");
+  for (const auto& node : nodes) {
+    if (node == lc.ctx->config.name) {
+      if (auto local = lc.ctx->names->get("node"))
+        self->send(local, wire::make_pb(v1::AllocationsChanged{}));
+      continue;
+    }
+    if (!rpc)
+      continue;
+    v1::RemoteSend out;
+    out.set_node(node);
+    *out.mutable_message() = wire::seal(v1::AllocationsChanged{}, wire::route{"", "scheduler", "node", 0, false});
+    self->send(rpc, wire::make_pb(std::move(out)));
+  }
+}
+
 /// Proposes each plan; the next round comes once all are answered.
 void propose_plans(actor* self, const raft::leader_context& lc, std::vector<v1::ApplyPlan> plans) {
   if (plans.empty())
@@ -91,9 +110,15 @@ void propose_plans(actor* self, const raft::leader_context& lc, std::vector<v1::
       if (--*left == 0)
         next_round(self, busy_round_interval);
     };
+    std::set<std::string> touched;
+    for (const auto& a : cmd.plan().place())
+      touched.insert(a.node());
     self->request(lc.raft, raft::write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(cmd)))
       .then(
-        [self, done, service, placing, stopping](wire::pb<v1::ServiceReply>& r) {
+        [self, lc, done, service, placing, stopping, touched](wire::pb<v1::ServiceReply>& r) {
+          // The nodes it placed on learn at once; a stop reaches its node at
+          // the node's next poll.
+          tell_nodes(self, lc, touched);
           self->state.log->info("plan service={} placed={}/{} stopped={} refused={}", service, r.msg.placed(),
                                 placing, stopping, r.msg.refused_size());
           for (const auto& why : r.msg.refused())
@@ -229,12 +254,14 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
     // only reschedule_delay after it failed, so that a task failing
     // everywhere does not churn through the cluster.
     bool failed_lately = a->state() == "failed" && now - a->updated_ms() < reschedule_delay.count();
-    if (failed_lately && n != nullptr && n->eligible && a->version() == record.version()) {
+    if (failed_lately && n != nullptr && !n->lost && a->version() == record.version()) {
       keep.push_back(a->id());
       on_node[a->node()].push_back(a->id());
       continue;
     }
-    if (n == nullptr || !n->eligible || !allowed(*n, spec) || a->version() != record.version() || !holds(*a)) {
+    // A suspect node keeps its work (SWIM's suspicion is often a slow
+    // answer); a dead, left or drained one does not.
+    if (n == nullptr || n->lost || !allowed(*n, spec) || a->version() != record.version() || !holds(*a)) {
       stop(a->id());
       continue;
     }
@@ -307,8 +334,13 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, raft::
   self->state.log->info("started term={}", lc.term);
   name_exceptions(self);
   self->send(self, caf::tick_atom_v);
+  // A member that changes state starts a round at once (a dead node's work
+  // moves without waiting for the next second).
+  if (auto membership = lc.ctx->names->get("membership"))
+    self->send(membership, wire::make_pb(v1::SubscribeMembers{}));
   return {
     [self, lc](caf::tick_atom) { round(self, lc); },
+    [self, lc](wire::pb<v1::MemberEvent>&) { round(self, lc); },
     [self](caf::get_atom) { return self->state.rounds; },
   };
 }

@@ -11,9 +11,10 @@
 //      one per eligible node in mode global), as one ApplyPlan per service,
 //      checked again when it applies (scheduler::cluster::admit).
 // A round runs every second, 100 ms after a round that changed something,
-// and at once when the raft actor applies a deploy, scale or removal (a
-// tick); what could not be placed is kept on the service with why, and tried
-// again every round.
+// at once when the raft actor applies a deploy, scale or removal (a tick),
+// and at once on a member event (it subscribes to membership). What could
+// not be placed is kept on the service with why, and tried again every
+// round. The nodes a plan placed on are told at once (pb<AllocationsChanged>).
 #pragma once
 
 #include <functional>

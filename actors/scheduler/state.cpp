@@ -46,12 +46,16 @@ node to_node(const v1::SchedNode& n) {
   for (const auto& [k, v] : n.labels())
     out.labels.emplace(k, v);
   out.eligible = eligible(n);
+  out.lost = n.drained() || n.state() == "dead" || n.state() == "left";
   out.capacity = {n.cpu_millis(), n.memory_bytes()};
   return out;
 }
 
 allocation to_allocation(const v1::AllocationRecord& a) {
-  return {a.id(), a.service(), a.node(), {a.cpu_millis(), a.memory_bytes()},
+  // One being stopped still holds its resources and ports, but is no
+  // replica of its service any more: spread and keeping replicas apart
+  // do not count it.
+  return {a.id(), a.desired() == "stop" ? std::string{} : a.service(), a.node(), {a.cpu_millis(), a.memory_bytes()},
           std::vector<std::uint16_t>(a.ports().begin(), a.ports().end())};
 }
 
@@ -197,6 +201,8 @@ status service_state::stop(storage::write_txn& t, const std::string& id, const s
   a.set_desired("stop");
   a.set_reason(why);
   a.set_updated_ms(at_ms);
+  cluster_.remove(id);  // counted again as resources held, no longer as a replica
+  (void)cluster_.add(to_allocation(a));
   return allocations_table.put(t, id, a);
 }
 

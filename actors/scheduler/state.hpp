@@ -34,7 +34,8 @@ inline constexpr std::uint64_t versions_kept = 10;
 std::string service_key(const v1::ServiceSpec& spec);
 /// True if the node may take new work: alive and not drained.
 bool eligible(const v1::SchedNode& n);
-/// The scheduler's view of a node and of an allocation.
+/// The scheduler's view of a node and of an allocation (one with desired
+/// stop counts for its node's resources, not as a replica of its service).
 node to_node(const v1::SchedNode& n);
 allocation to_allocation(const v1::AllocationRecord& a);
 /// True while an allocation holds its node's resources: until its node

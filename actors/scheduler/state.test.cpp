@@ -159,6 +159,10 @@ TEST_CASE("allocations on a dead node are replaced elsewhere, and a new version 
   f.schedule();
   auto before = f.per_node();
   auto dead = before.begin()->first;
+  // Suspect first: its work stays (no new work goes there, though).
+  f.nodes({sched_node(dead, "suspect")});
+  CHECK(f.schedule().reply.placed() == 0);
+  CHECK(f.per_node() == before);
   f.nodes({sched_node(dead, "dead")});
   f.schedule();
   auto after = f.per_node();
@@ -317,4 +321,35 @@ TEST_CASE("a task that failed a moment ago is not replaced yet") {
   auto plan = f.schedule();
   CHECK(plan.reply.placed() == 0);
   CHECK(f.state.allocations("default/web", "").allocations(0).id() == id);
+}
+
+TEST_CASE("replicas being stopped hold their resources but do not push new replicas away") {
+  fixture f;
+  f.nodes({sched_node("n1")});
+  f.deploy(web(4, 100));
+  f.schedule();
+  // All four run on n1; then the service is scaled to 0: they are stopping
+  // (their node has not reported them stopped yet), not gone.
+  auto list = f.state.allocations("default/web", "");
+  v1::ClusterCommand running;
+  running.mutable_allocation_updates()->set_node("n1");
+  for (const auto& a : list.allocations()) {
+    auto* up = running.mutable_allocation_updates()->add_updates();
+    up->set_id(a.id());
+    up->set_state("running");
+  }
+  f.apply(running);
+  v1::ClusterCommand scale;
+  scale.mutable_scale()->set_service("default/web");
+  scale.mutable_scale()->set_replicas(0);
+  f.apply(scale);
+  f.schedule();
+  CHECK(f.state.view().used_on("n1").cpu_millis == 400);  // still held
+  f.nodes({sched_node("n2")});
+  scale.mutable_scale()->set_replicas(4);
+  f.apply(scale);
+  f.schedule();
+  // Not all four on n2 as if n1 already ran four replicas.
+  auto spread = f.per_node();
+  CHECK_MESSAGE(spread == (std::map<std::string, int>{{"n1", 2}, {"n2", 2}}), "n1 " << spread["n1"] << " n2 " << spread["n2"]);
 }
