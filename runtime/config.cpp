@@ -277,14 +277,6 @@ origin origin_of(const YAML::Node& node) {
   return mark.is_null() ? origin{} : origin{mark.line + 1, mark.column + 1};
 }
 
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-  case YAML::NodeType::Sequence: return "a list";
-  case YAML::NodeType::Map: return "a map";
-  case YAML::NodeType::Scalar: return quote(node.Scalar());
-  default: return "nothing";
-  }
-}
 
 /// Reads the top-level map of a config file into raw settings; problems with
 /// single keys go to errors so that all of them are reported at once.
@@ -296,14 +288,14 @@ public:
   void read(const YAML::Node& root) {
     if (root.IsNull()) return;  // an empty file sets nothing
     if (!root.IsMap()) {
-      fail(root, "expected a map of settings (key: value), got " + describe(root));
+      fail(root, "expected a map of settings (key: value), got " + describe_yaml(root));
       return;
     }
     std::set<std::string> seen;
     for (const auto& entry : root) {
       const YAML::Node& key = entry.first;
       if (!key.IsScalar()) {
-        fail(key, "expected a setting name as the key, got " + describe(key));
+        fail(key, "expected a setting name as the key, got " + describe_yaml(key));
       } else if (!seen.insert(key.Scalar()).second) {
         fail(key, key.Scalar() + ": given twice");
       } else {
@@ -317,7 +309,7 @@ private:
     errors_.push_back(names_.place(origin_of(node)) + ": " + problem);
   }
   void wrong_type(const YAML::Node& node, const std::string& key, std::string_view expected) {
-    fail(node, key + ": expected " + std::string{expected} + ", got " + describe(node));
+    fail(node, key + ": expected " + std::string{expected} + ", got " + describe_yaml(node));
   }
 
   void read_entry(const YAML::Node& key_node, const YAML::Node& value) {

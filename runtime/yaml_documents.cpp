@@ -1,5 +1,7 @@
 #include "runtime/yaml_documents.hpp"
 
+#include "runtime/text.hpp"
+
 #include <yaml-cpp/eventhandler.h>
 
 #include <sstream>
@@ -38,6 +40,15 @@ std::optional<yaml_document_problem> check_single_document(const std::string& te
   if (starts.marks.size() > 1)
     return yaml_document_problem{yaml_document_problem::second_document, starts.marks[1]};
   return std::nullopt;
+}
+
+std::string describe_yaml(const YAML::Node& node) {
+  switch (node.Type()) {
+  case YAML::NodeType::Sequence: return "a list";
+  case YAML::NodeType::Map: return "a map";
+  case YAML::NodeType::Scalar: return quote(node.Scalar());
+  default: return "nothing";
+  }
 }
 
 } // namespace troupe

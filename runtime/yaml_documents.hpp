@@ -1,4 +1,5 @@
-// How many YAML documents a text holds, without YAML::LoadAll: in yaml-cpp
+// What the YAML readers (agent config, service specs) share. How many YAML
+// documents a text holds, without YAML::LoadAll: in yaml-cpp
 // 0.7 LoadAll never returns on a stray ',' at the top level (each call
 // yields one more empty document without consuming the token), so a config
 // file or a service spec with one would hang the process until it runs out
@@ -22,5 +23,9 @@ struct yaml_document_problem {
 /// Nothing when `text` holds at most one document. Throws YAML::Exception on
 /// a syntax error, as YAML::Load does.
 std::optional<yaml_document_problem> check_single_document(const std::string& text);
+
+/// A YAML value for an error message: "a list", "a map", the scalar quoted,
+/// or "nothing".
+std::string describe_yaml(const YAML::Node& node);
 
 } // namespace troupe

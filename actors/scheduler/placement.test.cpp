@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <random>
 #include <set>
+#include <stdexcept>
+
+#include "actors/service/spec.hpp"
 
 using namespace troupe;
 using namespace troupe::scheduler;
@@ -31,14 +34,12 @@ v1::ServiceSpec make_spec(std::uint32_t cpu = 100, std::uint64_t memory = 64 * m
   return s;
 }
 
-void add_constraint(v1::ServiceSpec& s, const std::string& text, const std::string& attribute, const std::string& op,
-                    std::vector<std::string> values) {
-  auto* c = s.add_constraints();
-  c->set_text(text);
-  c->set_attribute(attribute);
-  c->set_op(op);
-  for (auto& v : values)
-    c->add_values(v);
+/// Adds a constraint as an operator writes it, read by the spec reader's parser.
+void add_constraint(v1::ServiceSpec& s, const std::string& text) {
+  auto c = service::parse_constraint(text);
+  if (!c)
+    throw std::invalid_argument(c.error().message());
+  *s.add_constraints() = std::move(*c);
 }
 
 std::vector<std::string> ids(const std::string& prefix, std::size_t n) {
@@ -117,16 +118,16 @@ TEST_CASE("constraints on name, role and labels with each operator") {
     return nodes;
   };
   auto spec = make_spec();
-  add_constraint(spec, "node.role != server", "role", "!=", {"server"});
+  add_constraint(spec, "node.role != server");
   CHECK(placed_on(spec) == std::set<std::string>{"c1", "c2", "c3"});
-  add_constraint(spec, "node.labels.zone == a", "labels.zone", "==", {"a"});
+  add_constraint(spec, "node.labels.zone == a");
   CHECK(placed_on(spec) == std::set<std::string>{"c1"});
 
   auto in = make_spec();
-  add_constraint(in, "node.name in (s1, c2)", "name", "in", {"s1", "c2"});
+  add_constraint(in, "node.name in (s1, c2)");
   CHECK(placed_on(in) == std::set<std::string>{"s1", "c2"});
   auto not_in = make_spec();
-  add_constraint(not_in, "node.labels.zone not in (a, b)", "labels.zone", "not in", {"a", "b"});
+  add_constraint(not_in, "node.labels.zone not in (a, b)");
   CHECK(placed_on(not_in) == std::set<std::string>{"c3"});  // a missing label is ""
   CHECK(c.feasible_nodes(not_in) == std::vector<std::string>{"c3"});
 }
@@ -191,7 +192,7 @@ TEST_CASE("what cannot be placed says which constraint or resource blocked it, o
   c.upsert(make_node("small1", 4000, 128 * mib, {{"zone", "a"}}));
   c.upsert(make_node("small2", 100, 4096 * mib, {{"zone", "a"}}));
   auto spec = make_spec(500, 256 * mib);
-  add_constraint(spec, "node.labels.zone == a", "labels.zone", "==", {"a"});
+  add_constraint(spec, "node.labels.zone == a");
   auto o = c.place("default/web", spec, ids("a", 2), 1);
   CHECK(o.placed.empty());
   CHECK(o.unplaced == 2);
@@ -282,7 +283,7 @@ TEST_CASE("random clusters and requests never overcommit a node, reuse a port or
       if (rng() % 2)
         spec.set_spread("zone");
       if (rng() % 3 == 0)
-        add_constraint(spec, "node.labels.zone != 0", "labels.zone", "!=", {"0"});
+        add_constraint(spec, "node.labels.zone != 0");
       for (int p = 0; p < static_cast<int>(rng() % 3); ++p) {
         auto* port = spec.mutable_task()->add_ports();
         port->set_name("p" + std::to_string(p));

@@ -371,14 +371,6 @@ std::string join_lines(const std::vector<std::string>& lines) {
 
 // ---- The YAML reader ----------------------------------------------------------
 
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-  case YAML::NodeType::Sequence: return "a list";
-  case YAML::NodeType::Map: return "a map";
-  case YAML::NodeType::Scalar: return quote(node.Scalar());
-  default: return "nothing";
-  }
-}
 
 using field_reader = std::function<void(const YAML::Node& value, const std::string& path)>;
 using field_table = std::vector<std::pair<std::string_view, field_reader>>;
@@ -428,7 +420,7 @@ private:
     where_.unusable.insert(path);
   }
   void wrong_type(const YAML::Node& node, const std::string& path, std::string_view expected) {
-    fail(node, path, "expected " + std::string{expected} + ", got " + describe(node));
+    fail(node, path, "expected " + std::string{expected} + ", got " + describe_yaml(node));
   }
 
   /// A map with the keys of table, each read by its reader; unknown keys are errors.
@@ -439,7 +431,7 @@ private:
     std::set<std::string> seen;
     for (const auto& entry : node) {
       if (!entry.first.IsScalar()) {
-        fail(entry.first, path, "expected a field name as the key, got " + describe(entry.first));
+        fail(entry.first, path, "expected a field name as the key, got " + describe_yaml(entry.first));
         continue;
       }
       const std::string& key = entry.first.Scalar();
@@ -528,7 +520,7 @@ private:
     if (!node.IsMap()) return wrong_type(node, path, "a map of key: value");
     for (const auto& entry : node) {
       if (!entry.first.IsScalar()) {
-        fail(entry.first, path, "expected a key, got " + describe(entry.first));
+        fail(entry.first, path, "expected a key, got " + describe_yaml(entry.first));
         continue;
       }
       std::string field = path + "." + entry.first.Scalar();

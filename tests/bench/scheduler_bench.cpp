@@ -17,10 +17,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "actors/scheduler/placement.hpp"
+#include "actors/service/spec.hpp"
 
 using namespace troupe;
 using namespace troupe::scheduler;
@@ -58,14 +60,12 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-void add_constraint(v1::ServiceSpec& s, const char* text, const char* attribute, const char* op,
-                    std::vector<std::string> values) {
-  auto* c = s.add_constraints();
-  c->set_text(text);
-  c->set_attribute(attribute);
-  c->set_op(op);
-  for (auto& v : values)
-    c->add_values(v);
+/// Adds a constraint as an operator writes it, read by the spec reader's parser.
+void add_constraint(v1::ServiceSpec& s, const std::string& text) {
+  auto c = service::parse_constraint(text);
+  if (!c)
+    throw std::invalid_argument(c.error().message());
+  *s.add_constraints() = std::move(*c);
 }
 
 } // namespace
@@ -95,9 +95,9 @@ int main(int argc, char** argv) {
     spec.mutable_task()->mutable_resources()->set_memory_bytes((64 + rng() % 449) << 20);
     spec.set_spread("zone");
     if (s % 2 == 0)
-      add_constraint(spec, "node.role != server", "role", "!=", {"server"});
+      add_constraint(spec, "node.role != server");
     if (s % 3 == 0)
-      add_constraint(spec, "node.labels.tier in (web, batch)", "labels.tier", "in", {"web", "batch"});
+      add_constraint(spec, "node.labels.tier in (web, batch)");
     if (s % 4 == 0)
       spec.mutable_task()->add_ports()->set_name("http");
     auto n = std::min(opt.per_service, opt.allocations - s * opt.per_service);
