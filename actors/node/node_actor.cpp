@@ -204,18 +204,18 @@ v1::TaskList list_tasks(node_state& st) {
   return out;
 }
 
-caf::response_promise stop_task(node* self, const std::string& alloc_id) {
-  auto rp = self->make_response_promise();
+/// Stops an allocation's task, then forgets the allocation, its status and
+/// its logs; `done` gets the task's final status or why it could not stop.
+void stop_allocation(node* self, const std::string& alloc_id,
+                     std::function<void(caf::expected<v1::TaskStatus>)> done) {
   auto i = self->state.tasks.find(alloc_id);
-  if (i == self->state.tasks.end()) {
-    rp.deliver(caf::make_error(caf::sec::invalid_argument, "no allocation " + quote(alloc_id)));
-    return rp;
-  }
+  if (i == self->state.tasks.end())
+    return done(caf::make_error(caf::sec::invalid_argument, "no allocation " + quote(alloc_id)));
   v1::StopTask req;
   req.set_alloc_id(alloc_id);
   self->request(i->second, minutes{2}, wire::make_pb(req))
     .then(
-      [self, rp, alloc_id](wire::pb<v1::TaskStatus>& final_status) mutable {
+      [self, done, alloc_id](wire::pb<v1::TaskStatus>& final_status) {
         auto& st = self->state;
         st.tasks.erase(alloc_id);
         st.ports.erase(alloc_id);
@@ -230,9 +230,20 @@ caf::response_promise stop_task(node* self, const std::string& alloc_id) {
           st.log->error("forget_failed alloc={} reason=\"{}\"", alloc_id, gone.error().message());
         std::error_code ec;
         std::filesystem::remove_all(st.deps->logs_root / alloc_id, ec);  // its logs go with it
-        rp.deliver(std::move(final_status));
+        done(std::move(final_status.msg));
       },
-      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      [done](caf::error& err) { done(std::move(err)); });
+}
+
+/// StopTask from a caller: answered with the task's final status.
+caf::response_promise stop_task(node* self, const std::string& alloc_id) {
+  auto rp = self->make_response_promise();
+  stop_allocation(self, alloc_id, [rp](caf::expected<v1::TaskStatus> final_status) mutable {
+    if (final_status)
+      rp.deliver(wire::make_pb(std::move(*final_status)));
+    else
+      rp.deliver(std::move(final_status.error()));
+  });
   return rp;
 }
 
@@ -392,7 +403,10 @@ void converge(node* self, const v1::AllocationList& list) {
   for (const auto& [id, alloc] : local)
     if (!wanted.count(id) && st.tasks.count(id)) {
       st.log->info("assigned_stop alloc={} service={}: the cluster no longer runs it here", id, alloc.service());
-      stop_task(self, id);
+      stop_allocation(self, id, [self, id = id](caf::expected<v1::TaskStatus> final_status) {
+        if (!final_status)
+          self->state.log->warn("assigned_stop_failed alloc={} reason=\"{}\"", id, caf::to_string(final_status.error()));
+      });
     }
   // What the state should learn: each task's state where it differs.
   v1::AllocationUpdates updates;
