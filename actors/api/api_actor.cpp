@@ -156,18 +156,18 @@ public:
       if (!parse_body(req, res, put))
         return;
       put.set_key(req.matches[1]);
-      kv<v1::KvReply>(put, res);
+      replicated<v1::KvReply>(put, res);
     });
     svr.Get(R"(/v1/kv/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
       v1::KvGet get;
       get.set_key(req.matches[1]);
       get.set_stale(req.has_param("stale") && req.get_param_value("stale") != "false");
-      kv<v1::KvReply>(get, res);
+      replicated<v1::KvReply>(get, res);
     });
     svr.Delete(R"(/v1/kv/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
       v1::KvDelete del;
       del.set_key(req.matches[1]);
-      kv<v1::KvReply>(del, res);
+      replicated<v1::KvReply>(del, res);
     });
     service_routes(svr);
   }
@@ -190,31 +190,31 @@ private:
       v1::DeployService deploy;
       if (!parse_body(req, res, *deploy.mutable_spec()))
         return;
-      kv<v1::ServiceReply>(deploy, res);
+      replicated<v1::ServiceReply>(deploy, res);
     });
     svr.Get("/v1/services", [this, stale](const httplib::Request& req, httplib::Response& res) {
       v1::GetServices get;
       get.set_stale(stale(req));
-      kv<v1::ServiceList>(get, res);
+      replicated<v1::ServiceList>(get, res);
     });
     const char* one = R"(/v1/services/([a-z0-9-]+)(?:/([a-z0-9-]+))?)";
     svr.Get(one, [this, stale, key](const httplib::Request& req, httplib::Response& res) {
       v1::GetServices get;
       get.set_service(key(req));
       get.set_stale(stale(req));
-      kv<v1::ServiceList>(get, res);
+      replicated<v1::ServiceList>(get, res);
     });
     svr.Delete(one, [this, key](const httplib::Request& req, httplib::Response& res) {
       v1::RemoveService rm;
       rm.set_service(key(req));
-      kv<v1::ServiceReply>(rm, res);
+      replicated<v1::ServiceReply>(rm, res);
     });
     svr.Post(std::string{one} + "/scale", [this, key](const httplib::Request& req, httplib::Response& res) {
       v1::ScaleService scale;
       if (!parse_body(req, res, scale))
         return;
       scale.set_service(key(req));
-      kv<v1::ServiceReply>(scale, res);
+      replicated<v1::ServiceReply>(scale, res);
     });
     svr.Get("/v1/allocations", [this, stale](const httplib::Request& req, httplib::Response& res) {
       v1::GetAllocations get;
@@ -223,12 +223,12 @@ private:
         get.set_service("default/" + get.service());
       get.set_node(req.get_param_value("node"));
       get.set_stale(stale(req));
-      kv<v1::AllocationList>(get, res);
+      replicated<v1::AllocationList>(get, res);
     });
     svr.Get("/v1/nodes", [this, stale](const httplib::Request& req, httplib::Response& res) {
       v1::GetSchedNodes get;
       get.set_stale(stale(req));
-      kv<v1::NodeList>(get, res);
+      replicated<v1::NodeList>(get, res);
     });
   }
 
@@ -343,13 +343,14 @@ private:
     reply(res, *st);
   }
 
-  /// A replicated key/value request to this server's raft actor, mapped by
-  /// the kind of refusal (refusal.hpp): a bad request is 400, a command
-  /// refused when applied (fenced, one no server knows) 409, anything a
-  /// retry later or elsewhere can fix (no leader, not a member, a timeout,
-  /// the raft actor restarting) 503; a missing key on GET is 404.
+  /// A request on the replicated state (key/value or services) to this
+  /// server's raft actor, mapped by the kind of refusal (refusal.hpp): a bad
+  /// request is 400, a command refused when applied (fenced, one no server
+  /// knows) 409, a missing service 404, anything a retry later or elsewhere
+  /// can fix (no leader, not a member, a timeout, the raft actor restarting)
+  /// 503; a missing key on GET is 404.
   template <class Rep, class Req>
-  void kv(const Req& req, httplib::Response& res) {
+  void replicated(const Req& req, httplib::Response& res) {
     if (ctx_->config.role != node_role::server)
       return reply_error(res, 503, "unavailable", "this agent is a client (--client): it keeps no replicated state");
     ask_failure why{};

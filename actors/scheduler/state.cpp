@@ -181,6 +181,20 @@ result<service_state::applied> service_state::deploy(storage::write_txn& t, cons
   return out;
 }
 
+status service_state::forget(storage::write_txn& t, const std::string& id) {
+  cluster_.remove(id);
+  allocations_.erase(id);
+  auto gone = allocations_table.erase(t, id);
+  return gone ? status{} : status{gone.error()};
+}
+
+service_state::applied service_state::missing(const std::string& service) {
+  applied out;
+  out.refused = "service " + service + " does not exist";
+  out.kind = refusal::missing;
+  return out;
+}
+
 status service_state::stop(storage::write_txn& t, const std::string& id, const std::string& why, std::int64_t at_ms) {
   auto it = allocations_.find(id);
   if (it == allocations_.end())
@@ -190,12 +204,8 @@ status service_state::stop(storage::write_txn& t, const std::string& id, const s
   bool node_gone = n == nodes_.end() || n->second.state() == "dead" || n->second.state() == "left";
   // Nothing runs, or its node is gone (lost: should the node come back, it
   // stops what no allocation of the state owns): forget it.
-  if (a.state() == "pending" || !holds(a) || node_gone) {
-    cluster_.remove(id);
-    allocations_.erase(it);
-    auto gone = allocations_table.erase(t, id);
-    return gone ? status{} : status{gone.error()};
-  }
+  if (a.state() == "pending" || !holds(a) || node_gone)
+    return forget(t, id);
   if (a.desired() == "stop")
     return {};
   a.set_desired("stop");
@@ -207,13 +217,10 @@ status service_state::stop(storage::write_txn& t, const std::string& id, const s
 }
 
 result<service_state::applied> service_state::remove(storage::write_txn& t, const v1::RemoveService& r) {
-  applied out;
   auto it = services_.find(r.service());
-  if (it == services_.end()) {
-    out.refused = "service " + r.service() + " does not exist";
-    out.kind = refusal::missing;
-    return out;
-  }
+  if (it == services_.end())
+    return missing(r.service());
+  applied out;
   *out.reply.mutable_service() = it->second;
   std::vector<std::string> ids;
   for (const auto& [id, a] : allocations_)
@@ -234,13 +241,10 @@ result<service_state::applied> service_state::remove(storage::write_txn& t, cons
 }
 
 result<service_state::applied> service_state::scale(storage::write_txn& t, const v1::ScaleService& s) {
-  applied out;
   auto it = services_.find(s.service());
-  if (it == services_.end()) {
-    out.refused = "service " + s.service() + " does not exist";
-    out.kind = refusal::missing;
-    return out;
-  }
+  if (it == services_.end())
+    return missing(s.service());
+  applied out;
   if (it->second.spec().global()) {
     out.refused = "service " + s.service() + " runs in mode global (one task per eligible node): it cannot be scaled";
     return out;
@@ -324,15 +328,13 @@ result<service_state::applied> service_state::update_allocations(storage::write_
     a.set_restarts(up.restarts());
     a.set_reason(up.reason());
     a.set_updated_ms(u.at_ms());
-    if (finished(a.state()))
-      cluster_.remove(a.id());  // its resources are free again
-    if (finished(a.state()) && a.desired() == "stop") {  // done with: forget it
-      allocations_.erase(it);
-      auto gone = allocations_table.erase(t, up.id());
-      if (!gone)
+    if (finished(a.state()) && a.desired() == "stop") {  // done with
+      if (auto gone = forget(t, up.id()); !gone)
         return gone.error();
       continue;
     }
+    if (finished(a.state()))
+      cluster_.remove(a.id());  // its resources are free again
     if (auto put = allocations_table.put(t, a.id(), a); !put)
       return put.error();
   }

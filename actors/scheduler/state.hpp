@@ -81,6 +81,10 @@ private:
   result<applied> plan(storage::write_txn& t, const v1::ApplyPlan& p);
   result<applied> upsert_nodes(storage::write_txn& t, const v1::UpsertNodes& u);
   result<applied> update_allocations(storage::write_txn& t, const v1::AllocationUpdates& u);
+  /// Drops an allocation from the table and the mirror; its resources are free.
+  status forget(storage::write_txn& t, const std::string& id);
+  /// The refusal of a command naming a service that does not exist.
+  static applied missing(const std::string& service);
   /// Stops one allocation: a pending one (nothing ran) goes at once, a
   /// started one is marked desired stop for its node.
   status stop(storage::write_txn& t, const std::string& id, const std::string& why, std::int64_t at_ms);

@@ -158,6 +158,17 @@ inline std::string run_id(const agent& a, std::vector<std::string> args) {
 
 /// `extra` followed by fast gossip timings for loopback and the process
 /// driver (which needs neither root nor runc): how cluster tests start agents.
+/// SIGTERM to every agent still running, all at once (so that each leaves
+/// the cluster cleanly while the others still listen), then waits for each.
+inline void stop_agents(std::vector<std::unique_ptr<agent>>& agents) {
+  for (auto& a : agents)
+    if (a->proc && a->proc->running())
+      a->proc->signal(SIGTERM);
+  for (auto& a : agents)
+    if (a->proc)
+      a->proc->wait(std::chrono::seconds(10));
+}
+
 inline std::vector<std::string> loopback_flags(std::vector<std::string> extra = {}) {
   for (const char* f : {"--gossip-profile", "local", "--driver", "process"})
     extra.emplace_back(f);

@@ -43,12 +43,7 @@ struct cluster_agents : std::vector<std::unique_ptr<agent>> {
   cluster_agents(cluster_agents&&) = default;
   cluster_agents& operator=(cluster_agents&&) = default;
   ~cluster_agents() {
-    for (auto& a : *this)
-      if (a->proc && a->proc->running())
-        a->proc->signal(SIGTERM);
-    for (auto& a : *this)
-      if (a->proc)
-        a->proc->wait(10s);
+    stop_agents(*this);
   }
 };
 

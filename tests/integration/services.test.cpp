@@ -29,12 +29,7 @@ struct agents : std::vector<std::unique_ptr<agent>> {
   agents(const agents&) = delete;
   agents& operator=(const agents&) = delete;
   ~agents() {
-    for (auto& a : *this)
-      if (a->proc && a->proc->running())
-        a->proc->signal(SIGTERM);
-    for (auto& a : *this)
-      if (a->proc)
-        a->proc->wait(10s);
+    stop_agents(*this);
     for (std::size_t i = 0; i < size(); ++i)
       process_cleanup{*(*this)[i], i < node_ids.size() ? node_ids[i] : std::string{}};
   }
