@@ -216,6 +216,11 @@ private:
       scale.set_service(key(req));
       replicated<v1::ServiceReply>(scale, res);
     });
+    svr.Post(std::string{one} + "/rollback", [this, key](const httplib::Request& req, httplib::Response& res) {
+      v1::RollbackService back;
+      back.set_service(key(req));
+      replicated<v1::ServiceReply>(back, res);
+    });
     svr.Get("/v1/allocations", [this, stale](const httplib::Request& req, httplib::Response& res) {
       v1::GetAllocations get;
       get.set_service(req.get_param_value("service"));
@@ -230,6 +235,15 @@ private:
       get.set_stale(stale(req));
       replicated<v1::NodeList>(get, res);
     });
+    for (auto [suffix, drain] : {std::pair{"drain", true}, std::pair{"undrain", false}}) {
+      svr.Post(std::string{R"(/v1/nodes/([A-Za-z0-9._-]+)/)"} + suffix,
+               [this, drain = drain](const httplib::Request& req, httplib::Response& res) {
+                 v1::DrainNode d;
+                 d.set_node(req.matches[1].str());
+                 d.set_drain(drain);
+                 replicated<v1::ServiceReply>(d, res);
+               });
+    }
   }
 
   /// Asks `actor_name` on this node, or on `node` (a member name) through

@@ -182,7 +182,8 @@ status apply_in(raft_state& st, storage::write_txn& t, const std::vector<entry>&
         return gone.error();
     } else if (scheduler::service_state::handles(cmd)) {
       a.services_changed = a.services_changed || cmd.has_deploy() || cmd.has_scale() || cmd.has_remove_service() ||
-                           cmd.has_allocation_updates();
+                           cmd.has_allocation_updates() || cmd.has_rollback() || cmd.has_rollout_step() ||
+                           cmd.has_drain();
       auto done = st.services.apply(t, cmd);
       if (!done)
         return done.error();
@@ -524,8 +525,16 @@ caf::response_promise write(actor* self, v1::ClusterCommand cmd) {
   return rp;
 }
 
-/// An operator's service command (deploy, remove, scale): forwarded to the
-/// leader, or proposed in the current term; answered once applied.
+template <class Req, class = void>
+struct has_at_ms : std::false_type {};
+template <class Req>
+struct has_at_ms<Req, std::void_t<decltype(std::declval<Req&>().set_at_ms(0))>> : std::true_type {};
+
+/// An operator's or a node's service command (deploy, remove, scale,
+/// rollback, drain, allocation updates): forwarded to the leader, or
+/// proposed in the current term, stamped with the leader's clock (what
+/// times it carries, such as when a task became ready, are the leader's,
+/// the clock its leader actors compare them with); answered once applied.
 template <class Req>
 caf::response_promise service_write(actor* self, Req req, Req* (v1::ClusterCommand::*field)()) {
   auto& st = self->state;
@@ -538,6 +547,9 @@ caf::response_promise service_write(actor* self, Req req, Req* (v1::ClusterComma
     rp.deliver(retry(why));
     return rp;
   }
+  if constexpr (has_at_ms<Req>::value)
+    req.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count());
   v1::ClusterCommand cmd;
   *(cmd.*field)() = std::move(req);
   cmd.set_term(st.node->term());
@@ -1010,9 +1022,6 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
       service::fill_defaults(*d.msg.mutable_spec());
       if (auto valid = service::validate_service_spec(d.msg.spec()); !valid)
         return refuse(refusal::invalid, valid.error().message());
-      if (d.msg.at_ms() == 0)
-        d.msg.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count());
       return service_write(self, std::move(d.msg), &v1::ClusterCommand::mutable_deploy);
     },
     [self](wire::pb<v1::RemoveService>& r) {
@@ -1022,10 +1031,13 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
       return service_write(self, std::move(sc.msg), &v1::ClusterCommand::mutable_scale);
     },
     [self](wire::pb<v1::AllocationUpdates>& up) {
-      if (up.msg.at_ms() == 0)
-        up.msg.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count());
       return service_write(self, std::move(up.msg), &v1::ClusterCommand::mutable_allocation_updates);
+    },
+    [self](wire::pb<v1::RollbackService>& r) {
+      return service_write(self, std::move(r.msg), &v1::ClusterCommand::mutable_rollback);
+    },
+    [self](wire::pb<v1::DrainNode>& d) {
+      return service_write(self, std::move(d.msg), &v1::ClusterCommand::mutable_drain);
     },
     [self](wire::pb<v1::GetServices>& q) {
       return service_read(self, q.msg, q.msg.stale(), [self, only = q.msg.service()] {

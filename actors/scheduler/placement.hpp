@@ -37,7 +37,8 @@ struct node {
   std::string role = "client";  // server | client
   std::map<std::string, std::string, std::less<>> labels;
   bool eligible = true;         // takes new work: alive and not drained
-  bool lost = false;            // its work moves elsewhere: dead, left or drained (not merely suspect)
+  bool lost = false;            // its work moves elsewhere at once: dead or left (not merely suspect)
+  bool drained = false;         // its work moves elsewhere in batches (troupectl drain)
   resources capacity;
   std::uint16_t port_min = 20000;  // the node's range for dynamic ports
   std::uint16_t port_max = 32000;

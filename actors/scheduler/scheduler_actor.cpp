@@ -7,7 +7,9 @@
 #include <random>
 #include <set>
 
+#include "actors/scheduler/rollout.hpp"
 #include "actors/scheduler/state.hpp"
+#include "actors/service/service_actor.hpp"
 #include "runtime/describe.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
@@ -132,8 +134,30 @@ void propose_plans(actor* self, const raft::leader_context& lc, std::vector<v1::
   }
 }
 
+/// One service actor per service: started for a new one, stopped for one
+/// removed. They watch the scheduler and quit with it.
+void keep_service_actors(actor* self, const raft::leader_context& lc, const v1::ServiceList& services) {
+  auto& running = self->state.services;
+  std::set<std::string> listed;
+  for (const auto& s : services.services()) {
+    auto key = service_key(s.service().spec());
+    listed.insert(key);
+    if (!running.count(key))
+      running[key] = self->spawn(service::service_actor, lc, key, caf::actor{self});
+  }
+  for (auto it = running.begin(); it != running.end();) {
+    if (listed.count(it->first)) {
+      ++it;
+      continue;
+    }
+    self->send_exit(it->second, caf::exit_reason::user_shutdown);
+    it = running.erase(it);
+  }
+}
+
 void plan_all(actor* self, const raft::leader_context& lc, const v1::NodeList& nodes, const v1::ServiceList& services,
               const v1::AllocationList& allocations) {
+  keep_service_actors(self, lc, services);
   cluster c;
   for (const auto& n : nodes.nodes())
     c.upsert(to_node(n));
@@ -242,31 +266,87 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
     c.remove(id);
   };
   // What keeps running: this version, running or about to, on a node that
-  // may still run it.
-  std::vector<std::string> keep;
+  // may still run it (`keep`); tasks of older versions being rolled out
+  // (`old`); this version's tasks on drained nodes, moved in batches
+  // (`moving`). The rest stops now.
+  std::vector<std::string> keep, old, moving;
   std::map<std::string, std::vector<std::string>> on_node;
+  std::uint32_t unready = 0;  // this version's tasks starting, not yet ready
+  std::uint32_t ready = 0;
   auto now = now_ms();
+  const auto& rollout = record.rollout();
   for (const auto* a : mine) {
     if (a->desired() != "run")
       continue;
     const auto* n = c.find(a->node());
+    bool current = a->version() == record.version();
     // A task that failed (its restart policy gave up) is replaced elsewhere
     // only reschedule_delay after it failed, so that a task failing
     // everywhere does not churn through the cluster.
     bool failed_lately = a->state() == "failed" && now - a->updated_ms() < reschedule_delay.count();
-    if (failed_lately && n != nullptr && !n->lost && a->version() == record.version()) {
+    if (failed_lately && n != nullptr && !n->lost && !n->drained && current) {
       keep.push_back(a->id());
       on_node[a->node()].push_back(a->id());
       continue;
     }
     // A suspect node keeps its work (SWIM's suspicion is often a slow
-    // answer); a dead, left or drained one does not.
-    if (n == nullptr || n->lost || !allowed(*n, spec) || a->version() != record.version() || !holds(*a)) {
+    // answer); a dead or left one does not.
+    if (n == nullptr || n->lost || !holds(*a)) {
       stop(a->id());
+      continue;
+    }
+    if (!current) {
+      if (rolling(rollout))
+        old.push_back(a->id());
+      else
+        stop(a->id());
+      continue;
+    }
+    if (!allowed(*n, spec)) {
+      stop(a->id());
+      continue;
+    }
+    if (n->drained) {
+      moving.push_back(a->id());
       continue;
     }
     keep.push_back(a->id());
     on_node[a->node()].push_back(a->id());
+    (a->ready_since_ms() > 0 ? ready : unready) += 1;
+  }
+  const auto& update = spec.update();
+  std::uint32_t parallelism = std::max<std::uint32_t>(1, update.parallelism());
+  // Drained nodes give up at most `parallelism` tasks at a time: one more
+  // moves once a replacement is ready.
+  std::uint32_t may_move = parallelism > unready ? parallelism - unready : 0;
+  for (std::size_t i = 0; i < moving.size(); ++i) {
+    if (i < may_move)
+      stop(moving[i]);
+    else
+      keep.push_back(moving[i]);
+  }
+  // A rollout lets `allowed` tasks of this version run. Stop-first stops an
+  // old task for each new one; start-first stops one only once a new one is
+  // ready, so that up to `parallelism` extra tasks run meanwhile.
+  std::uint32_t target = spec.replicas();
+  if (!spec.global() && rolling(rollout)) {
+    auto n = spec.replicas();
+    auto allowed_new = std::min(rollout.allowed(), n);
+    auto olds = static_cast<std::uint32_t>(old.size());
+    std::uint32_t keep_old = 0;
+    if (update.order() == "start-first") {
+      keep_old = std::min(olds, n > ready ? n - ready : 0);
+      target = std::max(allowed_new, n - std::min(n, olds));
+    } else {
+      keep_old = std::min(olds, n - allowed_new);
+      target = n - keep_old;
+    }
+    auto stop_old = old.size() > keep_old ? old.size() - keep_old : 0;
+    for (std::size_t i = 0; i < stop_old; ++i)
+      stop(old[i]);
+  } else {
+    for (const auto& id : old)
+      stop(id);
   }
 
   std::vector<std::string> unplaced;
@@ -286,6 +366,8 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
       auto* task = a->mutable_task();
       *task = spec.task();
       task->set_name(spec.name() + "-" + p.id.substr(0, 6));
+      if (spec.has_health())
+        *task->mutable_health() = spec.health();
       for (int i = 0; i < task->ports_size() && i < static_cast<int>(p.ports.size()); ++i)
         task->mutable_ports(i)->set_port(p.ports[static_cast<std::size_t>(i)]);
     }
@@ -316,11 +398,11 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
       only->add_values(name);
       record_placements(c.place(key, pinned, fresh_ids(1), seed));
     }
-  } else if (keep.size() > spec.replicas()) {
-    for (const auto& id : c.pick_to_stop(keep, spec.replicas()))
+  } else if (keep.size() > target) {
+    for (const auto& id : c.pick_to_stop(keep, target))
       stop(id);
-  } else if (keep.size() < spec.replicas()) {
-    record_placements(c.place(key, spec, fresh_ids(spec.replicas() - keep.size()), seed));
+  } else if (keep.size() < target) {
+    record_placements(c.place(key, spec, fresh_ids(target - keep.size()), seed));
   }
   std::string why;
   for (const auto& u : unplaced)

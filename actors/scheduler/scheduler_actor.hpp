@@ -5,7 +5,9 @@
 // that a new leader simply carries on from the replicated state:
 //   1. nodes: the membership (role, labels, cpu, memory, state, addresses)
 //      is written into the Raft state where it differs (UpsertNodes);
-//   2. services: for each, the allocations on nodes that are gone (dead,
+//   2. service actors: one per service, started and stopped with it, drive
+//      its rollouts (actors/service/service_actor);
+//   3. services: for each, the allocations on nodes that are gone (dead,
 //      left, drained or unknown) or of an older version are stopped and
 //      replaced, and the count is brought to the desired one (replicas, or
 //      one per eligible node in mode global), as one ApplyPlan per service,
@@ -18,6 +20,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <random>
 
 #include <caf/all.hpp>
@@ -48,6 +51,7 @@ struct scheduler_state {
   bool busy = false;        // a round is under way
   bool nudged = false;      // asked for a round while one was under way
   std::uint64_t rounds = 0;
+  std::map<std::string, caf::actor> services;  // one service actor per service (actors/service)
   static inline const char* name = "scheduler";
 };
 

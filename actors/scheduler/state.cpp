@@ -1,5 +1,6 @@
 #include "actors/scheduler/state.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "runtime/text.hpp"
@@ -46,7 +47,8 @@ node to_node(const v1::SchedNode& n) {
   for (const auto& [k, v] : n.labels())
     out.labels.emplace(k, v);
   out.eligible = eligible(n);
-  out.lost = n.drained() || n.state() == "dead" || n.state() == "left";
+  out.lost = n.state() == "dead" || n.state() == "left";
+  out.drained = n.drained();
   out.capacity = {n.cpu_millis(), n.memory_bytes()};
   return out;
 }
@@ -61,6 +63,11 @@ allocation to_allocation(const v1::AllocationRecord& a) {
 
 bool holds(const v1::AllocationRecord& a) { return !finished(a.state()) && a.state() != "lost"; }
 
+bool checks_health(const v1::TaskSpec& task) {
+  const auto& h = task.health();
+  return !h.exec().empty() || !h.http().empty() || h.tcp();
+}
+
 bool finished(const std::string& state) { return state == "stopped" || state == "failed" || state == "exited"; }
 
 std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& nodes) {
@@ -71,7 +78,7 @@ std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& node
 
 bool service_state::handles(const v1::ClusterCommand& cmd) {
   return cmd.has_deploy() || cmd.has_remove_service() || cmd.has_scale() || cmd.has_plan() || cmd.has_nodes() ||
-         cmd.has_allocation_updates();
+         cmd.has_allocation_updates() || cmd.has_rollback() || cmd.has_rollout_step() || cmd.has_drain();
 }
 
 status service_state::load(const storage::read_txn& t) {
@@ -144,6 +151,12 @@ result<service_state::applied> service_state::apply(storage::write_txn& t, const
     return upsert_nodes(t, cmd.nodes());
   if (cmd.has_allocation_updates())
     return update_allocations(t, cmd.allocation_updates());
+  if (cmd.has_rollback())
+    return rollback(t, cmd.rollback());
+  if (cmd.has_rollout_step())
+    return rollout_step(t, cmd.rollout_step());
+  if (cmd.has_drain())
+    return drain(t, cmd.drain());
   return applied{{}, "not a service command"};
 }
 
@@ -154,18 +167,40 @@ result<service_state::applied> service_state::deploy(storage::write_txn& t, cons
     out.kind = refusal::invalid;
     return out;
   }
-  auto key = service_key(d.spec());
+  return new_version(t, d.spec(), d.at_ms(), "updating", "");
+}
+
+result<service_state::applied> service_state::new_version(storage::write_txn& t, const v1::ServiceSpec& spec,
+                                                           std::int64_t at_ms, const std::string& rollout,
+                                                           const std::string& reason) {
+  applied out;
+  auto key = service_key(spec);
   auto& rec = services_[key];
   auto previous = rec.version();
   if (previous == 0)
-    rec.set_created_ms(d.at_ms());
-  *rec.mutable_spec() = d.spec();
+    rec.set_created_ms(at_ms);
+  *rec.mutable_spec() = spec;
   if (rec.spec().namespace_().empty())
     rec.mutable_spec()->set_namespace_("default");
   rec.set_version(previous + 1);
   rec.set_previous(previous);
-  rec.set_updated_ms(d.at_ms());
+  rec.set_updated_ms(at_ms);
   rec.clear_message();
+  rec.clear_rollout();
+  // Tasks of an older version were started: they are replaced in batches
+  // (ones never started are replaced at once).
+  bool older_run = std::any_of(allocations_.begin(), allocations_.end(), [&](const auto& kv) {
+    const auto& a = kv.second;
+    return a.service() == key && a.desired() == "run" && a.state() != "pending" && holds(a);
+  });
+  if (older_run) {
+    auto* r = rec.mutable_rollout();
+    r->set_state(rollout);
+    r->set_from_version(previous);
+    r->set_allowed(std::max<std::uint32_t>(1, rec.spec().update().parallelism()));
+    r->set_reason(reason);
+    r->set_started_ms(at_ms);
+  }
   if (auto put = services_table.put(t, key, rec); !put)
     return put.error();
   versions_[version_key(key, rec.version())] = rec;
@@ -178,6 +213,83 @@ result<service_state::applied> service_state::deploy(storage::write_txn& t, cons
       return gone.error();
   }
   *out.reply.mutable_service() = rec;
+  return out;
+}
+
+result<service_state::applied> service_state::rollback(storage::write_txn& t, const v1::RollbackService& r) {
+  auto it = services_.find(r.service());
+  if (it == services_.end())
+    return missing(r.service());
+  applied out;
+  const auto& rec = it->second;
+  if (r.from_version() != 0 && r.from_version() != rec.version()) {
+    out.refused = "service " + r.service() + " is at version " + std::to_string(rec.version()) + ", not " +
+                  std::to_string(r.from_version());
+    return out;
+  }
+  auto before = versions_.find(version_key(r.service(), rec.previous()));
+  if (rec.previous() == 0 || before == versions_.end()) {
+    out.refused = "service " + r.service() + " has no previous version to roll back to";
+    return out;
+  }
+  auto reason = r.reason().empty() ? "rollback to version " + std::to_string(rec.previous()) + " requested"
+                                   : r.reason();
+  auto spec = before->second.spec();
+  spec.set_replicas(rec.spec().replicas());  // a rollback restores the spec, not an older scale
+  return new_version(t, spec, r.at_ms(), "rolling_back", reason);
+}
+
+result<service_state::applied> service_state::rollout_step(storage::write_txn& t, const v1::RolloutStep& s) {
+  auto it = services_.find(s.service());
+  if (it == services_.end())
+    return missing(s.service());
+  applied out;
+  auto& rec = it->second;
+  if (rec.version() != s.version()) {
+    out.refused = "service " + s.service() + " version " + std::to_string(s.version()) + " is no longer current";
+    return out;
+  }
+  auto* r = rec.mutable_rollout();
+  auto judge = [&](const std::string& id, const char* verdict) -> status {
+    auto a = allocations_.find(id);
+    if (a == allocations_.end() || a->second.service() != s.service() || a->second.version() != s.version() ||
+        !a->second.verdict().empty())
+      return {};  // gone, or judged already: counted once
+    a->second.set_verdict(verdict);
+    if (verdict == std::string{"done"})
+      r->set_done(r->done() + 1);
+    else
+      r->set_failed(r->failed() + 1);
+    return allocations_table.put(t, id, a->second);
+  };
+  for (const auto& id : s.done())
+    if (auto st = judge(id, "done"); !st)
+      return st.error();
+  for (const auto& id : s.failed())
+    if (auto st = judge(id, "failed"); !st)
+      return st.error();
+  r->set_state(s.state());
+  r->set_allowed(s.allowed());
+  r->set_reason(s.reason());
+  r->set_batch_done_ms(s.batch_done_ms());
+  if (auto put = services_table.put(t, s.service(), rec); !put)
+    return put.error();
+  *out.reply.mutable_service() = rec;
+  return out;
+}
+
+result<service_state::applied> service_state::drain(storage::write_txn& t, const v1::DrainNode& d) {
+  applied out;
+  auto it = nodes_.find(d.node());
+  if (it == nodes_.end()) {
+    out.refused = "node " + d.node() + " is not known to the scheduler";
+    out.kind = refusal::missing;
+    return out;
+  }
+  it->second.set_drained(d.drain());
+  cluster_.upsert(to_node(it->second));
+  if (auto put = nodes_table.put(t, d.node(), it->second); !put)
+    return put.error();
   return out;
 }
 
@@ -328,6 +440,11 @@ result<service_state::applied> service_state::update_allocations(storage::write_
     a.set_restarts(up.restarts());
     a.set_reason(up.reason());
     a.set_updated_ms(u.at_ms());
+    bool ready = a.state() == "running" && (!checks_health(a.task()) || a.health() == "healthy");
+    if (!ready)
+      a.set_ready_since_ms(0);
+    else if (a.ready_since_ms() == 0)
+      a.set_ready_since_ms(u.at_ms());
     if (finished(a.state()) && a.desired() == "stop") {  // done with
       if (auto gone = forget(t, up.id()); !gone)
         return gone.error();

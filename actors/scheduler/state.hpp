@@ -41,6 +41,8 @@ allocation to_allocation(const v1::AllocationRecord& a);
 /// True while an allocation holds its node's resources: until its node
 /// reports it stopped, failed or lost.
 bool holds(const v1::AllocationRecord& a);
+/// True if the task has a health check (exec, http or tcp).
+bool checks_health(const v1::TaskSpec& task);
 /// True for a task state that ends it: stopped, failed, exited.
 bool finished(const std::string& state);
 /// How many allocations `record`'s service wants on `nodes` (replicas, or
@@ -81,6 +83,13 @@ private:
   result<applied> plan(storage::write_txn& t, const v1::ApplyPlan& p);
   result<applied> upsert_nodes(storage::write_txn& t, const v1::UpsertNodes& u);
   result<applied> update_allocations(storage::write_txn& t, const v1::AllocationUpdates& u);
+  result<applied> rollback(storage::write_txn& t, const v1::RollbackService& r);
+  result<applied> rollout_step(storage::write_txn& t, const v1::RolloutStep& s);
+  result<applied> drain(storage::write_txn& t, const v1::DrainNode& d);
+  /// Makes `spec` the service's next version; while older tasks run, a
+  /// rollout in `rollout` state (updating or rolling_back) replaces them.
+  result<applied> new_version(storage::write_txn& t, const v1::ServiceSpec& spec, std::int64_t at_ms,
+                              const std::string& rollout, const std::string& reason);
   /// Drops an allocation from the table and the mirror; its resources are free.
   status forget(storage::write_txn& t, const std::string& id);
   /// The refusal of a command naming a service that does not exist.

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "actors/scheduler/rollout.hpp"
 #include "actors/scheduler/scheduler_actor.hpp"
 #include "storage/testing.hpp"
 
@@ -78,6 +79,75 @@ struct fixture {
                                        [this] { return "a" + std::to_string(next_id++); }, 7);
     return apply(cmd);
   }
+  /// Reports every allocation of the service that should run as `state`
+  /// (and `health`), at `at` (the leader's clock).
+  void report_all(const std::string& task_state, std::int64_t at, const std::string& health = "",
+                  std::uint64_t version = 0) {
+    std::map<std::string, v1::ClusterCommand> by_node;
+    auto list = state.allocations("default/web", "");
+    for (const auto& a : list.allocations()) {
+      if (a.desired() != "run" || (a.state() == task_state && a.health() == health) ||
+          (version != 0 && a.version() != version))
+        continue;
+      auto& cmd = by_node[a.node()];
+      cmd.mutable_allocation_updates()->set_node(a.node());
+      cmd.mutable_allocation_updates()->set_at_ms(at);
+      auto* up = cmd.mutable_allocation_updates()->add_updates();
+      up->set_id(a.id());
+      up->set_state(task_state);
+      up->set_health(health);
+    }
+    for (auto& [node, cmd] : by_node)
+      apply(cmd);
+  }
+  /// Reports the tasks being stopped as stopped.
+  void report_stopped() {
+    auto list = state.allocations("default/web", "");
+    for (const auto& a : list.allocations()) {
+      if (a.desired() != "stop")
+        continue;
+      v1::ClusterCommand cmd;
+      cmd.mutable_allocation_updates()->set_node(a.node());
+      auto* up = cmd.mutable_allocation_updates()->add_updates();
+      up->set_id(a.id());
+      up->set_state("stopped");
+      apply(cmd);
+    }
+  }
+  void require_all_pending() {
+    auto list = state.allocations("default/web", "");
+    for (const auto& a : list.allocations())
+      REQUIRE(a.state() == "pending");
+  }
+  /// What the service actor would do now, applied; true if it did anything.
+  bool step(std::int64_t now) {
+    auto summary = state.services("default/web").services(0);
+    auto allocs = state.allocations("default/web", "");
+    std::vector<const v1::AllocationRecord*> mine;
+    for (const auto& a : allocs.allocations())
+      mine.push_back(&a);
+    auto next = decide(summary.service(), summary.desired(), mine, now);
+    v1::ClusterCommand cmd;
+    if (next.rollback)
+      *cmd.mutable_rollback() = *next.rollback;
+    else if (next.step)
+      *cmd.mutable_rollout_step() = *next.step;
+    else
+      return false;
+    auto out = apply(cmd);
+    REQUIRE(out.refused.empty());
+    return true;
+  }
+  /// Running tasks per version.
+  std::map<std::uint64_t, int> versions() {
+    std::map<std::uint64_t, int> out;
+    auto list = state.allocations("default/web", "");
+    for (const auto& a : list.allocations())
+      if (a.desired() == "run")
+        ++out[a.version()];
+    return out;
+  }
+  v1::Rollout rollout() { return state.services("default/web").services(0).service().rollout(); }
   std::map<std::string, int> per_node(const std::string& service = "default/web") {
     std::map<std::string, int> out;
     auto list = state.allocations(service, "");
@@ -169,6 +239,8 @@ TEST_CASE("allocations on a dead node are replaced elsewhere, and a new version 
   CHECK(after.count(dead) == 0);
   CHECK(after.size() == 2);
 
+  // Not started yet: a new version with nothing running replaces them at once.
+  f.require_all_pending();
   f.deploy(web(2, 200));
   f.schedule();
   auto list = f.state.allocations("default/web", "");
@@ -352,4 +424,177 @@ TEST_CASE("replicas being stopped hold their resources but do not push new repli
   // Not all four on n2 as if n1 already ran four replicas.
   auto spread = f.per_node();
   CHECK_MESSAGE(spread == (std::map<std::string, int>{{"n1", 2}, {"n2", 2}}), "n1 " << spread["n1"] << " n2 " << spread["n2"]);
+}
+
+namespace {
+
+v1::ServiceSpec updating(std::uint32_t replicas, std::uint32_t parallelism, const std::string& image,
+                         const std::string& order = "stop-first", const std::string& on_failure = "pause") {
+  auto s = web(replicas, 100);
+  s.mutable_task()->set_image(image);
+  auto* u = s.mutable_update();
+  u->set_parallelism(parallelism);
+  u->set_order(order);
+  u->set_failure_action(on_failure);
+  u->set_monitor_ms(1000);
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its tasks staying ready") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2"), sched_node("n3")});
+  f.deploy(updating(4, 2, "web:1"));
+  f.schedule();
+  f.report_all("running", 1000);
+  CHECK(f.rollout().state().empty());  // a first deploy is no update
+
+  f.deploy(updating(4, 2, "web:2"), 2000);
+  CHECK(f.rollout().state() == "updating");
+  CHECK(f.rollout().from_version() == 1);
+  CHECK(f.rollout().allowed() == 2);
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 2}, {2, 2}});  // stop-first: 2 old out, 2 new in
+  CHECK_FALSE(f.step(3000));                                              // nothing ready yet
+  f.report_all("running", 10000);
+  CHECK_FALSE(f.step(10500));  // ready, but not for the monitor period yet
+  CHECK(f.step(11000));        // batch done: the next one may go
+  CHECK(f.rollout().done() == 2);
+  CHECK(f.rollout().allowed() == 4);
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 4}});
+  f.report_stopped();
+  f.report_all("running", 12000);
+  CHECK(f.step(13000));
+  CHECK(f.rollout().state() == "completed");
+  CHECK(f.rollout().done() == 4);
+  CHECK_FALSE(f.step(14000));  // settled
+}
+
+TEST_CASE("start-first runs the new task before it stops an old one") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2")});
+  f.deploy(updating(2, 1, "web:1", "start-first"));
+  f.schedule();
+  f.report_all("running", 1000);
+  f.deploy(updating(2, 1, "web:2", "start-first"), 2000);
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 2}, {2, 1}});  // one extra meanwhile
+  f.report_all("running", 3000);
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 1}, {2, 1}});  // the new one is ready: one old goes
+}
+
+TEST_CASE("a health check gates the batch: running is not enough, healthy for the monitor period is") {
+  fixture f;
+  f.nodes({sched_node("n1")});
+  auto spec = updating(1, 1, "web:1");
+  spec.mutable_health()->set_http("/");
+  spec.mutable_health()->set_port("http");
+  f.deploy(spec);
+  f.schedule();
+  f.report_all("running", 1000, "healthy");
+  spec.mutable_task()->set_image("web:2");
+  f.deploy(spec, 2000);
+  f.schedule();
+  f.report_stopped();
+  f.report_all("running", 3000, "starting");
+  CHECK_FALSE(f.step(9000));
+  f.report_all("running", 9000, "healthy");
+  CHECK_FALSE(f.step(9500));
+  CHECK(f.step(10000));
+  CHECK(f.rollout().state() == "completed");
+}
+
+TEST_CASE("a failing update pauses, or rolls back to the previous spec, which then completes as rolled_back") {
+  for (std::string action : {"pause", "rollback"}) {
+    CAPTURE(action);
+    fixture f;
+    f.nodes({sched_node("n1"), sched_node("n2")});
+    f.deploy(updating(2, 1, "web:1", "stop-first", action));
+    f.schedule();
+    f.report_all("running", 1000);
+    f.deploy(updating(2, 1, "web:broken", "stop-first", action), 2000);
+    f.schedule();
+    f.report_stopped();
+    f.report_all("failed", 3000, "", 2);
+    REQUIRE(f.step(3500));
+    auto rec = f.state.services("default/web").services(0).service();
+    if (action == "pause") {
+      CHECK(rec.version() == 2);
+      CHECK(rec.rollout().state() == "paused");
+      CHECK(rec.rollout().failed() == 1);
+      CHECK(rec.rollout().reason().find("1 of 2 tasks of version 2 failed") != std::string::npos);
+      CHECK_FALSE(f.step(4000));  // paused waits for the operator
+      f.schedule();
+      CHECK(f.versions()[1] == 1);  // the old task that was not replaced keeps running
+      continue;
+    }
+    CHECK(rec.version() == 3);
+    CHECK(rec.spec().task().image() == "web:1");
+    CHECK(rec.rollout().state() == "rolling_back");
+    CHECK(rec.rollout().reason().find("rolled back to version 1") != std::string::npos);
+    f.schedule();
+    f.report_stopped();
+    f.report_all("running", 5000);
+    f.step(6000);
+    f.schedule();
+    f.report_stopped();
+    f.report_all("running", 7000);
+    f.step(8000);
+    CHECK(f.versions() == std::map<std::uint64_t, int>{{3, 2}});
+    CHECK(f.rollout().state() == "rolled_back");
+  }
+}
+
+TEST_CASE("rollback: to the previous spec with the current scale; refused without a previous version or when stale") {
+  fixture f;
+  f.nodes({sched_node("n1")});
+  f.deploy(updating(1, 1, "web:1"));
+  v1::ClusterCommand back;
+  back.mutable_rollback()->set_service("default/web");
+  CHECK(f.apply(back).refused == "service default/web has no previous version to roll back to");
+  f.deploy(updating(1, 1, "web:2"));
+  v1::ClusterCommand scale;
+  scale.mutable_scale()->set_service("default/web");
+  scale.mutable_scale()->set_replicas(3);
+  f.apply(scale);
+  back.mutable_rollback()->set_from_version(1);
+  CHECK(f.apply(back).refused == "service default/web is at version 2, not 1");
+  back.mutable_rollback()->set_from_version(0);
+  auto out = f.apply(back);
+  REQUIRE(out.refused.empty());
+  CHECK(out.reply.service().version() == 3);
+  CHECK(out.reply.service().spec().task().image() == "web:1");
+  CHECK(out.reply.service().spec().replicas() == 3);
+  v1::ClusterCommand nobody;
+  nobody.mutable_rollback()->set_service("default/nope");
+  CHECK(f.apply(nobody).kind == refusal::missing);
+}
+
+TEST_CASE("a drained node gives up its tasks a batch at a time and takes no new work; undrained, it takes work again") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2")});
+  f.deploy(updating(4, 1, "web:1"));
+  f.schedule();
+  f.report_all("running", 1000);
+  auto on_n1 = f.per_node()["n1"];
+  REQUIRE(on_n1 == 2);
+  v1::ClusterCommand drain;
+  drain.mutable_drain()->set_node("n1");
+  drain.mutable_drain()->set_drain(true);
+  REQUIRE(f.apply(drain).refused.empty());
+  f.schedule();
+  CHECK(f.per_node() == std::map<std::string, int>{{"n1", 1}, {"n2", 3}});  // one moves
+  f.schedule();
+  CHECK(f.per_node() == std::map<std::string, int>{{"n1", 1}, {"n2", 3}});  // its replacement is not ready yet
+  f.report_all("running", 2000);
+  f.schedule();
+  CHECK(f.per_node() == std::map<std::string, int>{{"n2", 4}});
+  drain.mutable_drain()->set_drain(false);
+  f.apply(drain);
+  CHECK(f.state.nodes().nodes(0).drained() == false);
+  drain.mutable_drain()->set_node("n9");
+  CHECK(f.apply(drain).kind == refusal::missing);
 }

@@ -68,7 +68,8 @@ std::string web_spec(int replicas, const std::string& greeting) {
          "command: [sleep, '1000']\n"
          "env: {GREETING: " + greeting + "}\n"
          "replicas: " + std::to_string(replicas) + "\n"
-         "resources: {cpu: 100m, memory: 32Mi}\n";
+         "resources: {cpu: 100m, memory: 32Mi}\n"
+         "update: {parallelism: 2, monitor: 500ms}\n";
 }
 
 template <class Msg>

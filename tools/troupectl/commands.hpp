@@ -79,6 +79,11 @@ int cmd_services(const globals& g, const client& c);
 int cmd_service_inspect(const globals& g, const client& c, const std::string& name);
 /// The allocations of one service ("" all) on one node ("" all).
 int cmd_allocations(const globals& g, const client& c, const std::string& service, const std::string& node);
+/// Rolls a service back to its previous version (a new version with the
+/// previous spec); --wait follows it like deploy --wait.
+int cmd_rollback(const globals& g, const client& c, const std::string& name, bool wait, const std::string& timeout);
+/// Drains a node (`drain`) or lets it take work again.
+int cmd_drain(const globals& g, const client& c, const std::string& node, bool drain);
 int cmd_scale(const globals& g, const client& c, const std::string& name, uint32_t replicas);
 /// Removes a service; a target that is no service but one of this node's
 /// tasks (troupectl run) is removed as cmd_rm does.

@@ -279,6 +279,21 @@ int main(int argc, char** argv) {
   scale->add_option("NAME", service_name, "NAME or NAMESPACE/NAME")->required();
   scale->add_option("N", replicas, "replicas")->required()->check(CLI::Range(0u, 10000u));
   scale->footer("Example: troupectl scale web 5");
+  bool rollback_wait = false;
+  std::string rollback_timeout = "5m";
+  auto* rollback = app.add_subcommand("rollback", "roll a service back to its previous version");
+  rollback->add_option("NAME", service_name, "NAME or NAMESPACE/NAME")->required();
+  rollback->add_flag("--wait", rollback_wait, "follow the rollback until it settles");
+  rollback->add_option("--timeout", rollback_timeout, "with --wait: give up after this long (exit 1)")
+    ->capture_default_str();
+  rollback->footer("Example: troupectl rollback web --wait");
+  std::string drain_node;
+  auto* drain = app.add_subcommand("drain", "move all work off a node, a batch at a time; it takes no new work");
+  drain->add_option("NODE", drain_node, "a node's name")->required();
+  drain->footer("Example: troupectl drain node-2");
+  auto* undrain = app.add_subcommand("undrain", "let a drained node take work again");
+  undrain->add_option("NODE", drain_node, "a node's name")->required();
+  undrain->footer("Example: troupectl undrain node-2");
   std::string ps_service, ps_node;
   bool ps_all = false;
   auto* ps = app.add_subcommand("ps", "allocations of a service, a node or all (--all); "
@@ -313,7 +328,7 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
   std::vector<std::string> commands{"status", "nodes", "keys", "actors", "actor", "events", "run",
-                                    "deploy", "services", "service", "scale", "ps", "rm", "logs",
+                                    "deploy", "services", "service", "scale", "rollback", "drain", "undrain", "ps", "rm", "logs",
                                     "stats", "image", "version"};
   try {
     app.parse(argc, argv);
@@ -376,6 +391,10 @@ int main(int argc, char** argv) {
     return cmd_service_inspect(g, c, service_name);
   if (*scale)
     return cmd_scale(g, c, service_name, replicas);
+  if (*rollback)
+    return cmd_rollback(g, c, service_name, rollback_wait, rollback_timeout);
+  if (*drain || *undrain)
+    return cmd_drain(g, c, drain_node, drain->parsed());
   if (*ps)
     return ps_service.empty() && ps_node.empty() && !ps_all ? cmd_ps(g, c) : cmd_allocations(g, c, ps_service, ps_node);
   if (*rm)

@@ -138,18 +138,34 @@ result<v1::ServiceSpec> read_spec_file(const std::string& file) {
   return spec;
 }
 
-/// "version 3: 2/3 placed, 0 running, 0 healthy", and why not all are placed.
+/// "version 3: 2/3 placed, 0 running, 0 healthy; updating from 2: 4 of 10
+/// allowed, 2 done", and why not all are placed.
 std::string progress(const v1::ServiceSummary& s) {
-  const auto& why = s.service().message();
-  return "version " + std::to_string(s.service().version()) + ": " + std::to_string(s.placed()) + "/" +
-         std::to_string(s.desired()) + " placed, " + std::to_string(s.running()) + " running, " +
-         std::to_string(s.healthy()) + " healthy" + (why.empty() ? "" : " (" + why + ")");
+  const auto& rec = s.service();
+  const auto& why = rec.message();
+  const auto& r = rec.rollout();
+  std::string line = "version " + std::to_string(rec.version()) + ": " + std::to_string(s.placed()) + "/" +
+                     std::to_string(s.desired()) + " placed, " + std::to_string(s.running()) + " running, " +
+                     std::to_string(s.healthy()) + " healthy";
+  if (!r.state().empty())
+    line += "; " + r.state() + " from version " + std::to_string(r.from_version()) + ": " +
+            std::to_string(std::min(r.allowed(), s.desired())) + " of " + std::to_string(s.desired()) +
+            " allowed, " + std::to_string(r.done()) + " done" +
+            (r.failed() ? ", " + std::to_string(r.failed()) + " failed" : "");
+  return line + (why.empty() ? "" : " (" + why + ")");
 }
 
-/// Follows a rollout until the service settles, cannot be placed for 10 s
-/// in a row, or `timeout` passes. Progress goes to stdout for people, to
-/// stderr when stdout carries a JSON or YAML document.
-int wait_for_rollout(const globals& g, const client& c, const std::string& key, std::chrono::milliseconds timeout) {
+bool has_health_check(const v1::ServiceSpec& spec) {
+  const auto& h = spec.health();
+  return h.exec_size() > 0 || !h.http().empty() || h.tcp();
+}
+
+/// Follows the rollout of `version` until it settles (exit 0), fails, is
+/// paused or superseded, cannot be placed for 10 s in a row, or `timeout`
+/// passes. Progress goes to stdout for people, to stderr when stdout
+/// carries a JSON or YAML document.
+int wait_for_rollout(const globals& g, const client& c, const std::string& key, std::uint64_t version,
+                     std::chrono::milliseconds timeout) {
   auto say = [&](const std::string& line) {
     std::fprintf(g.fmt == format::table ? stdout : stderr, "%s\n", line.c_str());
     std::fflush(nullptr);
@@ -165,19 +181,37 @@ int wait_for_rollout(const globals& g, const client& c, const std::string& key, 
       // A leader election or a restarting agent: say so, keep following.
       say("troupectl: " + s.error().message() + "; retrying");
     } else {
+      const auto& rec = s->service();
+      const auto& r = rec.rollout();
       if (auto line = progress(*s); line != last)
         say(last = line);
-      // Settled once every desired allocation of the version runs (health
-      // checks are not run yet); failed once one keeps failing, or what
-      // cannot be placed stays so, for stuck_for.
-      if (s->placed() >= s->desired() && s->running() >= s->desired())
-        return say("service " + key + " version " + std::to_string(s->service().version()) + " settled"), exit_ok;
-      auto why = s->service().message();
-      if (why.empty() && s->failed() > 0)
-        why = std::to_string(s->failed()) + " of its tasks failed (" + s->failure() + ")";
-      stuck_since = why.empty() ? std::nullopt : stuck_since ? stuck_since : now;
-      if (stuck_since && now - *stuck_since >= stuck_for)
-        return fail(error{"service " + key + " did not settle: " + why});
+      auto name = "service " + key + " version " + std::to_string(version);
+      // Another deploy or a rollback took over: ours is over. An automatic
+      // rollback is followed until it settles, then reported as a failure.
+      if (rec.version() > version) {
+        bool rolled_back = r.state() == "rolling_back" || r.state() == "rolled_back";
+        if (!rolled_back || r.from_version() != version)
+          return fail(error{name + " was superseded by version " + std::to_string(rec.version())});
+        if (r.state() == "rolled_back" || s->running() >= s->desired())
+          return fail(error{name + " failed: " + r.reason()});
+      } else if (r.state() == "paused") {
+        return fail(error{name + " paused: " + r.reason() + " (troupectl rollback " + key +
+                          ", or deploy a fixed spec)"});
+      } else {
+        // Settled once the rollout is done and every desired task runs (and
+        // is healthy, when the service checks health); failed once one
+        // keeps failing, or what cannot be placed stays so, for stuck_for.
+        bool rolled = r.state().empty() || r.state() == "completed" || r.state() == "rolled_back";
+        bool healthy = !has_health_check(rec.spec()) || s->healthy() >= s->desired();
+        if (rolled && s->placed() >= s->desired() && s->running() >= s->desired() && healthy)
+          return say(name + " settled"), exit_ok;
+        auto why = rec.message();
+        if (why.empty() && s->failed() > 0)
+          why = std::to_string(s->failed()) + " of its tasks failed (" + s->failure() + ")";
+        stuck_since = why.empty() ? std::nullopt : stuck_since ? stuck_since : now;
+        if (stuck_since && now - *stuck_since >= stuck_for)
+          return fail(error{"service " + key + " did not settle: " + why});
+      }
     }
     if (now - start >= timeout)
       return fail(error{"service " + key + " did not settle within " + troupe::format_duration(timeout)});
@@ -300,7 +334,38 @@ int cmd_deploy(const globals& g, const client& c, const deploy_flags& f) {
   if (!f.wait)
     return exit_ok;
   std::fflush(stdout);
-  return wait_for_rollout(g, c, key, *timeout);
+  return wait_for_rollout(g, c, key, rep.service().version(), *timeout);
+}
+
+int cmd_rollback(const globals& g, const client& c, const std::string& name, bool wait, const std::string& timeout) {
+  auto limit = troupe::parse_duration(timeout);
+  if (!limit)
+    return usage("--timeout " + limit.error().message());
+  auto key = service_key(name);
+  if (!key)
+    return usage(bad_name(name));
+  v1::ServiceReply rep;
+  if (auto r = c.post_json("/v1/services/" + *key + "/rollback", v1::RollbackService{}, rep); !r)
+    return fail(r.error());
+  const auto& rec = rep.service();
+  print_reply(g, rep,
+              "service " + *key + " rolling back: version " + std::to_string(rec.version()) + " runs the spec of version " +
+                std::to_string(rec.previous() > 0 ? rec.previous() - 1 : 0));
+  if (!wait)
+    return exit_ok;
+  std::fflush(stdout);
+  return wait_for_rollout(g, c, *key, rec.version(), *limit);
+}
+
+int cmd_drain(const globals& g, const client& c, const std::string& node, bool drain) {
+  v1::ServiceReply rep;
+  auto verb = drain ? std::string{"drain"} : std::string{"undrain"};
+  if (auto r = c.post_json("/v1/nodes/" + node + "/" + verb, v1::DrainNode{}, rep); !r)
+    return fail(r.error());
+  return print_reply(g, rep,
+                     drain ? "node " + node + " drained: it takes no new work, and its tasks move elsewhere, "
+                                                "a batch at a time"
+                           : "node " + node + " undrained: it takes new work again");
 }
 
 int cmd_services(const globals& g, const client& c) {
