@@ -20,6 +20,11 @@
 #                      safety and linearizability check on (default 5000; CI runs 340)
 #   BENCH_SCHEDULER=0  skip the scheduler benchmark (100,000 placements on 5,000 simulated nodes)
 #   BENCH_SERVICES=0   skip the services benchmark (deploy and client failover on 6 real agents)
+#   BENCH_SWARM=0      skip the services benchmark side by side with Docker Swarm mode (3 agents with
+#                      --driver runc against a single-node swarm of a dockerd of its own; installs
+#                      Debian's docker.io if missing; about 6 minutes at 3 rounds)
+#   BENCH_SWARM_ROUNDS rounds per system (default 3)
+#   BENCH_SWARM_JSON   also write every Swarm/Troupe sample to this file
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -229,6 +234,39 @@ if [ "${BENCH_SERVICES:-1}" = 1 ]; then
     --troupectl "$troupectl"
   if [ "$bench_code" -ne 0 ]; then
     echo "bench.sh: the services benchmark failed (exit $bench_code)" >&2
+    exit 1
+  fi
+fi
+
+# Services side by side with Docker Swarm mode: deploy to 10 and to 50
+# running, scale 50 -> 100, a rolling update of 10 with parallelism 2, and
+# a container killed, on three Troupe agents (--driver runc) and on a
+# single-node swarm of a dockerd that the benchmark starts itself, in a
+# network namespace of its own, and stops (about 6 minutes). docker.io is a
+# benchmark-only peer: it is installed here, not by deploy/setup.sh.
+if [ "${BENCH_SWARM:-1}" = 1 ]; then
+  if ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
+    # The package's scripts may start a system dockerd (policy-rc.d or the
+    # lack of an init system usually stops them): one that was not running
+    # before the install is stopped again, by its pid.
+    daemons_before=" $({ pgrep -x dockerd; pgrep -x containerd; } | tr '\n' ' ' || true) "
+    echo "bench.sh: installing docker.io (the Swarm peer of the services benchmark)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends docker.io
+    for pid in $(pgrep -x dockerd) $(pgrep -x containerd); do
+      case "$daemons_before" in *" $pid "*) continue ;; esac
+      echo "bench.sh: the docker.io install started $(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid); stopping it"
+      kill -TERM "$pid" 2>/dev/null
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    done
+  fi
+  run_bench python3 -B tests/bench/swarm_bench.py --troupe "$troupe" --troupectl "$troupectl" \
+    --runc "$runc" ${BENCH_SWARM_ROUNDS:+--rounds "$BENCH_SWARM_ROUNDS"} \
+    ${BENCH_SWARM_JSON:+--json "$BENCH_SWARM_JSON"}
+  if [ "$bench_code" -ne 0 ]; then
+    echo "bench.sh: the Swarm side-by-side benchmark failed (exit $bench_code)" >&2
     exit 1
   fi
 fi
