@@ -55,13 +55,15 @@ struct scalar_field {
   std::string_view group;       // the --help section
 };
 
-constexpr std::array<scalar_field, 14> scalar_fields{{
+constexpr std::array<scalar_field, 15> scalar_fields{{
   {"name", "NAME", "Node name, unique in the cluster (required)", "", "a node name", "Node"},
   {"data-dir", "DIR", "Directory for this node's state (required)", "", "a directory path", "Node"},
   {"bind", "IP", "Address to listen on and be reached at (required)", "", "an IP address", "Node"},
   {"gossip-port", "PORT", "UDP port for gossip", "7946", "a port number 1..65535", "Node"},
   {"rpc-port", "PORT", "TCP port for RPC between agents", "7947", "a port number 1..65535", "Node"},
   {"http-port", "PORT", "TCP port for the HTTP API and /metrics", "7070", "a port number 1..65535", "Node"},
+  {"port-range", "MIN-MAX", "Host ports for tasks' dynamic ports (agents sharing a host need their own)",
+   "20000-32000", "a port range like 20000-32000", "Node"},
   {"driver", "auto|runc|process", "How containers run (default auto: runc if usable)", "", "auto, runc or process", "Node"},
   {"encrypt", "KEY", "Gossip encryption key: 32 bytes, base64", "", "a base64 key", "Cluster"},
   {"gossip-profile", "lan|local", "Gossip timings: lan (default) or local (loopback and tests: faster)", "lan",
@@ -85,7 +87,7 @@ const scalar_field* find_scalar_field(std::string_view key) {
 }
 
 constexpr std::string_view known_file_keys =
-  "name, data-dir, bind, gossip-port, rpc-port, http-port, seed, server, client, role, driver, "
+  "name, data-dir, bind, gossip-port, rpc-port, http-port, port-range, seed, server, client, role, driver, "
   "label, encrypt, gossip-profile, log-level, max-restarts, restart-window, backoff-base, backoff-max";
 
 constexpr std::array<std::string_view, 7> log_levels{
@@ -452,6 +454,14 @@ void convert_scalar(const std::string& key, const std::string& text, agent_confi
   else if (key == "gossip-port") port(c.gossip_port);
   else if (key == "rpc-port") port(c.rpc_port);
   else if (key == "http-port") port(c.http_port);
+  else if (key == "port-range") {
+    auto dash = text.find('-');
+    auto low = dash == std::string::npos ? std::nullopt : parse_integer(text.substr(0, dash));
+    auto high = dash == std::string::npos ? std::nullopt : parse_integer(text.substr(dash + 1));
+    if (!low || !high) fail(quote(text) + " is not a port range; expected MIN-MAX, like 20000-32000");
+    else if (*low < 1024 || *high > 65535 || *low > *high) fail(text + ": expected 1024 <= MIN <= MAX <= 65535");
+    else c.port_range = {static_cast<std::uint16_t>(*low), static_cast<std::uint16_t>(*high)};
+  }
   else if (key == "restart-window") duration(c.supervisor.restart_window);
   else if (key == "backoff-base") duration(c.supervisor.backoff_base);
   else if (key == "backoff-max") duration(c.supervisor.backoff_max);

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace troupe {
@@ -55,6 +56,8 @@ struct agent_config {
   std::uint16_t gossip_port = 7946;
   std::uint16_t rpc_port = 7947;
   std::uint16_t http_port = 7070;
+  /// Host ports for tasks' dynamic ports (--port-range MIN-MAX).
+  std::pair<std::uint16_t, std::uint16_t> port_range{20000, 32000};
   /// Gossip addresses of members to join through: "IP:PORT" or "[IPv6]:PORT".
   /// None: this agent bootstraps a new cluster.
   std::vector<std::string> seeds;

@@ -356,6 +356,8 @@ void to_proto(const tags& from, v1::GossipTags& to) {
     pair->set_value(v);
   }
   to.set_version(from.version);
+  to.set_port_min(from.port_min);
+  to.set_port_max(from.port_max);
 }
 
 tags from_proto(const v1::GossipTags& from) {
@@ -372,6 +374,10 @@ tags from_proto(const v1::GossipTags& from) {
   for (const auto& pair : from.addresses())
     t.addresses[pair.key()] = pair.value();
   t.version = from.version();
+  if (from.port_min() <= from.port_max() && from.port_max() <= 65535) {  // else: the default range
+    t.port_min = static_cast<std::uint16_t>(from.port_min());
+    t.port_max = static_cast<std::uint16_t>(from.port_max());
+  }
   return t;
 }
 

@@ -277,6 +277,8 @@ swim::tags tags_for(const agent_config& config) {
   t.addresses["http"] = net::address{config.bind, config.http_port}.to_string();
   auto cpus = std::thread::hardware_concurrency();
   t.cpu_millis = cpus * 1000;
+  t.port_min = config.port_range.first;
+  t.port_max = config.port_range.second;
   long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
   t.memory_bytes = pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
   return t;
@@ -296,6 +298,8 @@ v1::Member to_proto(const swim::member& m) {
   out.set_version(m.tags.version);
   out.set_cpu_millis(m.tags.cpu_millis);
   out.set_memory_bytes(m.tags.memory_bytes);
+  out.set_port_min(m.tags.port_min);
+  out.set_port_max(m.tags.port_max);
   out.set_since_ms(unix_ms(m.since));
   return out;
 }

@@ -16,7 +16,8 @@ namespace troupe::swim {
 
 bool operator==(const tags& a, const tags& b) {
   return a.role == b.role && a.labels == b.labels && a.cpu_millis == b.cpu_millis &&
-         a.memory_bytes == b.memory_bytes && a.addresses == b.addresses && a.version == b.version;
+         a.memory_bytes == b.memory_bytes && a.addresses == b.addresses && a.version == b.version &&
+         a.port_min == b.port_min && a.port_max == b.port_max;
 }
 
 const char* to_string(member_state state) {

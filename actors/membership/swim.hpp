@@ -51,6 +51,8 @@ struct tags {
   std::uint64_t memory_bytes = 0;
   std::map<std::string, std::string> addresses;  // service -> "ip:port"
   std::string version;
+  std::uint16_t port_min = 0;  // tasks' dynamic host ports (--port-range); 0: the default range
+  std::uint16_t port_max = 0;
 
   friend bool operator==(const tags& a, const tags& b);
   friend bool operator!=(const tags& a, const tags& b) { return !(a == b); }

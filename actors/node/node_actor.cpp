@@ -72,15 +72,16 @@ result<std::map<std::string, int>> allocate_ports(node_state& st, const v1::Task
       out[p.name()] = static_cast<int>(p.port());
       taken.insert(static_cast<int>(p.port()));
     }
-  int next = dynamic_port_min;
+  auto [low, high] = st.ctx->config.port_range;
+  int next = low;
   for (auto& p : spec.ports()) {
     if (p.port() != 0)
       continue;
-    while (next <= dynamic_port_max && (taken.count(next) || !net::probe_tcp_port(st.ctx->config.bind, static_cast<uint16_t>(next), false)))
+    while (next <= high && (taken.count(next) || !net::probe_tcp_port(st.ctx->config.bind, static_cast<uint16_t>(next), false)))
       ++next;
-    if (next > dynamic_port_max)
-      return error{"ports." + p.name() + ": no free port left in " + std::to_string(dynamic_port_min) +
-                   ".." + std::to_string(dynamic_port_max)};
+    if (next > high)
+      return error{"ports." + p.name() + ": no free port left in " + std::to_string(low) + ".." +
+                   std::to_string(high) + " (--port-range)"};
     out[p.name()] = next;
     taken.insert(next++);
   }

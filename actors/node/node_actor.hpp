@@ -32,10 +32,6 @@ inline constexpr std::chrono::seconds usage_interval{10};
 /// once on a pb<AllocationsChanged> from the scheduler).
 inline constexpr std::chrono::milliseconds assigned_interval{500};
 
-/// Dynamic host ports come from this range (Nomad's default is 20000-32000).
-inline constexpr int dynamic_port_min = 20000;
-inline constexpr int dynamic_port_max = 32000;
-
 struct node_state {
   agent_context_ptr ctx;
   v1::NodeRecord record;

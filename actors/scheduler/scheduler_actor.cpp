@@ -46,6 +46,8 @@ std::vector<v1::SchedNode> changed_nodes(const v1::MemberList& members, const v1
     n.set_state(m.state());
     n.set_since_ms(m.since_ms());
     n.mutable_addresses()->insert(m.addresses().begin(), m.addresses().end());
+    n.set_port_min(m.port_min());
+    n.set_port_max(m.port_max());
     listed.insert(m.name());
     auto old = by_name.find(m.name());
     if (old != by_name.end())

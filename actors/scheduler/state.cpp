@@ -1,5 +1,7 @@
 #include "actors/scheduler/state.hpp"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -50,6 +52,10 @@ node to_node(const v1::SchedNode& n) {
   out.lost = n.state() == "dead" || n.state() == "left";
   out.drained = n.drained();
   out.capacity = {n.cpu_millis(), n.memory_bytes()};
+  if (n.port_min() > 0 && n.port_min() <= n.port_max() && n.port_max() <= 65535) {
+    out.port_min = static_cast<std::uint16_t>(n.port_min());
+    out.port_max = static_cast<std::uint16_t>(n.port_max());
+  }
   return out;
 }
 
@@ -62,6 +68,21 @@ allocation to_allocation(const v1::AllocationRecord& a) {
 }
 
 bool holds(const v1::AllocationRecord& a) { return !finished(a.state()) && a.state() != "lost"; }
+
+bool runs_spec(const v1::AllocationRecord& a, const v1::ServiceSpec& spec) {
+  // What the scheduler gives a new allocation of `spec` (plan_service),
+  // less its own name and host ports.
+  auto want = spec.task();
+  if (spec.has_health())
+    *want.mutable_health() = spec.health();
+  auto have = a.task();
+  have.clear_name();
+  want.clear_name();
+  for (int i = 0; i < have.ports_size() && i < want.ports_size(); ++i)
+    if (want.ports(i).port() == 0)
+      have.mutable_ports(i)->set_port(0);
+  return google::protobuf::util::MessageDifferencer::Equals(have, want);
+}
 
 bool checks_health(const v1::TaskSpec& task) {
   const auto& h = task.health();
@@ -187,17 +208,33 @@ result<service_state::applied> service_state::new_version(storage::write_txn& t,
   rec.set_updated_ms(at_ms);
   rec.clear_message();
   rec.clear_rollout();
-  // Tasks of an older version were started: they are replaced in batches
-  // (ones never started are replaced at once).
-  bool older_run = std::any_of(allocations_.begin(), allocations_.end(), [&](const auto& kv) {
-    const auto& a = kv.second;
-    return a.service() == key && a.desired() == "run" && a.state() != "pending" && holds(a);
-  });
-  if (older_run) {
+  // Tasks that already run what the new version asks (a rollback, or a
+  // deploy that changed only the count or the update policy) become tasks
+  // of the new version: like Kubernetes' pod template hash, only a changed
+  // task is replaced. Other started tasks of an older version are replaced
+  // in batches (ones never started at once).
+  std::uint32_t adopted = 0;
+  bool older_run = false;
+  for (auto& [id, a] : allocations_) {
+    if (a.service() != key || a.desired() != "run" || !holds(a))
+      continue;
+    if (!runs_spec(a, rec.spec())) {
+      older_run = older_run || a.state() != "pending";
+      continue;
+    }
+    a.set_version(rec.version());
+    a.clear_verdict();
+    ++adopted;
+    if (auto put = allocations_table.put(t, id, a); !put)
+      return put.error();
+  }
+  // A rollback is always recorded as one (with why), even when nothing
+  // needs replacing: it completes as rolled_back once its tasks are ready.
+  if (older_run || (rollout == "rolling_back" && previous > 0)) {
     auto* r = rec.mutable_rollout();
     r->set_state(rollout);
     r->set_from_version(previous);
-    r->set_allowed(std::max<std::uint32_t>(1, rec.spec().update().parallelism()));
+    r->set_allowed(adopted + std::max<std::uint32_t>(1, rec.spec().update().parallelism()));
     r->set_reason(reason);
     r->set_started_ms(at_ms);
   }

@@ -548,7 +548,7 @@ TEST_CASE("a failing update pauses, or rolls back to the previous spec, which th
   }
 }
 
-TEST_CASE("rollback: to the previous spec with the current scale; refused without a previous version or when stale") {
+TEST_CASE("rollback: to the previous spec with the current scale, refused without a previous version or when stale") {
   fixture f;
   f.nodes({sched_node("n1")});
   f.deploy(updating(1, 1, "web:1"));
@@ -573,7 +573,7 @@ TEST_CASE("rollback: to the previous spec with the current scale; refused withou
   CHECK(f.apply(nobody).kind == refusal::missing);
 }
 
-TEST_CASE("a drained node gives up its tasks a batch at a time and takes no new work; undrained, it takes work again") {
+TEST_CASE("a drained node gives up its tasks a batch at a time and takes no new work, and undrained it takes work again") {
   fixture f;
   f.nodes({sched_node("n1"), sched_node("n2")});
   f.deploy(updating(4, 1, "web:1"));
@@ -597,4 +597,23 @@ TEST_CASE("a drained node gives up its tasks a batch at a time and takes no new 
   CHECK(f.state.nodes().nodes(0).drained() == false);
   drain.mutable_drain()->set_node("n9");
   CHECK(f.apply(drain).kind == refusal::missing);
+}
+
+TEST_CASE("a new version adopts the tasks that already run its task: only changed tasks are replaced") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2")});
+  f.deploy(updating(2, 1, "web:1"));
+  f.schedule();
+  f.report_all("running", 1000);
+  auto before = f.state.allocations("default/web", "");
+  // Only the count and the update policy change: the same two tasks, now of version 2, and one more.
+  auto out = f.deploy(updating(3, 2, "web:1"), 2000);
+  CHECK(out.reply.service().version() == 2);
+  CHECK(out.reply.service().rollout().state().empty());  // nothing to replace
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 3}});
+  auto after = f.state.allocations("default/web", "");
+  for (const auto& old : before.allocations())
+    CHECK(std::any_of(after.allocations().begin(), after.allocations().end(),
+                      [&](const auto& a) { return a.id() == old.id() && a.desired() == "run"; }));
 }

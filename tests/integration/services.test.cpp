@@ -10,8 +10,7 @@
 
 #include <httplib.h>
 
-#include "tests/integration/agent_fixture.hpp"
-#include "tests/integration/process_cleanup.hpp"
+#include "tests/integration/service_fixture.hpp"
 #include "troupe/v1/cluster.pb.h"
 #include "troupe/v1/service.pb.h"
 
@@ -19,48 +18,6 @@ using namespace troupe;
 using namespace troupe::testing;
 
 namespace {
-
-/// Stops the agents with SIGTERM at the end of a test, also when it fails,
-/// before their scratch dirs go.
-/// The commands their process driver ran outlive them and are ended too.
-struct agents : std::vector<std::unique_ptr<agent>> {
-  std::vector<std::string> node_ids;
-  agents() = default;
-  agents(const agents&) = delete;
-  agents& operator=(const agents&) = delete;
-  ~agents() {
-    stop_agents(*this);
-    for (std::size_t i = 0; i < size(); ++i)
-      process_cleanup{*(*this)[i], i < node_ids.size() ? node_ids[i] : std::string{}};
-  }
-
-  /// Starts s<k>; every server after the first joins through s1.
-  agent& add_server() { return add("s" + std::to_string(size() + 1), {}); }
-  /// Starts a client agent (no Raft state) that joins through s1.
-  agent& add_client(const std::string& name) { return add(name, {"--client"}); }
-
-  agent& add(const std::string& name, std::vector<std::string> extra) {
-    auto& a = *emplace_back(std::make_unique<agent>());
-    a.name = name;
-    if (size() > 1)
-      extra.insert(extra.end(), {"--seed", front()->gossip_address()});
-    a.start(loopback_flags(extra));
-    node_ids.push_back(a.status().id());
-    // The process driver runs host commands; the image only has to exist.
-    auto root = a.dir.path() / "rootfs";
-    fs::create_directories(root / "etc");
-    auto imported = a.ctl({"image", "import", root.string(), "--name", "busybox:1"});
-    REQUIRE_MESSAGE(imported.code == 0, imported.output);
-    return a;
-  }
-};
-
-/// Writes `text` as `name` in the agent's scratch dir; returns its path.
-std::string spec_file(const agent& a, const std::string& name, const std::string& text) {
-  auto path = a.dir.path() / name;
-  std::ofstream{path} << text;
-  return path.string();
-}
 
 std::string web_spec(int replicas, const std::string& greeting) {
   return "name: web\n"
@@ -72,48 +29,9 @@ std::string web_spec(int replicas, const std::string& greeting) {
          "update: {parallelism: 2, monitor: 500ms}\n";
 }
 
-template <class Msg>
-std::optional<Msg> ctl_json(const agent& a, std::vector<std::string> args) {
-  args.insert(args.begin(), {"-o", "json"});
-  auto r = a.ctl(args);
-  Msg msg;
-  if (r.code != 0 || !google::protobuf::util::JsonStringToMessage(r.output, &msg).ok())
-    return std::nullopt;
-  return msg;
-}
-
-/// The one service `troupectl services` lists, if it lists exactly one.
-std::optional<v1::ServiceSummary> only_service(const agent& a) {
-  auto list = ctl_json<v1::ServiceList>(a, {"services"});
-  if (!list || list->services_size() != 1)
-    return std::nullopt;
-  return list->services(0);
-}
-
 bool placed(const agent& a, uint32_t n, uint64_t version) {
   auto s = only_service(a);
   return s && s->desired() == n && s->placed() == n && s->service().version() == version;
-}
-
-/// The allocations with desired run, as `troupectl ps --all` lists them.
-std::vector<v1::AllocationRecord> running_allocations(const agent& a) {
-  std::vector<v1::AllocationRecord> out;
-  if (auto list = ctl_json<v1::AllocationList>(a, {"ps", "--all"}))
-    for (auto& al : list->allocations())
-      if (al.desired() == "run")
-        out.push_back(al);
-  return out;
-}
-
-template <class Msg>
-std::optional<Msg> get_json(const agent& a, const std::string& path) {
-  httplib::Client http{"127.0.0.1", a.http};
-  http.set_read_timeout(10, 0);
-  auto res = http.Get(path);
-  Msg msg;
-  if (!res || res->status != 200 || !google::protobuf::util::JsonStringToMessage(res->body, &msg).ok())
-    return std::nullopt;
-  return msg;
 }
 
 int post_service(const agent& a, const std::string& body, std::string* reply) {
