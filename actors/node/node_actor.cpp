@@ -402,14 +402,16 @@ void converge(node* self, const v1::AllocationList& list) {
       st.log->error("start_failed alloc={} reason=\"{}\"", r.id(), started.error().message());
   }
   for (const auto& [id, alloc] : local)
-    if (!wanted.count(id) && st.tasks.count(id)) {
+    if (!wanted.count(id) && st.tasks.count(id) && st.stopping.insert(id).second) {
+      // Once: a stop waits out the task's grace period, over many rounds.
       st.log->info("assigned_stop alloc={} service={}: the cluster no longer runs it here", id, alloc.service());
       stop_allocation(self, id, [self, id = id](caf::expected<v1::TaskStatus> final_status) {
+        self->state.stopping.erase(id);
         if (!final_status)
           self->state.log->warn("assigned_stop_failed alloc={} reason=\"{}\"", id, caf::to_string(final_status.error()));
       });
     }
-  // What the state should learn: each task's state where it differs.
+  // What the state should learn: each task's state and health where they differ.
   v1::AllocationUpdates updates;
   updates.set_node(st.ctx->config.name);
   auto read = st.ctx->env->read([&](storage::read_txn& txn) -> status {

@@ -37,6 +37,7 @@ struct node_state {
   v1::NodeRecord record;
   std::shared_ptr<task_deps> deps;
   std::map<std::string, caf::actor> tasks;                  // alloc id -> task actor
+  std::set<std::string> stopping;                           // alloc ids the cluster's stop is under way for
   std::map<std::string, std::map<std::string, int>> ports;  // alloc id -> name -> port
   std::map<std::string, v1::TaskUsage> last_usage;          // alloc id -> previous sample (for cpu %)
   bool syncing = false;                                     // asking a server for this node's allocations

@@ -18,14 +18,15 @@ using namespace troupe::testing;
 
 namespace {
 
-/// The web service at `page`: busybox httpd on its dynamic port, checked
+/// The web service at `page`: busybox httpd on its dynamic port (under a
+/// shell that ends it on SIGTERM, which PID 1 would ignore), checked
 /// with GET `check` every 300 ms; updates two at a time, monitored for 1 s,
 /// rolled back when one fails.
 std::string web(int replicas, const std::string& page, const std::string& check = "/") {
   return "name: web\n"
          "image: busybox:1\n"
          "command: [sh, -c, 'mkdir -p /tmp/www && echo " + page +
-         " > /tmp/www/index.html && exec httpd -f -p $PORT_http -h /tmp/www']\n"
+         " > /tmp/www/index.html; trap \"kill \\$!; exit 0\" TERM; httpd -f -p $PORT_http -h /tmp/www & wait']\n"
          "replicas: " + std::to_string(replicas) + "\n"
          "ports: [{name: http}]\n"
          "resources: {cpu: 20m, memory: 32Mi}\n"
