@@ -365,10 +365,18 @@ private:
   /// 503; a missing key on GET is 404.
   template <class Rep, class Req>
   void replicated(const Req& req, httplib::Response& res) {
-    if (ctx_->config.role != node_role::server)
-      return reply_error(res, 503, "unavailable", "this agent is a client (--client): it keeps no replicated state");
     ask_failure why{};
-    auto rep = ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
+    result<Rep> rep = error{""};
+    if (ctx_->config.role == node_role::server) {
+      rep = ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
+    } else {
+      // A client keeps no replicated state: it asks a server it knows alive.
+      auto server = alive_server();
+      if (server.empty())
+        return reply_error(res, 503, "unavailable",
+                           "this agent is a client (--client) and knows no alive server to ask; retry");
+      rep = rpc::ask_remote<Rep>(sys_, actor("rpc"), server, "raft", req, write_wait, &why);
+    }
     if (!rep && why == ask_failure::invalid)
       return reply_error(res, 400, "bad_request", rep.error().message());
     if (!rep && why == ask_failure::conflict)
@@ -384,6 +392,16 @@ private:
       if (!req.service().empty() && rep->services_size() == 0)
         return reply_error(res, 404, "not_found", "service " + req.service() + " does not exist");
     reply(res, *rep);
+  }
+
+  /// The first server membership says is alive, or "".
+  std::string alive_server() {
+    auto list = ask<v1::MemberList>(sys_, actor("membership"), v1::GetMembers{}, actor_timeout, nullptr);
+    if (list)
+      for (const auto& m : list->members())
+        if (m.role() == "server" && m.state() == "alive")
+          return m.name();
+    return "";
   }
 
   void members(httplib::Response& res) {

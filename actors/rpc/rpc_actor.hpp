@@ -71,6 +71,7 @@ result<Rep> ask_remote(caf::actor_system& sys, const caf::actor& rpc, const std:
              : err->code() == "no_such_node"     ? ask_failure::not_found
              : kind == refusal::conflict         ? ask_failure::conflict
              : kind == refusal::invalid          ? ask_failure::invalid
+             : kind == refusal::missing          ? ask_failure::not_found
                                                  : ask_failure::refused;
     }
     return error{node + "/" + target_actor + ": " + err->message()};

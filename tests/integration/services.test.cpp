@@ -203,8 +203,10 @@ TEST_CASE("a client agent runs the tasks placed on it, learning them from a serv
     auto nodes = get_json<v1::NodeList>(server, "/v1/nodes");
     return nodes && nodes->nodes_size() == 2;
   }), server.log_tail());
-  auto deployed = server.ctl({"deploy", "-f", spec, "--wait"});
+  // Deployed through the client: it asks a server over RPC.
+  auto deployed = client.ctl({"deploy", "-f", spec, "--wait"});
   CHECK_MESSAGE(deployed.code == 0, deployed.output << client.log_tail());
+  CHECK_MESSAGE(contains(client.ctl({"services"}).output, "default/web"), client.log_tail());
   auto runs = running_allocations(server);
   CHECK(runs.size() == 2);
   for (auto& al : runs) {
