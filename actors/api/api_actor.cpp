@@ -370,12 +370,18 @@ private:
     if (ctx_->config.role == node_role::server) {
       rep = ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
     } else {
-      // A client keeps no replicated state: it asks a server it knows alive.
-      auto server = alive_server();
-      if (server.empty())
+      // A client keeps no replicated state: it asks the servers it knows
+      // alive, the next one when one cannot answer now (not a member yet,
+      // unreachable).
+      auto servers = alive_servers();
+      if (servers.empty())
         return reply_error(res, 503, "unavailable",
                            "this agent is a client (--client) and knows no alive server to ask; retry");
-      rep = rpc::ask_remote<Rep>(sys_, actor("rpc"), server, "raft", req, write_wait, &why);
+      for (const auto& server : servers) {
+        rep = rpc::ask_remote<Rep>(sys_, actor("rpc"), server, "raft", req, write_wait, &why);
+        if (rep || (why != ask_failure::refused && why != ask_failure::timeout && why != ask_failure::not_found))
+          break;
+      }
     }
     if (!rep && why == ask_failure::invalid)
       return reply_error(res, 400, "bad_request", rep.error().message());
@@ -394,14 +400,15 @@ private:
     reply(res, *rep);
   }
 
-  /// The first server membership says is alive, or "".
-  std::string alive_server() {
+  /// The servers membership says are alive.
+  std::vector<std::string> alive_servers() {
+    std::vector<std::string> out;
     auto list = ask<v1::MemberList>(sys_, actor("membership"), v1::GetMembers{}, actor_timeout, nullptr);
     if (list)
       for (const auto& m : list->members())
         if (m.role() == "server" && m.state() == "alive")
-          return m.name();
-    return "";
+          out.push_back(m.name());
+    return out;
   }
 
   void members(httplib::Response& res) {
