@@ -167,6 +167,20 @@ TEST_CASE("three servers: 6 replicas spread 2 per node, and after kill -9 of the
     ++per_node[al.node()];
   CHECK(per_node == std::map<std::string, int>{{"s1", 2}, {"s2", 2}, {"s3", 2}});
 
+  // Drained, s3 gives its two up (one at a time) and takes no new work.
+  auto drained = s1.ctl({"drain", "s3"});
+  CHECK_MESSAGE(drained.code == 0, drained.output);
+  CHECK_MESSAGE(eventually(20s, [&] {
+    auto runs = running_allocations(s1);
+    auto s = only_service(s1);
+    return runs.size() == 6 && s && s->running() == 6 &&
+           std::none_of(runs.begin(), runs.end(), [](auto& al) { return al.node() == "s3"; });
+  }), s1.ctl({"ps", "--all"}).output);
+  CHECK_MESSAGE(contains(s1.ctl({"nodes"}).output, "alive, drained"), s1.ctl({"nodes"}).output);
+  CHECK(s1.ctl({"undrain", "s3"}).code == 0);
+  CHECK_FALSE(contains(s1.ctl({"nodes"}).output, "drained"));
+  CHECK(s1.ctl({"drain", "nosuch"}).code == 1);
+
   agent* leader = nullptr;
   for (auto& s : set)
     if (auto raft = get_json<v1::RaftStatus>(*s, "/v1/raft"); raft && raft->role() == "leader")

@@ -2,6 +2,7 @@
 // this agent's membership actor knows (GET /v1/members).
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "tools/troupectl/commands.hpp"
 #include "troupe/v1/cluster.pb.h"
@@ -82,9 +83,17 @@ int cmd_nodes(const globals& g, const client& c) {
     return fail(r.error());
   if (g.fmt != format::table)
     return print(render(list, g.fmt)), exit_ok;
+  // Drained is the scheduler's (the Raft state), not membership's: shown
+  // where the cluster can say (a leader to ask).
+  std::set<std::string> drained;
+  if (v1::NodeList sched; c.get("/v1/nodes", sched))
+    for (auto& n : sched.nodes())
+      if (n.drained())
+        drained.insert(n.name());
   table t{{"NAME", "ADDRESS", "ROLE", "STATE", "INCARNATION", "VERSION", "CPU", "MEMORY", "LABELS", "SINCE"}};
   for (auto& m : list.members())
-    t.add({m.name() == list.self() ? m.name() + " *" : m.name(), m.address(), m.role(), m.state(),
+    t.add({m.name() == list.self() ? m.name() + " *" : m.name(), m.address(), m.role(),
+           m.state() + (drained.count(m.name()) ? ", drained" : ""),
            std::to_string(m.incarnation()), m.version(), std::to_string(m.cpu_millis()) + "m",
            human_bytes(m.memory_bytes()), joined_labels(m.labels()), ago(m.since_ms())});
   print(t.str(use_colour()));
