@@ -423,15 +423,18 @@ void converge(node* self, const v1::AllocationList& list) {
         return t.error();
       if (*t) {
         up.set_state((*t)->state());
+        up.set_health((*t)->health());
         up.set_restarts((*t)->restarts());
-        up.set_reason((*t)->reason());
+        // Unhealthy is news the cluster acts on: the reason is what the failing probe said.
+        up.set_reason(up.health() == "unhealthy" ? (*t)->health_output() : (*t)->reason());
       } else if (!local.count(r.id()) && r.desired() == "stop") {
         up.set_state("stopped");
         up.set_reason(r.reason());
       } else {
         continue;
       }
-      if (up.state() != r.state() || up.restarts() != r.restarts() || up.reason() != r.reason())
+      if (up.state() != r.state() || up.health() != r.health() || up.restarts() != r.restarts() ||
+          up.reason() != r.reason())
         *updates.add_updates() = std::move(up);
     }
     return {};

@@ -29,6 +29,11 @@ namespace {
 
 using task = caf::stateful_actor<task_state>;
 
+/// (health_atom, generation): time for the next probe of the container of
+/// that generation. Only this actor sends it to itself.
+using health_atom = caf::atom_constant<caf::atom("health")>;
+constexpr health_atom health_atom_v{};
+
 int64_t unix_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
@@ -51,24 +56,45 @@ void tell_monitor(task* self, const std::string& from, const std::string& to, co
   caf::anon_send(monitor, wire::make_pb(std::move(ev)));
 }
 
+/// The status into the tasks table; a failure is logged (the log line and
+/// the monitor still have what changed).
+void save(task* self) {
+  auto& st = self->state;
+  auto saved = st.deps->ctx->env->write([&](storage::write_txn& txn) {
+    return tasks_table.put(txn, id_of(self), st.status);
+  });
+  if (!saved)
+    st.log->error("persist_failed alloc={} reason=\"{}\"", id_of(self), saved.error().message());
+}
+
 enum class persist { yes, no };
 
 /// Moves to `to` with a reason: logged, persisted (unless `how` says not
-/// to), told to the monitor, and the status updated.
+/// to), told to the monitor, and the status updated. A container that does
+/// not run has no health.
 void transition(task* self, const std::string& to, const std::string& reason, persist how = persist::yes) {
   auto& st = self->state;
   auto from = st.status.state().empty() ? std::string{"new"} : st.status.state();
   st.status.set_state(to);
   st.status.set_reason(reason);
+  if (to != "running")
+    health_tracker::clear(st.status);
   st.log->info("task alloc={} from={} to={} reason=\"{}\"", id_of(self), from, to, reason);
-  if (how == persist::yes) {
-    auto saved = st.deps->ctx->env->write([&](storage::write_txn& txn) {
-      return tasks_table.put(txn, id_of(self), st.status);
-    });
-    if (!saved)
-      st.log->error("persist_failed alloc={} reason=\"{}\"", id_of(self), saved.error().message());
-  }
+  if (how == persist::yes)
+    save(self);
   tell_monitor(self, from, to, reason);
+}
+
+/// The container of this generation runs (started or adopted): its health
+/// check, if the spec has one, starts over at "starting" (an adopted one
+/// keeps the health stored for it) with a first probe soon.
+void watch_health(task* self, bool adopted) {
+  auto& st = self->state;
+  if (!health_wanted(st.alloc.spec().health()))
+    return health_tracker::clear(st.status);
+  if (!adopted || st.status.health().empty())
+    health_tracker::restart(st.status);
+  self->delayed_send(self, st.health.settings().first_probe(), health_atom_v, st.generation);
 }
 
 /// The container id of an allocation: the same for every container it
@@ -127,6 +153,7 @@ void start_container(task* self) {
   st.status.set_image(image->name());
   st.status.set_driver(deps.driver->name());
   auto why = "pid " + std::to_string(started->pid);
+  watch_health(self, false);
   transition(self, "running", started->note.empty() ? why : why + "; " + started->note);
   schedule_poll(self);
 }
@@ -191,6 +218,28 @@ void poll(task* self) {
   schedule_poll(self);
 }
 
+/// One probe of the running container. A failed probe of a container that
+/// has ended meanwhile is not its health failing: the exit is handled.
+/// Health transitions are logged, persisted and told to the monitor.
+void probe(task* self) {
+  auto& st = self->state;
+  auto outcome = run_probe(st.alloc.spec().health(), st.health.settings(), st.ports, *st.deps->driver,
+                           st.status.container_id());
+  if (!outcome.passed) {
+    auto ended = st.deps->driver->wait_exit(bundle_dir(*st.deps, id_of(self)), milliseconds{0});
+    if (!ended || *ended)
+      return poll(self);
+  }
+  auto from = st.status.health();
+  if (st.health.observe(st.status, outcome, unix_ms())) {
+    st.log->info("health alloc={} from={} to={} failures={} output=\"{}\"", id_of(self), from, st.status.health(),
+                 st.status.health_failures(), outcome.output);
+    save(self);
+    tell_monitor(self, from, st.status.health(), outcome.output);
+  }
+  self->delayed_send(self, st.health.settings().interval, health_atom_v, st.generation);
+}
+
 /// True when a live container was started by a driver this agent does not
 /// run (the agent restarted with another --driver). Finished ones are gone:
 /// their restart runs on this agent's driver.
@@ -204,6 +253,7 @@ bool foreign(const task_state& st) {
 void adopt(task* self, int pid) {
   ++self->state.generation;
   self->state.status.set_pid(pid);
+  watch_health(self, true);
   transition(self, "running", "adopted after restart (pid " + std::to_string(pid) + ")");
   schedule_poll(self);
 }
@@ -319,6 +369,7 @@ caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<
   if (st.status.image().empty())
     st.status.set_image(st.alloc.spec().image());
   st.ports = std::move(ports);
+  st.health = health_tracker{health_settings::of(st.alloc.spec().health())};
   st.log = logging::get("task");
   adopt_or_start(self);
   return supervised_behavior(
@@ -326,6 +377,10 @@ caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<
     [self](caf::tick_atom, uint64_t generation) {
       if (generation == self->state.generation && self->state.status.state() == "running")
         poll(self);
+    },
+    [self](health_atom, uint64_t generation) {
+      if (generation == self->state.generation && self->state.status.state() == "running")
+        probe(self);
     },
     [self](atoms::respawn_atom, uint64_t generation) {
       if (generation != self->state.generation)

@@ -3,7 +3,11 @@
 // runs after an agent or node-actor restart), watches for its exit, applies
 // the restart policy with backoff, stops it (SIGTERM, grace, SIGKILL),
 // rotates its logs, records every state change in the node's LMDB and tells
-// the monitor about it. Spawned detached by the node actor: driver calls block.
+// the monitor about it. Runs the task's health check while the container
+// runs (health.hpp): health transitions are logged, recorded and told like
+// state changes; an unhealthy task is only reported, never restarted here
+// (the cluster decides). Spawned detached by the node actor: driver calls
+// and probes block.
 #pragma once
 
 #include <filesystem>
@@ -14,6 +18,7 @@
 
 #include "actors/agent/context.hpp"
 #include "actors/image/store.hpp"
+#include "actors/node/health.hpp"
 #include "actors/node/runc/driver.hpp"
 #include "runtime/logging.hpp"
 #include "storage/table.hpp"
@@ -43,6 +48,7 @@ struct task_state {
   v1::TaskStatus status;
   std::map<std::string, int> ports;
   uint64_t generation = 0;                // bumps per container; stale timers are ignored
+  health_tracker health;                  // the spec's health check, if it has one
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "task";
 };

@@ -7,7 +7,8 @@
 //
 // Every call blocks; the task actor calls it from a detached actor.
 // Implementations are thread-safe. No CAF here: the library stays pure.
-// driver.cpp: what both implementations share (the stop sequence).
+// driver.cpp: what both implementations share (the stop sequence, how an
+// exec's command is run).
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "actors/node/runc/container.hpp"
 #include "actors/node/runc/exit_record.hpp"
 #include "actors/node/runc/layer.hpp"
+#include "actors/node/runc/process.hpp"
 #include "runtime/result.hpp"
 
 namespace troupe::runc {
@@ -50,6 +52,13 @@ struct started_container {
   layer_kind layer = layer_kind::overlay;
   std::string note;                      // what the caller should log: rootfs copied, limits not enforced
 };
+
+/// How a command run in a container (exec) ended: its exit code or signal,
+/// and in `out` what it wrote to stdout and stderr together (runc copies
+/// each through a pipe of its own, so their relative order may shift), cut
+/// to exec_output_limit bytes; `err` stays empty.
+using exec_result = command_result;
+inline constexpr std::size_t exec_output_limit = 1024;
 
 class container_driver {
 public:
@@ -90,6 +99,14 @@ public:
   /// that never started.
   virtual status remove(const std::string& id, const std::filesystem::path& bundle_dir) const = 0;
 
+  /// Runs argv in the running container `id` as its command runs (runc:
+  /// in its namespaces and cgroup, as its user, with its environment and
+  /// working dir; process: on the host, see process_driver.hpp) and waits
+  /// for it. After `timeout` it is killed and an error says so; a non-zero
+  /// exit is an exec_result, not an error.
+  virtual result<exec_result> exec(const std::string& id, const std::vector<std::string>& argv,
+                                   std::chrono::milliseconds timeout) const = 0;
+
   /// CPU and memory use from the container's cgroup, when it has one.
   virtual result<usage> stats(const std::string& id) const = 0;
 
@@ -110,6 +127,13 @@ protected:
   result<exit_info> stop_sequence(const std::string& id, const std::filesystem::path& bundle_dir, bool running,
                                   std::chrono::milliseconds grace, std::chrono::milliseconds kill_wait,
                                   remove_when when) const;
+
+  /// The exec() of every driver once it knows what to run: `command` (the
+  /// driver's words around the caller's `argv`) with stdout and stderr
+  /// captured together, killed with its process group after `timeout`.
+  static result<exec_result> run_exec(const std::string& id, const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& command, std::chrono::milliseconds timeout,
+                                      spawn_options options = {});
 
   container_driver() = default;
   container_driver(const container_driver&) = default;

@@ -139,7 +139,8 @@ std::filesystem::path find_in_path(const std::string& name, const std::string& d
   return {};
 }
 
-result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::pair<int, int>>& fds) {
+result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::pair<int, int>>& fds,
+                            const spawn_options& options) {
   if (argv.empty())
     return error{"spawning a process: empty argv"};
   // Sources move above every target first, so that a source that is also
@@ -161,6 +162,15 @@ result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vec
   // a container (a held pipe keeps a reader waiting forever).
   posix_spawn_file_actions_addclosefrom_np(&actions, max_target + 1);
 #endif
+  if (!options.cwd.empty()) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+    posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+#else
+    posix_spawn_file_actions_destroy(&actions);
+    return error{"spawning " + describe_command(argv) + " in " + quote(options.cwd.native()) +
+                 ": this C library cannot set a child's working directory"};
+#endif
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -168,13 +178,23 @@ result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vec
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> args;
-  for (const auto& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (options.own_group) {
+    posix_spawnattr_setpgroup(&attr, 0);
+    flags |= POSIX_SPAWN_SETPGROUP;
+  }
+  posix_spawnattr_setflags(&attr, flags);
+  auto pointers = [](const std::vector<std::string>& words) {
+    std::vector<char*> out;
+    for (const auto& w : words)
+      out.push_back(const_cast<char*>(w.c_str()));
+    out.push_back(nullptr);
+    return out;
+  };
+  auto args = pointers(argv);
+  auto env = options.env ? pointers(*options.env) : std::vector<char*>{};
   pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, &attr, args.data(), environ);
+  int rc = ::posix_spawn(&pid, argv[0].c_str(), &actions, &attr, args.data(), options.env ? env.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0)
@@ -189,7 +209,7 @@ std::string command_result::describe() const {
 }
 
 result<command_result> run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                                   child_stdio io) {
+                                   child_stdio io, const spawn_options& options) {
   fd_guard devnull, out_read, out_write, err_read, err_write;
   if (io.in < 0) {
     devnull.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -210,9 +230,11 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
   };
   if (auto s = capture(io.out, out_read, out_write); !s)
     return s.error();
+  if (io.err_to_out)
+    io.err = io.out;
   if (auto s = capture(io.err, err_read, err_write); !s)
     return s.error();
-  auto pid = spawn_process(argv, {{io.in, 0}, {io.out, 1}, {io.err, 2}});
+  auto pid = spawn_process(argv, {{io.in, 0}, {io.out, 1}, {io.err, 2}}, options);
   if (!pid)
     return pid.error();
   out_write.reset();
@@ -271,6 +293,8 @@ result<command_result> run_command(const std::vector<std::string>& argv, std::ch
     if (reaped && ((out_read.get() < 0 && err_read.get() < 0) || clock::now() >= *drain_until))
       return result;
     if (!reaped && clock::now() >= deadline) {
+      if (options.own_group)
+        ::kill(-*pid, SIGKILL);
       ::kill(*pid, SIGKILL);
       ::waitpid(*pid, nullptr, 0);
       return error{describe_command(argv) + ": timed out after " + std::to_string(timeout.count()) + " ms"};

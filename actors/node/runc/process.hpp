@@ -30,10 +30,18 @@ std::filesystem::path find_in_path(const std::string& name, const std::string& p
 /// True for an executable regular file.
 bool is_executable(const std::filesystem::path& file);
 
+/// Where a child runs, beyond its argv and descriptors.
+struct spawn_options {
+  std::optional<std::vector<std::string>> env; // "KEY=VALUE"; nullopt: this process's environment
+  std::filesystem::path cwd;                   // empty: this process's working directory
+  bool own_group = false; // leads a process group of its own, so that a kill reaches what it started
+};
+
 /// Starts argv[0] (a path; no PATH search) with exactly the descriptors in
 /// `fds` ({parent fd, child fd}); every other descriptor is closed in the
 /// child, and signal dispositions and the mask are reset to defaults.
-result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::pair<int, int>>& fds);
+result<pid_t> spawn_process(const std::vector<std::string>& argv, const std::vector<std::pair<int, int>>& fds,
+                            const spawn_options& options = {});
 
 /// The child's fds 0, 1, 2: -1 means /dev/null for stdin and a captured
 /// pipe for stdout/stderr.
@@ -41,6 +49,7 @@ struct child_stdio {
   int in = -1;
   int out = -1;
   int err = -1;
+  bool err_to_out = false; // stderr goes where stdout goes: `out` has both, in the order written
 };
 
 struct command_result {
@@ -53,10 +62,11 @@ struct command_result {
   std::string describe() const;
 };
 
-/// Runs argv to completion. After `timeout` the child is SIGKILLed and an
-/// error names the command; a non-zero exit is a command_result, not an error.
+/// Runs argv to completion. After `timeout` the child (with options.own_group
+/// its whole process group) is SIGKILLed and an error names the command; a
+/// non-zero exit is a command_result, not an error.
 result<command_result> run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                                   child_stdio io = {});
+                                   child_stdio io = {}, const spawn_options& options = {});
 
 /// Waits up to `timeout` for our child `pid`: its wait status, or nullopt if
 /// it is still running. Wakes when the child exits (a pidfd), or every few

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "actors/node/runc/process.hpp"
 #include "actors/node/runc/runc.hpp"
@@ -22,6 +23,19 @@ std::string path_of(const std::vector<std::string>& env) {
     if (e.rfind("PATH=", 0) == 0)
       return e.substr(5);
   return {};
+}
+
+/// What execve runs for args[0]: a path as given (a relative one from the
+/// cwd, as a shell would), else the program found on the PATH of `env`.
+result<fs::path> program_of(const std::string& arg0, const std::vector<std::string>& env) {
+  if (arg0.find('/') != std::string::npos)
+    return fs::path{arg0};
+  auto path = path_of(env);
+  auto found = find_in_path(arg0, path);
+  if (found.empty())
+    return error{quote(arg0) + " is not an executable in the task's PATH " + quote(path, 300) +
+                 " on this host (the process driver does not use the image)"};
+  return found;
 }
 
 bool wants_limits(const container_config& c) {
@@ -88,16 +102,10 @@ result<shim::process_spec> process_driver::spec_for(const container_config& conf
   spec.args = config.args;
   spec.env = effective_env(config);
   spec.cwd = config.cwd;
-  const auto& program = config.args.front();
-  if (program.find('/') != std::string::npos) {
-    spec.executable = program; // a relative one is taken from the cwd, as a shell would
-  } else {
-    auto path = path_of(spec.env);
-    spec.executable = find_in_path(program, path);
-    if (spec.executable.empty())
-      return error{"args[0]: " + quote(program) + " is not an executable in the task's PATH " + quote(path, 300) +
-                   " on this host (the process driver does not use the image)"};
-  }
+  auto program = program_of(config.args.front(), spec.env);
+  if (!program)
+    return program.error().with_context("args[0]");
+  spec.executable = *program;
   if (::geteuid() == 0) {
     spec.switch_user = true;
     spec.uid = config.uid;
@@ -282,6 +290,32 @@ status process_driver::remove(const std::string& id, const fs::path& bundle_dir)
   if (ec)
     return error{"removing " + quote(link(id).native()) + ": " + ec.message()};
   return {};
+}
+
+result<exec_result> process_driver::exec(const std::string& id, const std::vector<std::string>& argv,
+                                         std::chrono::milliseconds timeout) const {
+  auto context = "exec in container " + id;
+  if (argv.empty())
+    return error{context + ": no command"};
+  auto current = state(id);
+  if (!current)
+    return current.error().with_context(context);
+  if (current->status != container_status::running)
+    return error{context + ": it is " + runc::describe(current->status) + ", not running"};
+  std::ifstream in{current->bundle / shim::process_spec_file, std::ios::binary};
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  auto spec = shim::parse_process_spec(text);
+  if (!spec)
+    return spec.error().with_context(context + ": " + quote((current->bundle / shim::process_spec_file).native(), 300));
+  auto program = program_of(argv.front(), spec->env);
+  if (!program)
+    return program.error().with_context(context);
+  auto command = argv;
+  command.front() = program->native();
+  spawn_options where;
+  where.env = spec->env;
+  where.cwd = spec->cwd;
+  return run_exec(id, argv, command, timeout, where);
 }
 
 result<usage> process_driver::stats(const std::string& id) const {

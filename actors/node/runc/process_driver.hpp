@@ -77,6 +77,13 @@ public:
   /// Kills what still runs, then the cgroup, bundle_dir and the state link go.
   status remove(const std::string& id, const std::filesystem::path& bundle_dir) const override;
 
+  /// argv on the host in the command's working dir with its environment
+  /// (from its process.spec; args[0] found on its PATH), as the agent's
+  /// user: there is no container to enter. Killed with its process group
+  /// at the timeout.
+  result<exec_result> exec(const std::string& id, const std::vector<std::string>& argv,
+                           std::chrono::milliseconds timeout) const override;
+
   result<usage> stats(const std::string& id) const override;
   void remove_cgroup_parent() const override;
 

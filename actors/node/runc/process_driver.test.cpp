@@ -328,3 +328,51 @@ TEST_CASE("as root a command past its memory limit is reported as OOM-killed, an
   CHECK(ended->exit_code == 0);
   CHECK(read_file(world.out("user")) == "65534\n65534\n");
 }
+
+TEST_CASE("exec runs a command on the host in the task's cwd with its environment, stdout and stderr together") {
+  process_world world;
+  TROUPE_SKIP_WITHOUT_SHIM(world);
+  auto config = world.config("exec", {"sleep", "100"});
+  config.env.push_back("GREETING=hello");
+  config.cwd = world.dir().native();
+  REQUIRE(world.start(config).ok());
+  auto ran = world.driver->exec("exec", {"sh", "-c", "echo $GREETING; echo oops >&2; pwd; exit 3"}, 5s);
+  REQUIRE_MESSAGE(ran.ok(), (ran.ok() ? "" : ran.error().message()));
+  CHECK(ran->exit_code == 3);
+  CHECK(ran->signal == 0);
+  CHECK(ran->out == "hello\noops\n" + world.dir().native() + "\n");
+  CHECK(ran->err.empty());
+  auto ok = world.driver->exec("exec", {"true"}, 5s);
+  REQUIRE(ok.ok());
+  CHECK(ok->success());
+}
+
+TEST_CASE("exec keeps the first KB of output, kills the command and what it started at the timeout") {
+  process_world world;
+  TROUPE_SKIP_WITHOUT_SHIM(world);
+  REQUIRE(world.start(world.config("slow", {"sleep", "100"})).ok());
+  auto chatty = world.driver->exec("slow", {"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' x"}, 5s);
+  REQUIRE(chatty.ok());
+  CHECK(chatty->out == std::string(exec_output_limit, 'x'));
+  auto pid_file = world.dir() / "child.pid";
+  auto begin = std::chrono::steady_clock::now();
+  auto hung = world.driver->exec("slow", {"sh", "-c", "sleep 100 & echo $! > " + pid_file.native() + "; wait"}, 300ms);
+  REQUIRE_FALSE(hung.ok());
+  CHECK(hung.error().message().find("no exit within 300 ms") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - begin < 5s);
+  auto child = std::atoi(read_file(pid_file).c_str());
+  REQUIRE(child > 0);
+  CHECK(gone(child));
+}
+
+TEST_CASE("exec in a container that does not run, or with a program not on its PATH, is an error") {
+  process_world world;
+  TROUPE_SKIP_WITHOUT_SHIM(world);
+  auto none = world.driver->exec("never-started", {"true"}, 1s);
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().message().find("not running") != std::string::npos);
+  REQUIRE(world.start(world.config("running", {"sleep", "100"})).ok());
+  auto missing = world.driver->exec("running", {"no-such-program-troupe"}, 1s);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message().find("no-such-program-troupe") != std::string::npos);
+}

@@ -1,6 +1,7 @@
 #include "actors/node/runc/runc.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -281,6 +282,35 @@ status runc_driver::remove(const std::string& id, const fs::path& bundle_dir) co
   // before its directory goes.
   (void)shim::wait_gone(bundle_dir, std::chrono::seconds{5});
   return release_writable_layer(bundle_dir);
+}
+
+result<exec_result> runc_driver::exec(const std::string& id, const std::vector<std::string>& argv,
+                                      std::chrono::milliseconds timeout) const {
+  if (!valid_container_id(id))
+    return error{"container id " + quote(id) + " is not valid"};
+  if (argv.empty())
+    return error{"exec in container " + id + ": no command"};
+  // Killing runc leaves what it started in the container running: that one
+  // (a session leader: runc setsid()s it) and its process group are found
+  // through the pid runc writes.
+  std::string pid_file = (fs::temp_directory_path() / "troupe-exec.XXXXXX").native();
+  int fd = ::mkstemp(pid_file.data());
+  if (fd < 0)
+    return error{"exec in container " + id + ": creating a pid file in " + quote(fs::temp_directory_path().native()) +
+                 ": " + std::strerror(errno)};
+  ::close(fd);
+  auto command = runc_argv({"exec", "--pid-file", pid_file, id});
+  command.insert(command.end(), argv.begin(), argv.end());
+  auto ran = run_exec(id, argv, command, timeout);
+  if (!ran) {
+    std::ifstream in{pid_file};
+    int pid = 0;
+    if (in >> pid && pid > 0 && ::kill(-pid, SIGKILL) != 0)
+      ::kill(pid, SIGKILL);
+  }
+  std::error_code ec;
+  fs::remove(pid_file, ec);
+  return ran;
 }
 
 result<usage> runc_driver::stats(const std::string& id) const {

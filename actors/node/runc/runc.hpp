@@ -93,6 +93,12 @@ public:
   /// and bundle_dir go. Fine to call for a container that never started.
   status remove(const std::string& id, const std::filesystem::path& bundle_dir) const override;
 
+  /// `runc exec`: argv in the container as its command runs (namespaces,
+  /// cgroup, user, environment, working dir). At the timeout runc and the
+  /// process it started in the container are killed.
+  result<exec_result> exec(const std::string& id, const std::vector<std::string>& argv,
+                           std::chrono::milliseconds timeout) const override;
+
   /// CPU and memory use from the container's cgroup (while runc knows it).
   result<usage> stats(const std::string& id) const override;
 

@@ -394,3 +394,49 @@ TEST_CASE("detect explains why a driver cannot run") {
   config.cgroup_parent = "../escape";
   CHECK_FALSE(runc_driver::detect(config).ok());
 }
+
+TEST_CASE("exec runs a command inside a running container as its command runs, stdout and stderr together") {
+  runc_world world;
+  TROUPE_SKIP_WITHOUT_RUNC(world);
+  auto config = world.config("exec", {"sleep", "100"});
+  config.env = {"GREETING=hello"};
+  config.cwd = "/tmp";
+  REQUIRE(world.start(config).ok());
+  auto ran = world.driver->exec("exec", {"sh", "-c", "echo $GREETING; cat /etc/image-marker; echo oops >&2; pwd; exit 4"}, 10s);
+  REQUIRE_MESSAGE(ran.ok(), (ran.ok() ? "" : ran.error().message()));
+  CHECK(ran->exit_code == 4);
+  // runc copies the two streams through pipes of its own: each line arrives
+  // whole, stdout's in order, but not necessarily where stderr's did.
+  std::vector<std::string> lines;
+  std::istringstream text{ran->out};
+  for (std::string line; std::getline(text, line);)
+    lines.push_back(line);
+  CHECK(lines.size() == 4);
+  CHECK(std::count(lines.begin(), lines.end(), "oops") == 1);
+  lines.erase(std::remove(lines.begin(), lines.end(), "oops"), lines.end());
+  CHECK(lines == std::vector<std::string>{"hello", "image", "/tmp"});
+}
+
+TEST_CASE("exec is killed at its timeout with what it started in the container") {
+  runc_world world;
+  TROUPE_SKIP_WITHOUT_RUNC(world);
+  REQUIRE(world.start(world.config("hung", {"sleep", "100"})).ok());
+  auto begin = std::chrono::steady_clock::now();
+  auto hung = world.driver->exec("hung", {"sh", "-c", "sleep 99 & wait"}, 500ms);
+  REQUIRE_FALSE(hung.ok());
+  CHECK(hung.error().message().find("no exit within 500 ms") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - begin < 10s);
+  std::string left;
+  for (int i = 0; i < 100; ++i) {
+    auto ps = world.driver->exec("hung", {"ps", "-o", "args"}, 10s);
+    REQUIRE(ps.ok());
+    CHECK(ps->success());
+    left = ps->out;
+    if (left.find("sleep 99") == std::string::npos)
+      break;
+    std::this_thread::sleep_for(20ms);
+  }
+  INFO(left);
+  CHECK(left.find("sleep 99") == std::string::npos);
+  CHECK(left.find("sleep 100") != std::string::npos);
+}
