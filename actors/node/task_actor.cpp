@@ -8,6 +8,7 @@
 #include "runtime/named_actor.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
+#include "troupe/v1/service.pb.h"
 
 namespace troupe::node {
 
@@ -40,10 +41,16 @@ int64_t unix_ms() {
 
 const std::string& id_of(task* self) { return self->state.alloc.id(); }
 
-/// One-way to the monitor, which numbers and keeps task events; dropped
-/// while it is down (the log line and the tasks table still have it).
-void tell_monitor(task* self, const std::string& from, const std::string& to, const std::string& reason) {
-  auto monitor = self->state.deps->ctx->names->get("monitor");
+/// A transition, one-way to the monitor, which numbers and keeps task events; dropped
+/// while it is down (the log line and the tasks table still have it). A
+/// service's task also tells the node actor, which reports the change to
+/// the cluster at once rather than at its next poll.
+void announce(task* self, const std::string& from, const std::string& to, const std::string& reason) {
+  auto& names = *self->state.deps->ctx->names;
+  if (!self->state.alloc.service().empty())
+    if (auto node = names.get("node"))
+      caf::anon_send(node, wire::make_pb(v1::AllocationsChanged{}));
+  auto monitor = names.get("monitor");
   if (!monitor)
     return;
   v1::TaskEvent ev;
@@ -82,7 +89,7 @@ void transition(task* self, const std::string& to, const std::string& reason, pe
   st.log->info("task alloc={} from={} to={} reason=\"{}\"", id_of(self), from, to, reason);
   if (how == persist::yes)
     save(self);
-  tell_monitor(self, from, to, reason);
+  announce(self, from, to, reason);
 }
 
 /// The container of this generation runs (started or adopted): its health
@@ -235,7 +242,7 @@ void probe(task* self) {
     st.log->info("health alloc={} from={} to={} failures={} output=\"{}\"", id_of(self), from, st.status.health(),
                  st.status.health_failures(), outcome.output);
     save(self);
-    tell_monitor(self, from, st.status.health(), outcome.output);
+    announce(self, from, st.status.health(), outcome.output);
   }
   self->delayed_send(self, st.health.settings().interval, health_atom_v, st.generation);
 }
