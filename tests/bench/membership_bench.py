@@ -346,6 +346,19 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def spawn_logged(cmd, log, cwd):
+    """Starts cmd in a session of its own, its output appended to log;
+    recorded in PROCS so that stop_procs ends it."""
+    logf = open(log, "ab")
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                cwd=cwd, start_new_session=True)
+    finally:
+        logf.close()
+    PROCS.append(proc)
+    return proc
+
+
 def run_quiet(args, stdin=None):
     try:
         r = subprocess.run(args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -754,13 +767,7 @@ class Cluster:
         cmd = self.side.command(agent, seed)
         if self.netns is not None:
             cmd = ["ip", "netns", "exec", self.netns.name] + cmd
-        logf = open(agent.log, "ab")
-        try:
-            agent.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                          cwd=agent.dir, start_new_session=True)
-        finally:
-            logf.close()
-        PROCS.append(agent.proc)
+        agent.proc = spawn_logged(cmd, agent.log, agent.dir)
 
     def check_alive(self, agents=None):
         for a in agents or self.agents:

@@ -522,13 +522,7 @@ class Swarm:
         # unshare and sh exec, so that the pid stays dockerd's.
         cmd = ["unshare", "--net", "--", "sh", "-c",
                'ip link set lo up && exec env DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 "$@"', "sh"] + dockerd
-        logf = open(self.log, "ab")
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                         cwd=self.dir, start_new_session=True)
-        finally:
-            logf.close()
-        mb.PROCS.append(self.proc)
+        self.proc = mb.spawn_logged(cmd, self.log, self.dir)
         wait_for(lambda: self.check_alive() or self.ping(),
                  "dockerd answers on its socket", 60, 0.1)
         self.containerd = self.child_containerd()
