@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "runtime/clock.hpp"
 #include "runtime/text.hpp"
 #include "runtime/type_ids.hpp"
 
@@ -32,10 +33,6 @@ std::string describe_exit(const caf::error& reason) {
 }
 
 namespace {
-
-int64_t unix_ms() {
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 void emit(supervisor_actor* self, const child& c, const char* kind, const std::string& reason,
           milliseconds backoff = milliseconds{0}) {

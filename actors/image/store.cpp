@@ -5,6 +5,7 @@
 #include "actors/image/posix.hpp"
 #include "actors/image/reference.hpp"
 #include "actors/image/unpack.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/text.hpp"
 
 #include <sys/stat.h>
@@ -22,11 +23,6 @@ constexpr std::string_view temp_prefix = ".tmp-";
 
 error not_found(const std::string& name) {
   return error{"image " + quote(name) + " not found (import it with troupectl image import)"};
-}
-
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 } // namespace
@@ -61,7 +57,7 @@ result<v1::ImageRecord> image_store::import(const fs::path& source, const std::s
     return imported.error().with_context("importing " + source.string());
   auto& rec = *imported;
   rec.set_name(ref->canonical());
-  rec.set_created_at_ms(now_ms());
+  rec.set_created_at_ms(unix_ms());
   rec.set_source_path(fs::absolute(source, ec).string());
   std::uint64_t total = 0;
   for (const auto& l : rec.layers())

@@ -8,6 +8,7 @@
 #include "actors/node/identity.hpp"
 #include "actors/node/resolve.hpp"
 #include "net/port.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/describe.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/text.hpp"
@@ -20,10 +21,6 @@ namespace {
 
 using node = caf::stateful_actor<node_state>;
 using namespace std::chrono;
-
-int64_t unix_ms() {
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 std::string new_alloc_id() {
   std::random_device rd;

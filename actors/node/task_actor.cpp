@@ -5,6 +5,7 @@
 #include "actors/node/resolve.hpp"
 #include "actors/node/runc/log_rotation.hpp"
 #include "actors/node/runc/shim.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
@@ -34,10 +35,6 @@ using task = caf::stateful_actor<task_state>;
 /// that generation. Only this actor sends it to itself.
 using health_atom = caf::atom_constant<caf::atom("health")>;
 constexpr health_atom health_atom_v{};
-
-int64_t unix_ms() {
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 const std::string& id_of(task* self) { return self->state.alloc.id(); }
 

@@ -9,6 +9,7 @@
 #include "actors/scheduler/scheduler_actor.hpp"
 #include "actors/service/spec.hpp"
 #include "net/keyring.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/refusal.hpp"
 #include "runtime/type_ids.hpp"
@@ -548,8 +549,7 @@ caf::response_promise service_write(actor* self, Req req, Req* (v1::ClusterComma
     return rp;
   }
   if constexpr (has_at_ms<Req>::value)
-    req.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()).count());
+    req.set_at_ms(unix_ms());
   v1::ClusterCommand cmd;
   *(cmd.*field)() = std::move(req);
   cmd.set_term(st.node->term());
@@ -801,8 +801,7 @@ bool remove_gone(actor* self, const v1::MemberList& list, const std::map<std::st
                  std::size_t alive_servers) {
   auto& s = self->state;
   const auto& conf = s.node->conf_state();
-  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch()).count();
+  auto now_ms = unix_ms();
   bool spare = static_cast<std::size_t>(conf.voters_size()) > target_voters(alive_servers) ||
                conf.learners_size() > 0 || alive_servers > static_cast<std::size_t>(conf.voters_size());
   for (const auto& m : list.members()) {

@@ -10,6 +10,7 @@
 #include "actors/scheduler/rollout.hpp"
 #include "actors/scheduler/state.hpp"
 #include "actors/service/service_actor.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/describe.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
@@ -17,11 +18,6 @@
 
 namespace troupe::scheduler {
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 bool allowed(const node& n, const v1::ServiceSpec& spec) {
   return std::all_of(spec.constraints().begin(), spec.constraints().end(),
@@ -59,7 +55,7 @@ std::vector<v1::SchedNode> changed_nodes(const v1::MemberList& members, const v1
     if (!listed.count(n.name()) && n.state() != "left") {
       auto gone = n;
       gone.set_state("left");
-      gone.set_since_ms(now_ms());
+      gone.set_since_ms(unix_ms());
       out.push_back(std::move(gone));
     }
   return out;
@@ -219,7 +215,7 @@ void round(actor* self, const raft::leader_context& lc) {
               if (!changed.empty()) {
                 v1::ClusterCommand cmd;
                 cmd.set_term(lc.term);
-                cmd.mutable_nodes()->set_at_ms(now_ms());
+                cmd.mutable_nodes()->set_at_ms(unix_ms());
                 for (auto& n : changed) {
                   self->state.log->info("node name={} state={} role={} cpu_millis={} memory_bytes={}", n.name(),
                                         n.state(), n.role(), n.cpu_millis(), n.memory_bytes());
@@ -262,7 +258,7 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
   v1::ApplyPlan plan;
   plan.set_service(key);
   plan.set_version(record.version());
-  plan.set_at_ms(now_ms());
+  plan.set_at_ms(unix_ms());
   auto stop = [&](const std::string& id) {
     plan.add_stop(id);
     c.remove(id);
@@ -275,7 +271,7 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
   std::map<std::string, std::vector<std::string>> on_node;
   std::uint32_t unready = 0;  // this version's tasks starting, not yet ready
   std::uint32_t ready = 0;
-  auto now = now_ms();
+  auto now = unix_ms();
   const auto& rollout = record.rollout();
   for (const auto* a : mine) {
     if (a->desired() != "run")

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "actors/node/health.hpp"
 #include "runtime/text.hpp"
 
 namespace troupe::scheduler {
@@ -82,11 +83,6 @@ bool runs_spec(const v1::AllocationRecord& a, const v1::ServiceSpec& spec) {
     if (want.ports(i).port() == 0)
       have.mutable_ports(i)->set_port(0);
   return google::protobuf::util::MessageDifferencer::Equals(have, want);
-}
-
-bool checks_health(const v1::TaskSpec& task) {
-  const auto& h = task.health();
-  return !h.exec().empty() || !h.http().empty() || h.tcp();
 }
 
 bool finished(const std::string& state) { return state == "stopped" || state == "failed" || state == "exited"; }
@@ -477,7 +473,7 @@ result<service_state::applied> service_state::update_allocations(storage::write_
     a.set_restarts(up.restarts());
     a.set_reason(up.reason());
     a.set_updated_ms(u.at_ms());
-    bool ready = a.state() == "running" && (!checks_health(a.task()) || a.health() == "healthy");
+    bool ready = a.state() == "running" && (!troupe::node::health_wanted(a.task().health()) || a.health() == "healthy");
     if (!ready)
       a.set_ready_since_ms(0);
     else if (a.ready_since_ms() == 0)

@@ -44,8 +44,6 @@ bool holds(const v1::AllocationRecord& a);
 /// True if the allocation runs the task `spec` asks for (its name and the
 /// host ports of dynamic ports aside): a new version adopts it.
 bool runs_spec(const v1::AllocationRecord& a, const v1::ServiceSpec& spec);
-/// True if the task has a health check (exec, http or tcp).
-bool checks_health(const v1::TaskSpec& task);
 /// True for a task state that ends it: stopped, failed, exited.
 bool finished(const std::string& state);
 /// How many allocations `record`'s service wants on `nodes` (replicas, or

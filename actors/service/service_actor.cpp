@@ -1,6 +1,7 @@
 #include "actors/service/service_actor.hpp"
 
 #include "actors/scheduler/rollout.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/describe.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
@@ -10,11 +11,6 @@ namespace troupe::service {
 namespace {
 
 using actor = caf::stateful_actor<service_actor_state>;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 void again(actor* self, std::chrono::milliseconds after) {
   self->state.busy = false;
@@ -71,7 +67,7 @@ void look(actor* self, const raft::leader_context& lc) {
               std::vector<const v1::AllocationRecord*> mine;
               for (const auto& a : allocs.msg.allocations())
                 mine.push_back(&a);
-              auto next = scheduler::decide(summary.service(), summary.desired(), mine, now_ms());
+              auto next = scheduler::decide(summary.service(), summary.desired(), mine, unix_ms());
               v1::ClusterCommand cmd;
               if (next.rollback) {
                 self->state.log->warn("rollout_failed service={} action=rollback reason=\"{}\"",
