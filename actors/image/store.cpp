@@ -133,10 +133,21 @@ result<v1::ImageRecord> image_store::import_layout(const fs::path& dir) {
   auto image = oci::read_layout(dir, blobs_);
   if (!image)
     return image.error();
-  const auto& doc = image->config_doc;
+  auto rec = record_of(*image);
+  if (rec)
+    rec->set_source("oci-layout");
+  return rec;
+}
+
+result<v1::ImageRecord> image_store::record_of(const oci::layout_image& image) const {
+  const auto& doc = image.config_doc;
+  if (doc.rootfs().diff_ids_size() != static_cast<int>(image.layers.size()))
+    return error{"image config " + image.config.digest.str() + " lists " +
+                 std::to_string(doc.rootfs().diff_ids_size()) + " diff_ids for " +
+                 std::to_string(image.layers.size()) + " layers"};
   v1::ImageRecord rec;
-  for (int i = 0; i < static_cast<int>(image->layers.size()); ++i) {
-    const auto& desc = image->layers[static_cast<std::size_t>(i)];
+  for (int i = 0; i < static_cast<int>(image.layers.size()); ++i) {
+    const auto& desc = image.layers[static_cast<std::size_t>(i)];
     auto d = digest::parse(desc.digest());
     if (!d)
       return d.error();
@@ -156,12 +167,35 @@ result<v1::ImageRecord> image_store::import_layout(const fs::path& dir) {
     layer->set_media_type(desc.media_type());
     layer->set_diff_id(listed);
   }
-  rec.set_id(image->config.digest.str());
-  rec.set_manifest_digest(image->manifest.digest.str());
+  rec.set_id(image.config.digest.str());
+  rec.set_manifest_digest(image.manifest.digest.str());
   *rec.mutable_config() = oci::run_config(doc);
-  rec.set_source("oci-layout");
   rec.set_architecture(doc.architecture().empty() ? oci::host_architecture() : doc.architecture());
   rec.set_os("linux");
+  return rec;
+}
+
+result<v1::ImageRecord> image_store::add(const std::string& name, const oci::layout_image& image,
+                                         const std::string& source, const std::string& source_ref) {
+  auto ref = reference::parse(name);
+  if (!ref)
+    return ref.error();
+  auto rec = record_of(image);
+  if (!rec)
+    return rec.error().with_context("image " + quote(name));
+  // Kept under repo:tag; a name given by digest alone is kept under the
+  // digest, so that it is found by it and listed.
+  rec->set_name(ref->tag.empty() ? ref->name() + "@" + ref->digest : ref->canonical());
+  rec->set_created_at_ms(unix_ms());
+  rec->set_source(source);
+  rec->set_source_path(source_ref);
+  std::uint64_t total = 0;
+  for (const auto& l : rec->layers())
+    total += l.size();
+  rec->set_size_bytes(total);
+  auto stored = env_->write([&](storage::write_txn& txn) { return images_.put(txn, rec->name(), *rec); });
+  if (!stored)
+    return stored.error().with_context("recording image " + quote(rec->name()));
   return rec;
 }
 

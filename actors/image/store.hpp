@@ -6,6 +6,7 @@
 #pragma once
 
 #include "actors/image/blob_store.hpp"
+#include "actors/image/oci.hpp"
 #include "runtime/result.hpp"
 #include "storage/environment.hpp"
 #include "storage/table.hpp"
@@ -34,6 +35,13 @@ public:
   /// transaction: a failed import leaves no record, at most unused blobs.
   result<v1::ImageRecord> import(const std::filesystem::path& source, const std::string& name);
 
+  /// Records image, whose manifest, config and layer blobs are already in
+  /// blobs() (a pull, a push), under name (REPO:TAG, or REPO@DIGEST). Every
+  /// layer is checked as import checks it; source says where it came from
+  /// ("registry", "push", "peer") and source_ref the reference it came by.
+  result<v1::ImageRecord> add(const std::string& name, const oci::layout_image& image,
+                              const std::string& source, const std::string& source_ref);
+
   /// The image called name; "repo@sha256:<id or manifest digest>" finds it by
   /// digest among that repository's tags.
   result<v1::ImageRecord> get(const std::string& name) const;
@@ -54,6 +62,7 @@ public:
 
 private:
   result<v1::ImageRecord> import_layout(const std::filesystem::path& dir);
+  result<v1::ImageRecord> record_of(const oci::layout_image& image) const;
   result<v1::ImageRecord> import_rootfs_dir(const std::filesystem::path& dir);
   result<v1::ImageRecord> import_tarball(const std::filesystem::path& file);
   result<v1::ImageRecord> finish_local(std::vector<v1::Layer> layers, const char* source);
