@@ -185,7 +185,7 @@ result<v1::ImageRecord> image_store::add(const std::string& name, const oci::lay
     return rec.error().with_context("image " + quote(name));
   // Kept under repo:tag; a name given by digest alone is kept under the
   // digest, so that it is found by it and listed.
-  rec->set_name(ref->tag.empty() ? ref->name() + "@" + ref->digest : ref->canonical());
+  rec->set_name(ref->tag.empty() ? ref->name() + "@" + ref->digest : ref->name() + ":" + ref->tag);
   rec->set_created_at_ms(unix_ms());
   rec->set_source(source);
   rec->set_source_path(source_ref);
@@ -216,8 +216,10 @@ result<v1::ImageRecord> image_store::get(const std::string& name) const {
     }
     // A digest alone: whichever tag of the repository holds that image.
     found match;
-    auto scanned = images_.scan(txn, ref->name() + ":", [&](std::string_view, v1::ImageRecord&& r) {
-      if (is_it(r))
+    // Keys "repo:tag" and "repo@digest" (an image pulled by digest alone).
+    auto scanned = images_.scan(txn, ref->name(), [&](std::string_view key, v1::ImageRecord&& r) {
+      auto mark = key.size() > ref->name().size() ? key[ref->name().size()] : '\0';
+      if ((mark == ':' || mark == '@') && is_it(r))
         match = std::move(r);
       return !match;
     });
