@@ -55,7 +55,7 @@ struct scalar_field {
   std::string_view group;       // the --help section
 };
 
-constexpr std::array<scalar_field, 15> scalar_fields{{
+constexpr std::array<scalar_field, 18> scalar_fields{{
   {"name", "NAME", "Node name, unique in the cluster (required)", "", "a node name", "Node"},
   {"data-dir", "DIR", "Directory for this node's state (required)", "", "a directory path", "Node"},
   {"bind", "IP", "Address to listen on and be reached at (required)", "", "an IP address", "Node"},
@@ -64,6 +64,12 @@ constexpr std::array<scalar_field, 15> scalar_fields{{
   {"http-port", "PORT", "TCP port for the HTTP API and /metrics", "7070", "a port number 1..65535", "Node"},
   {"port-range", "MIN-MAX", "Host ports for tasks' dynamic ports (agents sharing a host need their own)",
    "20000-32000", "a port range like 20000-32000", "Node"},
+  {"default-registry", "HOST[:PORT]", "Registry of image names that give none (busybox:1); none by default",
+   "", "a registry host like registry.example.com:5000", "Images"},
+  {"registries", "FILE", "YAML file of per-registry settings: plain-http, ca-file, username, password-file",
+   "", "a file path", "Images"},
+  {"image-cache", "SIZE", "Bytes of image blobs kept before unused images are removed (e.g. 20GiB)", "20GiB",
+   "a size like 20GiB", "Images"},
   {"driver", "auto|runc|process", "How containers run (default auto: runc if usable)", "", "auto, runc or process", "Node"},
   {"encrypt", "KEY", "Gossip encryption key: 32 bytes, base64", "", "a base64 key", "Cluster"},
   {"gossip-profile", "lan|local", "Gossip timings: lan (default) or local (loopback and tests: faster)", "lan",
@@ -88,7 +94,7 @@ const scalar_field* find_scalar_field(std::string_view key) {
 
 constexpr std::string_view known_file_keys =
   "name, data-dir, bind, gossip-port, rpc-port, http-port, port-range, seed, server, client, role, driver, "
-  "label, encrypt, gossip-profile, log-level, max-restarts, restart-window, backoff-base, backoff-max";
+  "default-registry, registries, image-cache, label, encrypt, gossip-profile, log-level, max-restarts, restart-window, backoff-base, backoff-max";
 
 constexpr std::array<std::string_view, 7> log_levels{
   {"trace", "debug", "info", "warn", "error", "critical", "off"}};
@@ -462,6 +468,14 @@ void convert_scalar(const std::string& key, const std::string& text, agent_confi
     else if (*low < 1024 || *high > 65535 || *low > *high) fail(text + ": expected 1024 <= MIN <= MAX <= 65535");
     else c.port_range = {static_cast<std::uint16_t>(*low), static_cast<std::uint16_t>(*high)};
   }
+  else if (key == "default-registry") {
+    if (auto host = check_registry_host(text); !host) fail(host.error().message());
+    else c.default_registry = text;
+  } else if (key == "registries") c.registries_file = text;
+  else if (key == "image-cache") {
+    if (auto bytes = parse_size(text); !bytes) fail(bytes.error().message());
+    else c.image_cache_bytes = *bytes;
+  }
   else if (key == "restart-window") duration(c.supervisor.restart_window);
   else if (key == "backoff-base") duration(c.supervisor.backoff_base);
   else if (key == "backoff-max") duration(c.supervisor.backoff_max);
@@ -591,6 +605,67 @@ agent_cli_outcome usage_error(const std::string& message) {
 }
 
 } // namespace
+
+status check_registry_host(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return error{quote(std::string{text}) + " is not a registry host (" + why + "); expected HOST[:PORT] like registry.example.com:5000"};
+  };
+  if (text.empty() || text.size() > 255) return bad("empty or too long");
+  std::string_view host = text, port;
+  if (text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos) return bad("'[' without ']'");
+    host = text.substr(1, close - 1);
+    if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
+      return bad("not an IPv6 literal inside []");
+    auto rest = text.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return bad("text after ']'");
+    if (!rest.empty()) port = rest.substr(1);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+    }
+    // DNS labels: letters, digits and '-', not at either end; '.' between.
+    std::size_t start = 0;
+    while (start <= host.size()) {
+      auto dot = host.find('.', start);
+      auto label = host.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+      if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-' ||
+          label.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") !=
+            std::string_view::npos)
+        return bad("the host part " + quote(std::string{host}) + " is not a DNS name or IPv4 address");
+      if (dot == std::string_view::npos) break;
+      start = dot + 1;
+    }
+  }
+  if (!port.empty() || text.find(':') != std::string_view::npos) {
+    auto n = parse_integer(port);
+    if (!n || *n < 1 || *n > 65535) return bad("the port is not 1..65535");
+  }
+  return {};
+}
+
+result<std::uint64_t> parse_size(std::string_view text) {
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+    {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
+    {"KB", 1000ull}, {"MB", 1000'000ull}, {"GB", 1000'000'000ull}, {"TB", 1000'000'000'000ull},
+    {"B", 1}, {"", 1}};
+  auto digits = text.find_first_not_of("0123456789");
+  auto number = text.substr(0, digits);
+  auto unit = digits == std::string_view::npos ? std::string_view{} : text.substr(digits);
+  auto n = parse_integer(number);
+  if (number.empty() || !n)
+    return error{quote(std::string{text}) + " is not a size; expected a whole number with an optional unit, like 20GiB or 512MB"};
+  for (const auto& [name, scale] : units)
+    if (unit == name) {
+      auto value = static_cast<std::uint64_t>(*n);
+      if (value > UINT64_MAX / scale) return error{quote(std::string{text}) + " is too large"};
+      return value * scale;
+    }
+  return error{quote(std::string{text}) + ": unknown unit " + quote(std::string{unit}) + "; expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"};
+}
 
 status validate(const agent_config& config) {
   namer names;

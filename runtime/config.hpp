@@ -58,6 +58,15 @@ struct agent_config {
   std::uint16_t http_port = 7070;
   /// Host ports for tasks' dynamic ports (--port-range MIN-MAX).
   std::pair<std::uint16_t, std::uint16_t> port_range{20000, 32000};
+  /// Registry of image references that name none ("busybox:1" then means
+  /// "<default_registry>/busybox:1" unless the cluster's own registry has
+  /// it); "" means none (--default-registry).
+  std::string default_registry;
+  /// YAML file of per-registry settings (--registries); "" for none.
+  std::filesystem::path registries_file;
+  /// Bytes of image blobs this node keeps; past it, images no task uses
+  /// are removed, least recently used first (--image-cache).
+  std::uint64_t image_cache_bytes = std::uint64_t{20} << 30;
   /// Gossip addresses of members to join through: "IP:PORT" or "[IPv6]:PORT".
   /// None: this agent bootstraps a new cluster.
   std::vector<std::string> seeds;
@@ -77,6 +86,13 @@ struct agent_config {
   std::filesystem::path config_file;
   restart_policy supervisor;   // --max-restarts, --restart-window, --backoff-base, --backoff-max
 };
+
+/// "host[:port]" as image references name a registry: a DNS name or IPv4
+/// (or [IPv6]) literal and an optional port; the error says what is wrong.
+status check_registry_host(std::string_view text);
+
+/// "512MiB", "20GiB", "1000000" (bytes), "10GB": a byte count.
+result<std::uint64_t> parse_size(std::string_view text);
 
 /// Checks every field of a config built in code; the error lists each bad
 /// field on its own line, named by its flag ("--http-port: 0 is outside

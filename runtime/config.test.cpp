@@ -146,6 +146,30 @@ TEST_CASE("--seed and --label can be repeated") {
   CHECK(c.labels == std::map<std::string, std::string>{{"zone", "a"}, {"rack", "r1=b"}, {"empty", ""}});
 }
 
+TEST_CASE("image settings: default registry, registries file, cache budget") {
+  agent_config d = accepted(with_required());
+  CHECK(d.default_registry.empty());
+  CHECK(d.registries_file.empty());
+  CHECK(d.image_cache_bytes == (std::uint64_t{20} << 30));
+  agent_config c = accepted(with_required({"--default-registry", "127.0.0.1:5000", "--registries", "/etc/r.yaml",
+                                           "--image-cache", "512MiB"}));
+  CHECK(c.default_registry == "127.0.0.1:5000");
+  CHECK(c.registries_file == "/etc/r.yaml");
+  CHECK(c.image_cache_bytes == 512ull << 20);
+  CHECK(accepted(with_required({"--image-cache", "10GB"})).image_cache_bytes == 10'000'000'000ull);
+  CHECK(accepted(with_required({"--image-cache", "4096"})).image_cache_bytes == 4096);
+  CHECK(accepted(with_required({"--default-registry", "registry.example.com"})).default_registry ==
+        "registry.example.com");
+  CHECK(accepted(with_required({"--default-registry", "[::1]:5000"})).default_registry == "[::1]:5000");
+  CHECK_MENTIONS(rejected(with_required({"--image-cache", "10 pints"})), "--image-cache");
+  CHECK_MENTIONS(rejected(with_required({"--image-cache", "1.5GiB"})), "unknown unit '.5GiB'");
+  CHECK_MENTIONS(rejected(with_required({"--image-cache", "GiB"})), "is not a size");
+  CHECK_MENTIONS(rejected(with_required({"--image-cache", "3XB"})), "unknown unit");
+  CHECK_MENTIONS(rejected(with_required({"--default-registry", "http://r:5000"})), "is not a registry host");
+  CHECK_MENTIONS(rejected(with_required({"--default-registry", "r:99999"})), "port");
+  CHECK_MENTIONS(rejected(with_required({"--default-registry", "-bad.example"})), "--default-registry");
+}
+
 TEST_CASE("--server and --client pick the role and runc the driver") {
   CHECK(accepted(with_required({"--server"})).role == node_role::server);
   CHECK(accepted(with_required({"--client"})).role == node_role::client);
