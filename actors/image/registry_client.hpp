@@ -20,6 +20,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace troupe::image {
@@ -138,6 +140,36 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// Where a repository of a registry is served. Docker Hub is named
+/// "docker.io" but served at registry-1.docker.io, where one-component
+/// repositories live under "library/".
+struct registry_location {
+  std::string host;
+  std::string repository;
+};
+registry_location locate(const std::string& registry, const std::string& repository);
+
+/// "http://<host>" or "https://<host>" as settings.host is reached: plain
+/// HTTP when plain_http, or for loopback hosts unless https.
+std::string registry_url(const registry_host& settings);
+
+/// The image manifest of an index (manifest list) for os/architecture
+/// [/variant] (attestation manifests skipped); none is an error naming the
+/// platforms the index has. Pure; what names the index in errors.
+result<v1::OciDescriptor> select_manifest(const v1::OciIndex& index, const std::string& os,
+                                          const std::string& architecture,
+                                          const std::string& variant, const std::string& what);
+
+/// An image manifest checked as a pull needs it: schema 2, an image config,
+/// layers of tar, tar+gzip or tar+zstd (not foreign ones), digests that
+/// parse and sizes in range. Pure; fuzzed.
+struct parsed_manifest {
+  v1::OciManifest doc;
+  std::vector<digest> digests;  // the config's, then each layer's, bottom first
+  std::uint64_t total_bytes = 0;  // config and layers
+};
+result<parsed_manifest> parse_manifest(const std::string& body, const std::string& what);
 
 /// Parses a WWW-Authenticate header value: the scheme ("Bearer", "Basic")
 /// and its parameters (realm, service, scope, ...). Pure; fuzzed.
