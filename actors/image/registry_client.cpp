@@ -338,7 +338,7 @@ struct registry_client::impl {
       if (o.err && (!o.retryable || last))
         return attempt == 1 ? *o.err
                             : o.err->with_context("no answer after " + std::to_string(attempt) +
-                                                  " attempts");
+                                                  " attempts, the last");
       if (!o.err && (last || (o.resp->status != 429 && o.resp->status < 500)))
         return std::move(*o.resp);
       std::this_thread::sleep_for(wait);
@@ -576,10 +576,7 @@ struct registry_client::impl {
     if (size && got != *size)
       return error{"blob " + d.str() + " is " + std::to_string(got) + " bytes, but its descriptor says " +
                    std::to_string(*size)};
-    auto info = writer->commit(d);
-    if (!info)
-      return info.error().with_context("blob " + d.str());
-    return info;
+    return writer->commit(d);  // its error names both digests
   }
 
   // The layers not yet in blobs, up to max_parallel_blobs at once; the
