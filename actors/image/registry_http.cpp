@@ -38,6 +38,12 @@ struct transfer {
   // Upload source.
   std::FILE* file = nullptr;
   std::size_t sent = 0;
+  // The stall timer: when bytes last moved either way.
+  std::chrono::milliseconds stall_timeout{0};
+  std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
+  curl_off_t last_down = 0;
+  curl_off_t last_up = 0;
+  bool stalled = false;
 };
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* ud) {
@@ -96,6 +102,25 @@ std::size_t on_read(char* buf, std::size_t size, std::size_t n, void* ud) {
   std::copy_n(body.data() + t->sent, take, buf);
   t->sent += take;
   return take;
+}
+
+// libcurl's own low-speed check averages over a window of several seconds,
+// so a peer that sent a little and then stopped would get that much longer;
+// this one counts from the last byte that moved.
+int on_progress(void* ud, curl_off_t, curl_off_t down, curl_off_t, curl_off_t up) {
+  auto* t = static_cast<transfer*>(ud);
+  auto now = std::chrono::steady_clock::now();
+  if (down != t->last_down || up != t->last_up) {
+    t->last_down = down;
+    t->last_up = up;
+    t->last_progress = now;
+    return 0;
+  }
+  if (now - t->last_progress >= t->stall_timeout) {
+    t->stalled = true;
+    return 1;  // aborts with CURLE_ABORTED_BY_CALLBACK
+  }
+  return 0;
 }
 
 bool retryable(CURLcode c) {
@@ -179,10 +204,10 @@ outcome perform(const request& req, const settings& s) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(s.connect_timeout.count()));
-  // Less than a byte a second for the stall time: the peer has stalled.
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
-                   std::max(1L, static_cast<long>(s.stall_timeout.count() / 1000)));
+  t.stall_timeout = s.stall_timeout;
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   if (!s.ca_file.empty())
     curl_easy_setopt(c, CURLOPT_CAINFO, s.ca_file.c_str());
 
@@ -223,6 +248,11 @@ outcome perform(const request& req, const settings& s) {
             troupe::error{req.method + " " + req.url + ": the response is larger than " +
                           std::to_string(req.max_body) + " bytes"},
             false};
+  if (t.stalled)
+    return {std::nullopt,
+            troupe::error{req.method + " " + req.url + ": stalled, nothing moved for " +
+                          std::to_string(s.stall_timeout.count()) + " ms"},
+            true};
   if (code != CURLE_OK) {
     std::string why = message[0] ? message : curl_easy_strerror(code);
     return {std::nullopt, troupe::error{req.method + " " + req.url + ": " + why}, retryable(code)};

@@ -432,3 +432,42 @@ TEST_CASE("through a mirror, requests go to the mirror with ?ns= naming the regi
   CHECK(log.find("/blobs/" + pushed.img.layers[1].str() + "?ns=registry.invalid%3A5000 ") !=
         std::string::npos);
 }
+
+TEST_CASE("blob GETs redirected elsewhere are followed, and the blobs still verified") {
+  SKIP_WITHOUT_TOOLS();
+  server reg;
+  pushed_image pushed{reg};
+  token_proxy realm{reg.port(), "bob", "hunter2", {"--redirect-blobs"}};
+  registry_client client{quick({login(realm.host(), "bob", "hunter2")})};
+  store_dir s;
+  auto pulled = client.pull(image_ref(realm.host() + "/team/app:1"), s.store.blobs());
+  REQUIRE_MESSAGE(pulled.ok(), said(pulled) << "\nproxy log:\n" << realm.log());
+  CHECK(realm.log().find("redirect /v2/team/app/blobs/" + pushed.img.layers[0].str()) !=
+        std::string::npos);
+  CHECK(reg.blob_gets(pushed.img.layers[0]) == 1);
+  CHECK(s.store.blobs().verify(pushed.img.layers[0]).ok());
+}
+
+TEST_CASE("a registry that stalls mid-blob is given up after the stall timeout, and nothing is stored") {
+  SKIP_WITHOUT_TOOLS();
+  server reg;
+  pushed_image pushed{reg};
+  token_proxy realm{reg.port(), "bob", "hunter2", {"--stall-blobs"}};
+  auto opts = quick({login(realm.host(), "bob", "hunter2")});
+  opts.stall_timeout = std::chrono::milliseconds{1000};
+  opts.attempts = 2;
+  registry_client client{opts};
+  store_dir s;
+  auto start = std::chrono::steady_clock::now();
+  auto pulled = client.pull(image_ref(realm.host() + "/team/app:1"), s.store.blobs());
+  auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(pulled.ok());
+  auto message = pulled.error().message();
+  CHECK(message.find("no answer after 2 attempts") != std::string::npos);
+  CHECK(message.find("/blobs/sha256:") != std::string::npos);
+  CHECK(message.find("stalled, nothing moved for 1000 ms") != std::string::npos);
+  CHECK_MESSAGE(took < std::chrono::seconds{5},
+                std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms; proxy log:\n" << realm.log());
+  CHECK(s.stray_files() == 0);
+  MESSAGE(message);
+}

@@ -210,19 +210,20 @@ private:
 /// tests/integration/token_proxy.py on 127.0.0.1:port(): answers requests
 /// without a token 401 with a Bearer challenge for its /token realm, issues
 /// tokens there to username/password (basic auth), and forwards requests
-/// with a valid token to the registry at upstream_port.
+/// with a valid token to the registry at upstream_port. extra: more of the
+/// script's flags (--redirect-blobs, --stall-blobs).
 class token_proxy {
 public:
   token_proxy(std::uint16_t upstream_port, std::string username, std::string password,
-              int expires_in = 60)
+              std::vector<std::string> extra = {}, int expires_in = 60)
       : log_(dir_.path() / "token_proxy.log") {
-    proc_ = std::make_unique<process>(
-      std::vector<std::string>{"/usr/bin/python3", script().string(),
-                               "--port", std::to_string(port_), "--upstream",
-                               std::to_string(upstream_port), "--username", std::move(username),
-                               "--password", std::move(password), "--expires-in",
-                               std::to_string(expires_in)},
-      log_);
+    std::vector<std::string> argv{"/usr/bin/python3", script().string(), "--port",
+                                  std::to_string(port_), "--upstream",
+                                  std::to_string(upstream_port), "--username", std::move(username),
+                                  "--password", std::move(password), "--expires-in",
+                                  std::to_string(expires_in)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc_ = std::make_unique<process>(std::move(argv), log_);
     REQUIRE_MESSAGE(wait_http(port_, *proc_),
                     "token_proxy.py did not answer on 127.0.0.1:" << port_ << "; log:\n"
                                                                    << read_file(log_));
@@ -231,7 +232,7 @@ public:
   static fs::path script() { return fs::path{__FILE__}.parent_path() / "token_proxy.py"; }
   std::uint16_t port() const noexcept { return port_; }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-  /// What it logged: one line per request ("token ok", "401 ...", "forward ...").
+  /// What it logged: one line per event ("token issued ...", "challenge ...", "forward ...").
   std::string log() const { return read_file(log_); }
   /// Tokens issued so far.
   std::size_t tokens_issued() const {

@@ -10,7 +10,11 @@ random token for that scope, valid for --expires-in seconds. Requests with
 a token whose scope covers them are forwarded to the registry on
 127.0.0.1:UPSTREAM (Host kept, so the registry's Location headers point
 back here). One log line per event on stderr: "token issued ...",
-"token refused ...", "challenge ...", "forward ...".
+"token refused ...", "challenge ...", "forward ...", "redirect ...", "stall ...".
+
+--redirect-blobs answers blob GETs with a 307 to the registry itself (as
+registries send blob GETs to object storage); --stall-blobs answers them
+with a few bytes and then nothing, as a hung peer would.
 """
 
 import argparse
@@ -106,6 +110,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             err = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
             return self.reply(401, err.encode(), [("WWW-Authenticate", challenge),
                                                   ("Content-Type", "application/json")])
+        if self.command == "GET" and "/blobs/sha256:" in self.path and args.redirect_blobs:
+            log(f"redirect {self.path}")
+            location = f"http://127.0.0.1:{args.upstream}{self.path}"
+            return self.reply(307, b"", [("Location", location)])
+        if self.command == "GET" and "/blobs/sha256:" in self.path and args.stall_blobs:
+            log(f"stall {self.path}")
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            time.sleep(60)
+            return
         log(f"forward {self.command} {self.path}")
         conn = http.client.HTTPConnection("127.0.0.1", args.upstream, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "connection")}
@@ -134,6 +151,8 @@ def main():
     p.add_argument("--username", required=True)
     p.add_argument("--password", required=True)
     p.add_argument("--expires-in", type=int, default=60)
+    p.add_argument("--redirect-blobs", action="store_true")
+    p.add_argument("--stall-blobs", action="store_true")
     args = p.parse_args()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
