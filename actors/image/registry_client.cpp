@@ -6,10 +6,8 @@
 #include "actors/image/registry_client.hpp"
 
 #include "actors/image/registry_http.hpp"
+#include "actors/image/registry_media.hpp"
 #include "runtime/text.hpp"
-
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 
 #include <arpa/inet.h>
 
@@ -25,13 +23,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-constexpr std::string_view docker_manifest_type =
-  "application/vnd.docker.distribution.manifest.v2+json";
-constexpr std::string_view docker_list_type =
-  "application/vnd.docker.distribution.manifest.list.v2+json";
-constexpr std::string_view docker_config_type = "application/vnd.docker.container.image.v1+json";
-constexpr std::string_view docker_schema1_type = "application/vnd.docker.distribution.manifest.v1";
-
 // Tokens are used until shortly before they expire, so that one does not
 // lapse between the check and the request.
 constexpr std::chrono::seconds token_margin{5};
@@ -41,100 +32,8 @@ constexpr std::chrono::milliseconds progress_interval{100};
 
 const std::string accept_manifests = "Accept: " + std::string{oci::manifest_type} + ", " +
                                      std::string{oci::index_type} + ", " +
-                                     std::string{docker_manifest_type} + ", " +
-                                     std::string{docker_list_type};
-
-bool is_index_type(std::string_view t) { return t == oci::index_type || t == docker_list_type; }
-bool is_manifest_type(std::string_view t) {
-  return t == oci::manifest_type || t == docker_manifest_type;
-}
-
-status check_layer_type(const v1::OciDescriptor& d) {
-  const auto& t = d.media_type();
-  if (t == "application/vnd.oci.image.layer.v1.tar" ||
-      t == "application/vnd.oci.image.layer.v1.tar+gzip" ||
-      t == "application/vnd.oci.image.layer.v1.tar+zstd" ||
-      t == "application/vnd.docker.image.rootfs.diff.tar.gzip")
-    return {};
-  if (t.find("nondistributable") != std::string::npos || t.find("foreign") != std::string::npos)
-    return error{"layer " + quote(d.digest()) + " is a non-distributable (foreign) layer (" + t +
-                 "), which is not pulled: its bytes are not in the registry"};
-  return error{"layer " + quote(d.digest()) + " has media type " + quote(t) +
-               ", not a tar, tar+gzip or tar+zstd layer"};
-}
-
-std::string base64(std::string_view in) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    auto n = (unsigned(static_cast<unsigned char>(in[i])) << 16) |
-             (unsigned(static_cast<unsigned char>(in[i + 1])) << 8) |
-             unsigned(static_cast<unsigned char>(in[i + 2]));
-    out += {abc[n >> 18], abc[(n >> 12) & 63], abc[(n >> 6) & 63], abc[n & 63]};
-  }
-  if (auto rest = in.size() - i; rest > 0) {
-    auto n = unsigned(static_cast<unsigned char>(in[i])) << 16;
-    if (rest == 2)
-      n |= unsigned(static_cast<unsigned char>(in[i + 1])) << 8;
-    out += {abc[n >> 18], abc[(n >> 12) & 63], rest == 2 ? abc[(n >> 6) & 63] : '=', '='};
-  }
-  return out;
-}
-
-// A JSON body as a Struct ("" when it is not a JSON object).
-google::protobuf::Struct json_object(const std::string& body) {
-  google::protobuf::Struct doc;
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(body, &doc, opts).ok())
-    doc.Clear();
-  return doc;
-}
-
-std::string string_field(const google::protobuf::Struct& doc, const std::string& name) {
-  auto it = doc.fields().find(name);
-  return it != doc.fields().end() && it->second.has_string_value() ? it->second.string_value() : "";
-}
-
-// "404 MANIFEST_UNKNOWN: manifest unknown": the status and the registry's
-// OCI error JSON (errors[0].code and message) when it sent one.
-std::string describe(const http::response& r) {
-  auto out = std::to_string(r.status);
-  auto doc = json_object(r.body);
-  auto it = doc.fields().find("errors");
-  if (it != doc.fields().end() && it->second.has_list_value() &&
-      it->second.list_value().values_size() > 0 &&
-      it->second.list_value().values(0).has_struct_value()) {
-    const auto& e = it->second.list_value().values(0).struct_value();
-    auto code = string_field(e, "code");
-    auto message = string_field(e, "message");
-    if (!code.empty())
-      out += " " + code;
-    if (!message.empty())
-      out += (code.empty() ? " " : ": ") + message;
-  }
-  return out;
-}
-
-// The media type of a manifest response: its Content-Type when that names a
-// manifest type, else what the document says of itself.
-std::string manifest_media_type(const http::response& r) {
-  auto type = r.header("content-type");
-  type = type.substr(0, type.find(';'));
-  while (!type.empty() && type.back() == ' ')
-    type.pop_back();
-  if (is_index_type(type) || is_manifest_type(type) || type.rfind(docker_schema1_type, 0) == 0)
-    return type;
-  v1::OciIndex doc;
-  if (!oci::parse_json(r.body, doc, "manifest"))
-    return type;
-  if (doc.schema_version() == 1)
-    return std::string{docker_schema1_type} + "+json";
-  if (!doc.media_type().empty())
-    return doc.media_type();
-  return doc.manifests_size() > 0 ? std::string{oci::index_type} : std::string{oci::manifest_type};
-}
+                                     std::string{media::docker_manifest} + ", " +
+                                     std::string{media::docker_list};
 
 bool is_loopback(const std::string& host) {
   std::string name = host;
@@ -214,77 +113,6 @@ std::string registry_url(const registry_host& settings) {
   return (plain ? "http://" : "https://") + settings.host;
 }
 
-result<v1::OciDescriptor> select_manifest(const v1::OciIndex& index, const std::string& os,
-                                          const std::string& architecture,
-                                          const std::string& variant, const std::string& what) {
-  auto norm = [&](const std::string& v) {
-    return architecture == "arm64" && v == "v8" ? std::string{} : v;
-  };
-  std::vector<const v1::OciDescriptor*> images;
-  for (const auto& d : index.manifests())
-    if ((is_manifest_type(d.media_type()) || is_index_type(d.media_type())) &&
-        d.platform().os() != "unknown")
-      images.push_back(&d);
-  if (images.empty())
-    return error{what + " lists no image manifest"};
-  for (const auto* d : images) {
-    const auto& p = d->platform();
-    if (p.os() == os && p.architecture() == architecture &&
-        (variant.empty() || norm(p.variant()) == norm(variant)))
-      return *d;
-  }
-  // An index of one image that says nothing of its platform: take it.
-  if (images.size() == 1 && images.front()->platform().os().empty() &&
-      images.front()->platform().architecture().empty())
-    return *images.front();
-  std::string seen;
-  for (const auto* d : images) {
-    const auto& p = d->platform();
-    auto name = p.os() + "/" + p.architecture() + (p.variant().empty() ? "" : "/" + p.variant());
-    seen += (seen.empty() ? "" : ", ") + name;
-  }
-  auto wanted = os + "/" + architecture + (variant.empty() ? "" : "/" + variant);
-  return error{what + " has no image for " + wanted + ", only for " + seen};
-}
-
-result<parsed_manifest> parse_manifest(const std::string& body, const std::string& what) {
-  parsed_manifest out;
-  if (body.size() > oci::max_document_bytes)
-    return error{what + " is " + std::to_string(body.size()) + " bytes, more than the " +
-                 std::to_string(oci::max_document_bytes) + " a manifest may be"};
-  if (auto st = oci::parse_json(body, out.doc, what); !st)
-    return st.error();
-  const auto& doc = out.doc;
-  if (doc.schema_version() != 2)
-    return error{what + " has schemaVersion " + std::to_string(doc.schema_version()) +
-                 ", not 2" + (doc.schema_version() == 1 ? " (Docker schema 1 is not supported)" : "")};
-  if (!doc.media_type().empty() && !is_manifest_type(doc.media_type()))
-    return error{what + " has media type " + quote(doc.media_type()) + ", not an image manifest"};
-  const auto& cd = doc.config();
-  if (cd.media_type() != oci::config_type && cd.media_type() != docker_config_type)
-    return error{what + ": config has media type " + quote(cd.media_type()) +
-                 ", not an image config"};
-  auto config_digest = digest::parse(cd.digest());
-  if (!config_digest)
-    return config_digest.error().with_context(what + ": config");
-  if (cd.size() < 0 || static_cast<std::uint64_t>(cd.size()) > oci::max_document_bytes)
-    return error{what + ": config size " + std::to_string(cd.size()) + " is out of range"};
-  out.digests.push_back(*config_digest);
-  out.total_bytes = static_cast<std::uint64_t>(cd.size());
-  for (const auto& l : doc.layers()) {
-    if (auto st = check_layer_type(l); !st)
-      return st.error().with_context(what);
-    auto d = digest::parse(l.digest());
-    if (!d)
-      return d.error().with_context(what + ": layer");
-    if (l.size() < 0)
-      return error{what + ": layer " + d->str() + " has a negative size"};
-    out.digests.push_back(*d);
-    out.total_bytes += static_cast<std::uint64_t>(l.size());
-  }
-  return out;
-}
-
 struct registry_client::impl {
   explicit impl(registry_options o) : opts(std::move(o)) {}
 
@@ -352,7 +180,7 @@ struct registry_client::impl {
     if (it != tokens.end() && steady::now() < it->second.expires)
       return "Authorization: Bearer " + it->second.value;
     if (basic_hosts.count(ep.settings.host) && !ep.settings.username.empty())
-      return "Authorization: Basic " + base64(ep.settings.username + ":" + ep.settings.password);
+      return http::basic_auth(ep.settings.username, ep.settings.password);
     return std::nullopt;
   }
 
@@ -388,7 +216,7 @@ struct registry_client::impl {
     }
     if (!bad.empty())
       return error{name + " answered 401 with a challenge that does not parse: " + bad};
-    return error{name + " answered " + describe(r) +
+    return error{name + " answered " + http::describe(r) +
                  " without a WWW-Authenticate challenge for basic or bearer auth"};
   }
 
@@ -405,27 +233,24 @@ struct registry_client::impl {
     if (!c.param("service").empty())
       req.url += "&service=" + http::escape(c.param("service"));
     if (!ep.settings.username.empty())
-      req.headers.push_back("Authorization: Basic " +
-                            base64(ep.settings.username + ":" + ep.settings.password));
+      req.headers.push_back(http::basic_auth(ep.settings.username, ep.settings.password));
     req.max_body = 1 << 20;
     auto r = retrying(req, http_settings(ep.settings));
     if (!r)
       return r.error().with_context(name + ": token realm " + realm);
     if (r->status == 401 || r->status == 403)
       return error{name + ": authentication failed at token realm " + realm + " with " + who(ep) +
-                   " (" + describe(*r) + ")"};
+                   " (" + http::describe(*r) + ")"};
     if (r->status != 200)
-      return error{name + ": token realm " + realm + " answered " + describe(*r)};
-    auto doc = json_object(r->body);
-    auto value = string_field(doc, "token");
+      return error{name + ": token realm " + realm + " answered " + http::describe(*r)};
+    auto value = http::json_string(r->body, "token");
     if (value.empty())
-      value = string_field(doc, "access_token");
+      value = http::json_string(r->body, "access_token");
     if (value.empty())
       return error{name + ": token realm " + realm + " answered without a token"};
-    int seconds = default_token_seconds;
-    if (auto it = doc.fields().find("expires_in");
-        it != doc.fields().end() && it->second.has_number_value() && it->second.number_value() >= 1)
-      seconds = static_cast<int>(std::min(it->second.number_value(), 86400.0));
+    auto expires_in = http::json_number(r->body, "expires_in", default_token_seconds);
+    int seconds = expires_in >= 1 ? static_cast<int>(std::min(expires_in, 86400.0))
+                                  : default_token_seconds;
     auto life = std::chrono::seconds{seconds};
     std::lock_guard lock{mutex};
     tokens[{ep.settings.host, scope}] = {value, steady::now() + life - std::min<std::chrono::seconds>(life / 2, token_margin)};
@@ -446,7 +271,7 @@ struct registry_client::impl {
         return r;
       if (challenged)
         return error{"registry " + ep.registry + ": authentication failed with " + who(ep) + " (" +
-                     describe(*r) + ")"};
+                     http::describe(*r) + ")"};
       if (auto st = authenticate(ep, *r, scope); !st)
         return st.error();
     }
@@ -463,11 +288,11 @@ struct registry_client::impl {
     if (!r)
       return r.error();
     if (r->status == 404)
-      return error{"manifest " + name + " unknown (" + describe(*r) + ")"};
+      return error{"manifest " + name + " unknown (" + http::describe(*r) + ")"};
     if (r->status != 200)
-      return error{"fetching manifest " + name + " failed (" + describe(*r) + ")"};
-    auto type = manifest_media_type(*r);
-    if (type.rfind(docker_schema1_type, 0) == 0)
+      return error{"fetching manifest " + name + " failed (" + http::describe(*r) + ")"};
+    auto type = media::of_manifest(r->header("content-type"), r->body);
+    if (media::is_schema1(type))
       return error{"manifest " + name + " is a Docker schema 1 manifest (" + type +
                    "), which is not supported: push the image again with a current client"};
     auto actual = digest::of(r->body);
@@ -502,7 +327,7 @@ struct registry_client::impl {
     if (!m)
       return m.error();
     std::optional<digest> index;
-    if (is_index_type(m->media_type)) {
+    if (media::is_index(m->media_type)) {
       index = m->d;
       auto what = "image index " + m->d.str();
       v1::OciIndex doc;
@@ -511,7 +336,7 @@ struct registry_client::impl {
       auto chosen = select_manifest(doc, opts.os, opts.architecture, opts.variant, what);
       if (!chosen)
         return chosen.error();
-      if (is_index_type(chosen->media_type()))
+      if (media::is_index(chosen->media_type()))
         return error{what + " points at another index for our platform, which is not followed"};
       auto d = digest::parse(chosen->digest());
       if (!d)
@@ -523,7 +348,7 @@ struct registry_client::impl {
         return error{"manifest " + d->str() + " is " + std::to_string(m->body.size()) +
                      " bytes, but " + what + " says " + std::to_string(chosen->size())};
     }
-    if (!is_manifest_type(m->media_type))
+    if (!media::is_manifest(m->media_type))
       return error{"manifest " + m->d.str() + " has media type " + quote(m->media_type) +
                    ", neither an image manifest nor an index"};
     resolution out{{ref, m->d, index, m->body.size()}, std::move(*m)};
@@ -570,9 +395,9 @@ struct registry_client::impl {
     if (!r)
       return r.error();
     if (r->status == 404)
-      return error{"blob " + d.str() + " unknown (" + describe(*r) + ")"};
+      return error{"blob " + d.str() + " unknown (" + http::describe(*r) + ")"};
     if (r->status != 200)
-      return error{"fetching blob " + d.str() + " failed (" + describe(*r) + ")"};
+      return error{"fetching blob " + d.str() + " failed (" + http::describe(*r) + ")"};
     if (size && got != *size)
       return error{"blob " + d.str() + " is " + std::to_string(got) + " bytes, but its descriptor says " +
                    std::to_string(*size)};
@@ -684,7 +509,7 @@ struct registry_client::impl {
     if (r->status == 200)
       return {};
     if (r->status != 404)
-      return error{"checking for blob " + d.str() + " failed (" + describe(*r) + ")"};
+      return error{"checking for blob " + d.str() + " failed (" + http::describe(*r) + ")"};
     http::request post;
     post.method = "POST";
     post.url = ep.url("/blobs/uploads/");
@@ -693,7 +518,7 @@ struct registry_client::impl {
       return r.error();
     auto location = r->header("location");
     if (r->status != 202 || location.empty())
-      return error{"starting the upload of blob " + d.str() + " failed (" + describe(*r) +
+      return error{"starting the upload of blob " + d.str() + " failed (" + http::describe(*r) +
                    (location.empty() ? ", no Location" : "") + ")"};
     http::request put;
     put.method = "PUT";
@@ -711,7 +536,7 @@ struct registry_client::impl {
     if (!r)
       return r.error();
     if (r->status != 201 && r->status != 200 && r->status != 204)
-      return error{"uploading blob " + d.str() + " failed (" + describe(*r) + ")"};
+      return error{"uploading blob " + d.str() + " failed (" + http::describe(*r) + ")"};
     return {};
   }
 
@@ -750,7 +575,7 @@ struct registry_client::impl {
     if (!r)
       return r.error();
     if (r->status != 201 && r->status != 200)
-      return error{"putting manifest " + name + " failed (" + describe(*r) + ")"};
+      return error{"putting manifest " + name + " failed (" + http::describe(*r) + ")"};
     if (auto said = r->header("docker-content-digest");
         !said.empty() && said != manifest_digest->str())
       return error{"the registry stored manifest " + name + " as " + said + ", not " +

@@ -1,6 +1,8 @@
 #include "actors/image/registry_http.hpp"
 
 #include <curl/curl.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 #include <cctype>
@@ -156,7 +158,76 @@ struct file_closer {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
+std::string base64(std::string_view in) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    auto n = (unsigned(static_cast<unsigned char>(in[i])) << 16) |
+             (unsigned(static_cast<unsigned char>(in[i + 1])) << 8) |
+             unsigned(static_cast<unsigned char>(in[i + 2]));
+    out += {abc[n >> 18], abc[(n >> 12) & 63], abc[(n >> 6) & 63], abc[n & 63]};
+  }
+  if (auto rest = in.size() - i; rest > 0) {
+    auto n = unsigned(static_cast<unsigned char>(in[i])) << 16;
+    if (rest == 2)
+      n |= unsigned(static_cast<unsigned char>(in[i + 1])) << 8;
+    out += {abc[n >> 18], abc[(n >> 12) & 63], rest == 2 ? abc[(n >> 6) & 63] : '=', '='};
+  }
+  return out;
+}
+
+// A JSON body as a Struct ("" when it is not a JSON object).
+google::protobuf::Struct json_object(const std::string& body) {
+  google::protobuf::Struct doc;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(body, &doc, opts).ok())
+    doc.Clear();
+  return doc;
+}
+
+std::string string_field(const google::protobuf::Struct& doc, const std::string& name) {
+  auto it = doc.fields().find(name);
+  return it != doc.fields().end() && it->second.has_string_value() ? it->second.string_value() : "";
+}
+
 } // namespace
+
+// "404 MANIFEST_UNKNOWN: manifest unknown": the status and the registry's
+// OCI error JSON (errors[0].code and message) when it sent one.
+std::string describe(const response& r) {
+  auto out = std::to_string(r.status);
+  auto doc = json_object(r.body);
+  auto it = doc.fields().find("errors");
+  if (it != doc.fields().end() && it->second.has_list_value() &&
+      it->second.list_value().values_size() > 0 &&
+      it->second.list_value().values(0).has_struct_value()) {
+    const auto& e = it->second.list_value().values(0).struct_value();
+    auto code = string_field(e, "code");
+    auto message = string_field(e, "message");
+    if (!code.empty())
+      out += " " + code;
+    if (!message.empty())
+      out += (code.empty() ? " " : ": ") + message;
+  }
+  return out;
+}
+
+std::string json_string(const std::string& body, const std::string& field) {
+  return string_field(json_object(body), field);
+}
+
+double json_number(const std::string& body, const std::string& field, double fallback) {
+  auto doc = json_object(body);
+  auto it = doc.fields().find(field);
+  return it != doc.fields().end() && it->second.has_number_value() ? it->second.number_value()
+                                                                   : fallback;
+}
+
+std::string basic_auth(const std::string& username, const std::string& password) {
+  return "Authorization: Basic " + base64(username + ":" + password);
+}
 
 std::string response::header(std::string_view name) const {
   for (const auto& [k, v] : headers)

@@ -60,6 +60,19 @@ struct outcome {
 /// Sends req once, following redirects (http and https only).
 outcome perform(const request& req, const settings& s);
 
+/// "404 MANIFEST_UNKNOWN: manifest unknown": the status and the registry's
+/// OCI error JSON (errors[0].code and message) when it sent one.
+std::string describe(const response& r);
+
+/// A JSON object's string field, "" when the body is no JSON object or the
+/// field no string (token responses).
+std::string json_string(const std::string& body, const std::string& field);
+/// A JSON object's number field, or fallback.
+double json_number(const std::string& body, const std::string& field, double fallback);
+
+/// "Authorization: Basic ..." for username and password.
+std::string basic_auth(const std::string& username, const std::string& password);
+
 /// "%XX" escapes for a query parameter value.
 std::string escape(std::string_view s);
 
