@@ -112,6 +112,45 @@ result<blob_info> blob_store::put_file(const fs::path& file,
   return info;
 }
 
+result<blob_info> blob_store::put_moved(const fs::path& file, const std::optional<digest>& expected) {
+  unique_fd in{::open(file.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!in)
+    return system_error("opening " + file.string());
+  sha256 h;
+  std::uint64_t size = 0;
+  auto read = read_chunks(in.get(), file.string(), [&](const char* data, std::size_t n) {
+    h.update(data, n);
+    size += n;
+    return status{};
+  });
+  if (!read)
+    return read.error();
+  blob_info info{h.finish(), size};
+  if (expected && *expected != info.digest)
+    return error{"blob " + expected->str() + " does not match its content, which hashes to " +
+                 info.digest.str()};
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec)
+    return error{"creating blob directory " + dir_.string() + ": " + ec.message()};
+  // Synced before the rename, so that a blob file that exists is whole.
+  if (::fchmod(in.get(), 0444) != 0 || ::fsync(in.get()) != 0)
+    return system_error("syncing " + file.string());
+  auto final_path = path(info.digest);
+  if (::rename(file.c_str(), final_path.c_str()) != 0) {
+    if (errno != EXDEV)
+      return system_error("storing blob " + info.digest.str() + " at " + final_path.string());
+    auto copied = put_file(file, info.digest);
+    if (!copied)
+      return copied.error();
+    ::unlink(file.c_str());
+    return copied;
+  }
+  if (auto st = sync_dir(dir_); !st)
+    return st.error();
+  return info;
+}
+
 fs::path blob_store::path(const digest& d) const { return dir_ / d.hex(); }
 
 bool blob_store::has(const digest& d) const {

@@ -63,6 +63,13 @@ public:
   /// Stores a copy of file, hashing it on the way.
   result<blob_info> put_file(const std::filesystem::path& file,
                              const std::optional<digest>& expected = std::nullopt);
+  /// Stores file by renaming it into place (it must be on the store's file
+  /// system; another one costs a copy): it is read once to hash it, and
+  /// with expected, content that hashes to anything else is an error naming
+  /// both digests and the file stays where it is. For finished uploads,
+  /// which should not be copied again.
+  result<blob_info> put_moved(const std::filesystem::path& file,
+                              const std::optional<digest>& expected = std::nullopt);
 
   /// Where the blob lives (whether or not it exists).
   std::filesystem::path path(const digest& d) const;

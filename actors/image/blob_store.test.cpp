@@ -92,3 +92,23 @@ TEST_CASE("temp files a crashed writer left behind are removed") {
   blobs.remove_stale_temps();
   CHECK(fs::is_empty(tmp.path() / "blobs" / "sha256"));
 }
+
+TEST_CASE("put_moved renames a whole file into the store; one that hashes to another digest stays where it was") {
+  temp_dir tmp;
+  blob_store blobs{tmp.path()};
+  auto upload = tmp.path() / "upload";
+  write_file(upload, "finished upload");
+  auto wrong = digest::of("what the client claimed");
+  auto refused = blobs.put_moved(upload, wrong);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message().find(digest::of("finished upload").str()) != std::string::npos);
+  CHECK(fs::exists(upload));
+  CHECK_FALSE(blobs.has(wrong));
+  CHECK_FALSE(blobs.has(digest::of("finished upload")));
+
+  auto moved = blobs.put_moved(upload, digest::of("finished upload"));
+  REQUIRE_MESSAGE(moved.ok(), said(moved));
+  CHECK(moved->size == 15);
+  CHECK_FALSE(fs::exists(upload));
+  must(blobs.verify(moved->digest));
+}

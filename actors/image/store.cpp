@@ -234,6 +234,32 @@ result<v1::ImageRecord> image_store::get(const std::string& name) const {
   return std::move(**lookup);
 }
 
+result<std::optional<v1::ImageRecord>> image_store::find(const std::string& name) const {
+  auto ref = reference::parse(name);
+  if (!ref)
+    return ref.error();
+  if (ref->tag.empty())
+    return error{"image name " + quote(name) + ": find takes REPO:TAG"};
+  return env_->read([&](const storage::read_txn& txn) { return images_.get(txn, ref->canonical()); });
+}
+
+result<std::vector<std::string>> image_store::tags(const std::string& repository) const {
+  auto prefix = repository + ":";
+  return env_->read([&](const storage::read_txn& txn) -> result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    auto scanned = images_.scan(txn, prefix, [&](std::string_view key, v1::ImageRecord&&) {
+      // "host:" is also the prefix of "host:5000/repo:tag": a tag holds no '/'.
+      auto tag = key.substr(prefix.size());
+      if (tag.find_first_of("/:@") == std::string_view::npos)
+        out.emplace_back(tag);
+      return true;
+    });
+    if (!scanned)
+      return scanned.error();
+    return out;
+  });
+}
+
 result<std::vector<v1::ImageRecord>> image_store::list() const {
   return env_->read([&](const storage::read_txn& txn) -> result<std::vector<v1::ImageRecord>> {
     std::vector<v1::ImageRecord> out;

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,13 @@ public:
   /// The image called name; "repo@sha256:<id or manifest digest>" finds it by
   /// digest among that repository's tags.
   result<v1::ImageRecord> get(const std::string& name) const;
+  /// The image kept under name (REPO:TAG), or none: unlike get(), a
+  /// missing image is not an error, so callers can tell it from a failure.
+  result<std::optional<v1::ImageRecord>> find(const std::string& name) const;
   /// All images, by name.
   result<std::vector<v1::ImageRecord>> list() const;
+  /// The tags of repository ("[registry/]repo", no tag), in byte order.
+  result<std::vector<std::string>> tags(const std::string& repository) const;
   /// Forgets the name. Blobs and prepared rootfs stay until garbage
   /// collection (a later issue), as other names may share them.
   status remove(const std::string& name);
@@ -59,6 +65,9 @@ public:
 
   blob_store& blobs() noexcept { return blobs_; }
   const std::filesystem::path& root() const noexcept { return root_; }
+  /// The environment the index lives in, for tables kept beside it (the
+  /// built-in registry's tags).
+  const std::shared_ptr<storage::environment>& environment() const noexcept { return env_; }
 
 private:
   result<v1::ImageRecord> import_layout(const std::filesystem::path& dir);
