@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <type_traits>
 
@@ -17,6 +18,7 @@
 
 #include "actors/agent/keys.hpp"
 #include "actors/api/metrics.hpp"
+#include "actors/image/registry_server.hpp"
 #include "actors/image/store.hpp"
 #include "actors/rpc/rpc_actor.hpp"
 #include "troupe/v1/api.pb.h"
@@ -33,6 +35,7 @@ namespace {
 
 constexpr auto actor_timeout = 2000ms;
 constexpr int listen_backlog = 128;
+constexpr std::size_t max_body = std::size_t{1} << 20;  // outside /v2/: every body is read into memory
 constexpr auto remote_timeout = 3000ms;  // another agent over TCP, and its actor
 constexpr auto write_wait = 6000ms;      // a replicated write: the raft actor gives up after 5 s
 
@@ -117,7 +120,12 @@ bool valid_alloc_id(const std::string& id) {
 
 class routes {
 public:
-  routes(caf::actor_system& sys, agent_context_ptr ctx) : sys_(sys), ctx_(std::move(ctx)), log_(logging::get("api")) {}
+  routes(caf::actor_system& sys, agent_context_ptr ctx)
+    : sys_(sys), ctx_(std::move(ctx)), log_(logging::get("api")),
+      // The built-in registry (OCI distribution API under /v2/), over this
+      // node's images; its uploads in progress beside the blobs, so that a
+      // finished one is renamed into place.
+      registry_(*ctx_->images, ctx_->images->root() / "uploads") {}
 
   void install(httplib::Server& svr) {
     svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
@@ -170,6 +178,7 @@ public:
       replicated<v1::KvReply>(del, res);
     });
     service_routes(svr);
+    registry_.install(svr);
   }
 
 private:
@@ -540,6 +549,7 @@ private:
   caf::actor_system& sys_;
   agent_context_ptr ctx_;
   std::shared_ptr<spdlog::logger> log_;
+  image::registry_server registry_;
 };
 
 api_state::api_state() = default;
@@ -578,7 +588,19 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     *listen_fd = sock;
   });
-  svr.set_payload_max_length(1u << 20);
+  // Request bodies are read whole into memory up to 1 MiB, except on the
+  // registry's /v2/ routes, which stream blobs of any size to disk: httplib
+  // applies one limit to both kinds of route, so the 1 MiB is checked here.
+  svr.set_payload_max_length(std::numeric_limits<std::size_t>::max());
+  svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v2/", 0) == 0 || !req.has_header("Content-Length") ||
+        std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) <= max_body)
+      return httplib::Server::HandlerResponse::Unhandled;
+    // The body is left unread: the connection cannot carry another request.
+    res.status = 413;
+    res.set_header("Connection", "close");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   svr.set_read_timeout(5, 0);
   svr.set_write_timeout(5, 0);
   st.handlers->install(svr);
