@@ -195,8 +195,10 @@ TEST_CASE("a many-layer image is pulled a few blobs at a time, each blob once") 
   registry_client client{opts};
   store_dir s;
   std::size_t reports = 0;
+  auto start = std::chrono::steady_clock::now();
   auto pulled = client.pull(image_ref(reg.host() + "/many:multi"), s.store.blobs(),
                             [&](const image::pull_progress&) { ++reports; });
+  auto tenths = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count() / 100;
   REQUIRE_MESSAGE(pulled.ok(), said(pulled));
   REQUIRE(pulled->layers.size() == 6);
   for (std::size_t i = 0; i < 6; ++i) {
@@ -205,7 +207,7 @@ TEST_CASE("a many-layer image is pulled a few blobs at a time, each blob once") 
     CHECK(reg.blob_gets(img.layers[i]) == 1);
   }
   CHECK(reports >= 1);
-  CHECK(reports <= 10);  // throttled, not one per chunk
+  CHECK(reports <= static_cast<std::size_t>(tenths) + 2);  // throttled, not one per chunk
   auto rec = s.store.add("many:multi", *pulled, "registry", "many:multi");
   REQUIRE_MESSAGE(rec.ok(), said(rec));
   auto root = s.store.rootfs(*rec);
