@@ -269,7 +269,13 @@ TEST_CASE("skopeo copy --all pushes a multi-platform index: the tag serves it as
     return;
   fixture f;
   f.start();
-  auto host = make_image({small_layer("a", "layer one\n"), small_layer("b", "layer two\n")},
+  // A few MB that gzip cannot shrink, so that the upload streams in many chunks.
+  std::mt19937_64 rng{7};
+  std::string noise(std::size_t{3} << 20, '\0');
+  for (auto& ch : noise)
+    ch = static_cast<char>(rng());
+  auto host = make_image({small_layer("a", "layer one\n"), small_layer("b", "layer two\n"),
+                          small_layer("noise", noise)},
                          oci::host_architecture());
   auto other_arch = oci::host_architecture() == "arm64" ? "amd64" : "arm64";
   auto other = make_image({small_layer("c", "other platform\n")}, other_arch);
@@ -295,12 +301,13 @@ TEST_CASE("skopeo copy --all pushes a multi-platform index: the tag serves it as
   auto rec = f.store.get("multi:1");
   REQUIRE_MESSAGE(rec.ok(), said(rec));
   CHECK(rec->manifest_digest() == digest::of(host.manifest).str());
-  CHECK(rec->layers_size() == 2);
+  CHECK(rec->layers_size() == 3);
   CHECK(rec->architecture() == oci::host_architecture());
   auto root = f.store.rootfs(*rec);
   REQUIRE_MESSAGE(root.ok(), said(root));
   CHECK(read_file(*root / "etc" / "a") == "layer one\n");
   CHECK(read_file(*root / "etc" / "b") == "layer two\n");
+  CHECK(read_file(*root / "etc" / "noise") == noise);
 
   // And skopeo reads the index back, every platform of it.
   auto pulled = f.tmp.path() / "pulled";
