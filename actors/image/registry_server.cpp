@@ -2,6 +2,7 @@
 
 #include "actors/image/oci.hpp"
 #include "actors/image/posix.hpp"
+#include "actors/image/registry_documents.hpp"
 #include "actors/image/reference.hpp"
 #include "runtime/clock.hpp"
 #include "runtime/text.hpp"
@@ -24,20 +25,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t read_chunk = std::size_t{1} << 16;
-// Indexes may nest; a few levels are plenty, and the limit stops a loop.
-constexpr int max_index_depth = 4;
-constexpr std::string_view docker_manifest_type =
-  "application/vnd.docker.distribution.manifest.v2+json";
-constexpr std::string_view docker_list_type =
-  "application/vnd.docker.distribution.manifest.list.v2+json";
-
-bool is_index(std::string_view type) { return type == oci::index_type || type == docker_list_type; }
-bool is_manifest(std::string_view type) {
-  return type == oci::manifest_type || type == docker_manifest_type;
-}
-bool is_image_config(std::string_view type) {
-  return type == oci::config_type || type == "application/vnd.docker.container.image.v1+json";
-}
 
 std::string to_json(const google::protobuf::Message& msg) {
   google::protobuf::util::JsonPrintOptions opts;
@@ -124,48 +111,6 @@ bool valid_upload_id(std::string_view id) {
 
 // "0-<last byte>", as uploads report what they hold ("0-0" when empty).
 std::string range_of(std::uint64_t size) { return "0-" + std::to_string(size == 0 ? 0 : size - 1); }
-
-// A manifest or an index, parsed, with the media type it is served as.
-struct manifest_doc {
-  std::string media_type;
-  bool index = false;
-  v1::OciManifest manifest;
-  v1::OciIndex list;
-};
-
-// Parses a manifest or index. OCI documents may omit mediaType: then the
-// Content-Type it was pushed with says, or else its fields do.
-result<manifest_doc> parse_manifest(const std::string& bytes, const std::string& content_type,
-                                    const std::string& what) {
-  manifest_doc doc;
-  auto as_manifest = oci::parse_json(bytes, doc.manifest, what);
-  auto as_index = oci::parse_json(bytes, doc.list, what);
-  if (!as_manifest && !as_index)
-    return as_manifest.error();
-  auto type = !doc.manifest.media_type().empty() ? doc.manifest.media_type() : doc.list.media_type();
-  if (type.empty() && (is_manifest(content_type) || is_index(content_type)))
-    type = content_type;
-  if (type.empty()) {
-    if (as_index && doc.list.manifests_size() > 0)
-      type = oci::index_type;
-    else if (as_manifest && !doc.manifest.config().digest().empty())
-      type = oci::manifest_type;
-    else
-      return error{what + " is neither an image manifest (no config) nor an index (no manifests)"};
-  }
-  if (type.rfind("application/vnd.docker.distribution.manifest.v1", 0) == 0)
-    return error{what + " is a Docker schema 1 manifest, which is not supported: push schema 2 or OCI"};
-  doc.index = is_index(type);
-  if (!doc.index && !is_manifest(type))
-    return error{what + " has media type " + quote(type) + ", not an image manifest or index"};
-  if (doc.index ? !as_index : !as_manifest)
-    return (doc.index ? as_index : as_manifest).error();
-  auto version = doc.index ? doc.list.schema_version() : doc.manifest.schema_version();
-  if (version != 2)
-    return error{what + " has schemaVersion " + std::to_string(version) + ", not 2"};
-  doc.media_type = type;
-  return doc;
-}
 
 // What a request names: the repository as written, and where its images
 // live in the store ("HOST/<name>" for a mirror request with ?ns=HOST).
@@ -387,8 +332,10 @@ struct registry_server::impl {
     auto doc = parse_manifest(body, req.get_header_value("Content-Type"), what);
     if (!doc)
       return reply(res, manifest_invalid(doc.error().message()));
-    if (auto missing = check_references(*doc, what))
-      return reply(res, *missing);
+    if (auto bad = check_references(*doc, blobs(), what))
+      return reply(res, bad->missing ? oci_error{400, "MANIFEST_BLOB_UNKNOWN", bad->message,
+                                                 {{"digest", bad->digest}}}
+                                     : manifest_invalid(bad->message));
     auto stored = blobs().put(body, d);
     if (!stored)
       return reply(res, internal(stored.error().message()));
@@ -401,44 +348,12 @@ struct registry_server::impl {
     res.set_header("Docker-Content-Digest", d.str());
   }
 
-  // Every blob a manifest names (config and layers), or every manifest an
-  // index names, must be here already, and as large as it says.
-  std::optional<oci_error> check_references(const manifest_doc& doc, const std::string& what) {
-    auto check = [&](const v1::OciDescriptor& desc, const char* kind) -> std::optional<oci_error> {
-      auto d = digest::parse(desc.digest());
-      if (!d)
-        return manifest_invalid(what + ": " + kind + " " + d.error().message());
-      auto size = blobs().size(*d);
-      if (!size)
-        return oci_error{400, "MANIFEST_BLOB_UNKNOWN",
-                         what + " names " + kind + " " + d->str() + ", which was not pushed",
-                         {{"digest", d->str()}}};
-      if (desc.size() < 0 || *size != static_cast<std::uint64_t>(desc.size()))
-        return manifest_invalid(what + ": " + kind + " " + d->str() + " is " +
-                                std::to_string(*size) + " bytes, but its descriptor says " +
-                                std::to_string(desc.size()));
-      return std::nullopt;
-    };
-    if (doc.index) {
-      for (const auto& m : doc.list.manifests())
-        if (auto e = check(m, "manifest"))
-          return e;
-      return std::nullopt;
-    }
-    if (auto e = check(doc.manifest.config(), "config"))
-      return e;
-    for (const auto& l : doc.manifest.layers())
-      if (auto e = check(l, "layer"))
-        return e;
-    return std::nullopt;
-  }
-
   // Records a push by tag: the image for this platform in the image store
   // (its layers checked as an import checks them), then what the tag serves.
   std::optional<oci_error> record(const target& t, const std::string& tag, const manifest_doc& doc,
                                   const digest& d) {
     auto key = t.store_name + ":" + tag;
-    auto image = host_image(doc, d, 0);
+    auto image = host_image(doc, d, blobs());
     if (!image)
       return manifest_invalid("manifest " + quote(tag) + " of " + t.name + ": " +
                               image.error().message());
@@ -467,63 +382,6 @@ struct registry_server::impl {
     if (rec && hooks.pushed)
       hooks.pushed(*rec);
     return std::nullopt;
-  }
-
-  // The image a pushed document holds for this node (linux/<host arch>),
-  // following an index down to it; none when it holds no such image (an
-  // index of other platforms, an artifact, another OS).
-  result<std::optional<oci::layout_image>> host_image(const manifest_doc& doc, const digest& d,
-                                                      int depth) {
-    using none = std::optional<oci::layout_image>;
-    if (!doc.index)
-      return image_of(doc.manifest, d);
-    if (depth == max_index_depth)
-      return error{"image indexes nest more than " + std::to_string(max_index_depth) + " deep"};
-    std::vector<const v1::OciDescriptor*> images;
-    for (const auto& m : doc.list.manifests())
-      if ((is_manifest(m.media_type()) || is_index(m.media_type())) && m.platform().os() != "unknown")
-        images.push_back(&m);
-    const v1::OciDescriptor* chosen = nullptr;
-    for (const auto* m : images)
-      if (m->platform().os() == "linux" && m->platform().architecture() == oci::host_architecture())
-        chosen = chosen ? chosen : m;
-    if (!chosen && images.size() == 1 && images.front()->platform().os().empty())
-      chosen = images.front();
-    if (!chosen)
-      return none{};
-    auto child = digest::parse(chosen->digest());
-    if (!child)
-      return child.error();
-    auto bytes = blobs().read_small(*child, oci::max_document_bytes);
-    if (!bytes)
-      return bytes.error();
-    auto child_doc = parse_manifest(*bytes, chosen->media_type(), "manifest " + child->str());
-    if (!child_doc)
-      return child_doc.error();
-    return host_image(*child_doc, *child, depth + 1);
-  }
-
-  result<std::optional<oci::layout_image>> image_of(const v1::OciManifest& m, const digest& d) {
-    using none = std::optional<oci::layout_image>;
-    if (!is_image_config(m.config().media_type()))
-      return none{};
-    auto config_digest = digest::parse(m.config().digest());
-    if (!config_digest)
-      return config_digest.error();
-    auto config = blobs().read_small(*config_digest, oci::max_document_bytes);
-    if (!config)
-      return config.error();
-    v1::OciImageConfig config_doc;
-    if (auto st = oci::parse_json(*config, config_doc, "image config " + config_digest->str()); !st)
-      return st.error();
-    if (!config_doc.os().empty() && config_doc.os() != "linux")
-      return none{};
-    auto manifest_size = blobs().size(d);
-    if (!manifest_size)
-      return manifest_size.error();
-    oci::layout_image image{blob_info{d, *manifest_size}, blob_info{*config_digest, config->size()},
-                            std::move(config_doc), {m.layers().begin(), m.layers().end()}};
-    return std::optional<oci::layout_image>{std::move(image)};
   }
 
   void delete_manifest(const httplib::Request& req, httplib::Response& res) {
