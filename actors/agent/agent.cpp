@@ -19,6 +19,8 @@
 #include "actors/node/runc/process_driver.hpp"
 #include "actors/node/runc/runc.hpp"
 #include "actors/raft/raft_actor.hpp"
+#include "actors/registry/registry_actor.hpp"
+#include "actors/registry/settings.hpp"
 #include "actors/rpc/rpc_actor.hpp"
 #include "net/port.hpp"
 #include "runtime/logging.hpp"
@@ -113,6 +115,9 @@ std::vector<child_spec> children(const agent_context_ptr& ctx) {
   // Only servers keep the replicated state; clients only run work.
   if (ctx->config.role == node_role::server)
     out.push_back({"raft", [ctx](caf::actor_system& sys) { return sys.spawn(raft::raft_actor, ctx, raft::default_leader_actors()); }});
+  out.push_back({"registry", [ctx](caf::actor_system& sys) {
+                   return sys.spawn(registry::registry_actor, ctx, ctx->registry);
+                 }});
   out.push_back({"node", [ctx](caf::actor_system& sys) { return sys.spawn(node::node_actor, ctx); }});
   out.push_back({"api", [ctx](caf::actor_system& sys) { return sys.spawn<caf::detached>(api::api_actor, ctx); }});
   return out;
@@ -226,6 +231,16 @@ int run_agent(const agent_config& given) {
   ctx->env = *env;
   ctx->names = std::make_shared<directory>();
   ctx->images = std::make_shared<image::image_store>(config.data_dir / "images", *env);
+  auto registry_options = registry::load_options(config);
+  if (!registry_options) {
+    log->error("start_failed reason=\"{}\"", registry_options.error().message());
+    return exit_failure;
+  }
+  ctx->registry = std::make_shared<registry::images_service>();
+  ctx->registry->client = std::make_shared<image::registry_client>(std::move(*registry_options));
+  ctx->registry->pull = std::make_shared<registry::puller>(
+    ctx->images, ctx->registry->client, config.name, [peers = ctx->registry->peers] { return peers->get(); },
+    logging::get("registry"));
   if (auto picked = pick_driver(*ctx, record->id(), *log); !picked) {
     log->error("start_failed reason=\"{}\"", picked.error().message());
     return exit_failure;

@@ -20,6 +20,9 @@ class container_driver;
 namespace troupe::net {
 class keyring;
 }
+namespace troupe::registry {
+struct images_service;
+}
 
 namespace troupe {
 
@@ -32,6 +35,7 @@ struct agent_context {
   std::shared_ptr<runc::container_driver> driver; // runc or process; null when containers cannot run here
   std::string driver_problem;                  // why driver is null
   std::shared_ptr<net::keyring> keys;          // gossip and RPC encryption; null without --encrypt
+  std::shared_ptr<registry::images_service> registry;  // registry client, puller, peers (actors/registry)
 };
 
 using agent_context_ptr = std::shared_ptr<const agent_context>;

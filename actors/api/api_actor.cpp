@@ -17,8 +17,8 @@
 #include <fstream>
 
 #include "actors/agent/keys.hpp"
+#include "actors/api/images.hpp"
 #include "actors/api/metrics.hpp"
-#include "actors/image/registry_server.hpp"
 #include "actors/image/store.hpp"
 #include "actors/rpc/rpc_actor.hpp"
 #include "troupe/v1/api.pb.h"
@@ -122,10 +122,10 @@ class routes {
 public:
   routes(caf::actor_system& sys, agent_context_ptr ctx)
     : sys_(sys), ctx_(std::move(ctx)), log_(logging::get("api")),
-      // The built-in registry (OCI distribution API under /v2/), over this
-      // node's images; its uploads in progress beside the blobs, so that a
-      // finished one is renamed into place.
-      registry_(*ctx_->images, ctx_->images->root() / "uploads") {}
+      // The image routes and the built-in registry (OCI distribution API
+      // under /v2/), over this node's images; its uploads in progress beside
+      // the blobs, so that a finished one is renamed into place.
+      images_(sys, ctx_) {}
 
   void install(httplib::Server& svr) {
     svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
@@ -148,6 +148,7 @@ public:
       import_image(req, res);
     });
     svr.Get("/v1/images", [this](const httplib::Request&, httplib::Response& res) { images(res); });
+    images_.install(svr);
     svr.Get("/v1/stats", [this](const httplib::Request&, httplib::Response& res) { stats("", res); });
     svr.Get(R"(/v1/tasks/([^/]+)/stats)", [this](const httplib::Request& req, httplib::Response& res) {
       stats(req.matches[1], res);
@@ -178,7 +179,6 @@ public:
       replicated<v1::KvReply>(del, res);
     });
     service_routes(svr);
-    registry_.install(svr);
   }
 
 private:
@@ -199,6 +199,14 @@ private:
       v1::DeployService deploy;
       if (!parse_body(req, res, *deploy.mutable_spec()))
         return;
+      // Every replica of a version runs the same bytes: the image is pinned
+      // to its manifest digest here, once, as Swarm does.
+      if (auto& image = *deploy.mutable_spec()->mutable_task()->mutable_image(); !image.empty()) {
+        auto pinned = images_.pin(image);
+        if (!pinned)
+          return reply_error(res, 400, "bad_request", "task.image: " + pinned.error().message());
+        image = *pinned;
+      }
       replicated<v1::ServiceReply>(deploy, res);
     });
     svr.Get("/v1/services", [this, stale](const httplib::Request& req, httplib::Response& res) {
@@ -549,7 +557,7 @@ private:
   caf::actor_system& sys_;
   agent_context_ptr ctx_;
   std::shared_ptr<spdlog::logger> log_;
-  image::registry_server registry_;
+  image_routes images_;
 };
 
 api_state::api_state() = default;

@@ -139,7 +139,8 @@ struct registry_client::impl {
       ep.mirror = true;
       ep.settings.host = via->host;
       ep.base = "http://" + via->host;
-      ep.query = "?ns=" + http::escape(registry);
+      if (!registry.empty())
+        ep.query = "?ns=" + http::escape(registry);
       return ep;
     }
     ep.settings.host = loc.host;
@@ -599,6 +600,12 @@ result<std::string> registry_client::registry_of(const reference& ref) const {
                " names no registry, and no default registry is configured to pull it from"};
 }
 
+result<std::string> registry_client::source_of(const reference& ref, const std::optional<via_mirror>& via) const {
+  if (via && via->cluster && ref.registry.empty())
+    return std::string{};
+  return registry_of(ref);
+}
+
 namespace {
 // "pulling 127.0.0.1:5000/app:2" (the registry filled in).
 std::string doing(const char* verb, reference ref, const std::string& registry) {
@@ -609,7 +616,7 @@ std::string doing(const char* verb, reference ref, const std::string& registry) 
 
 result<resolved_image> registry_client::resolve(const reference& ref,
                                                  const std::optional<via_mirror>& via) {
-  auto registry = registry_of(ref);
+  auto registry = source_of(ref, via);
   if (!registry)
     return registry.error();
   auto ep = impl_->endpoint_for(ref, *registry, via);
@@ -624,7 +631,7 @@ result<resolved_image> registry_client::resolve(const reference& ref,
 result<oci::layout_image> registry_client::pull(const reference& ref, blob_store& blobs,
                                                 const progress_fn& progress,
                                                 const std::optional<via_mirror>& via) {
-  auto registry = registry_of(ref);
+  auto registry = source_of(ref, via);
   if (!registry)
     return registry.error();
   auto ep = impl_->endpoint_for(ref, *registry, via);
@@ -639,7 +646,7 @@ result<oci::layout_image> registry_client::pull(const reference& ref, blob_store
 result<blob_info> registry_client::fetch_blob(const reference& ref, const digest& d,
                                               blob_store& blobs,
                                               const std::optional<via_mirror>& via) {
-  auto registry = registry_of(ref);
+  auto registry = source_of(ref, via);
   if (!registry)
     return registry.error();
   auto ep = impl_->endpoint_for(ref, *registry, via);
@@ -653,7 +660,7 @@ result<blob_info> registry_client::fetch_blob(const reference& ref, const digest
 
 result<registry_client::manifest_bytes>
 registry_client::fetch_manifest(const reference& ref, const std::optional<via_mirror>& via) {
-  auto registry = registry_of(ref);
+  auto registry = source_of(ref, via);
   if (!registry)
     return registry.error();
   auto ep = impl_->endpoint_for(ref, *registry, via);

@@ -87,6 +87,9 @@ struct resolved_image {
 /// containerd sends them to a mirror; no credentials are sent.
 struct via_mirror {
   std::string host;  // "ip:port"
+  /// The image is in the cluster's own registry, not an upstream one: a
+  /// reference without a registry is asked for as it is, with no ?ns.
+  bool cluster = false;
 };
 
 class registry_client {
@@ -137,6 +140,9 @@ public:
   status push(const reference& ref, const v1::ImageRecord& image, const blob_store& blobs);
 
 private:
+  /// registry_of(ref), or "" for the cluster's own registry through via.
+  result<std::string> source_of(const reference& ref, const std::optional<via_mirror>& via) const;
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -210,11 +210,12 @@ result<v1::ImageRecord> image_store::get(const std::string& name) const {
   auto lookup = env_->read([&](const storage::read_txn& txn) -> result<found> {
     if (!ref->tag.empty()) {
       auto rec = images_.get(txn, ref->name() + ":" + ref->tag);
-      if (!rec || !*rec || is_it(**rec))
+      if (!rec || (*rec && is_it(**rec)) || ref->digest.empty())
         return rec;
-      return found{};
+      // repo:tag@digest (a pinned deploy) where the tag has moved on, or
+      // was never here: the content, under any name of the repository.
     }
-    // A digest alone: whichever tag of the repository holds that image.
+    // A digest: whichever tag of the repository holds that image.
     found match;
     // Keys "repo:tag" and "repo@digest" (an image pulled by digest alone).
     auto scanned = images_.scan(txn, ref->name(), [&](std::string_view key, v1::ImageRecord&& r) {

@@ -9,6 +9,8 @@
 #include "runtime/named_actor.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
+#include "runtime/describe.hpp"
+#include "troupe/v1/registry.pb.h"
 #include "troupe/v1/service.pb.h"
 
 namespace troupe::node {
@@ -111,6 +113,11 @@ void schedule_poll(task* self) {
   self->delayed_send(self, self->state.deps->poll, caf::tick_atom_v, self->state.generation);
 }
 
+/// How long a task waits for its image to be pulled before it fails.
+constexpr auto image_pull_timeout = std::chrono::minutes{15};
+
+void launch(task* self, const v1::ImageRecord& image);
+
 void start_container(task* self) {
   auto& st = self->state;
   auto& deps = *st.deps;
@@ -122,9 +129,34 @@ void start_container(task* self) {
   // it before starting one (adopt_or_start). Logged and told to the
   // monitor as before; the tasks table goes from pending to running.
   transition(self, "starting", st.status.restarts() == 0 ? "new allocation" : "restart", persist::no);
-  auto image = deps.images->get(st.alloc.spec().image());
-  if (!image)
-    return transition(self, "failed", image.error().message());
+  const auto& wanted = st.alloc.spec().image();
+  if (auto image = deps.images->get(wanted))
+    return launch(self, *image);
+  // Not on this node: the registry-proxy pulls it (from the image's owner,
+  // a peer or upstream), and the container starts once it is here.
+  auto registry = deps.ctx ? deps.ctx->names->get("registry") : caf::actor{};
+  if (!registry)
+    return transition(self, "failed", "image " + wanted + " is not on this node and the registry actor is not running");
+  transition(self, "starting", "pulling image " + wanted, persist::no);
+  v1::EnsureImage want;
+  want.set_image(wanted);
+  self->request(registry, image_pull_timeout, wire::make_pb(std::move(want)))
+    .then(
+      [self, generation = st.generation](wire::pb<v1::ImageRecord>& image) {
+        if (generation == self->state.generation && self->state.status.state() == "starting")
+          launch(self, image.msg);
+      },
+      [self, generation = st.generation, wanted](caf::error& err) {
+        if (generation == self->state.generation && self->state.status.state() == "starting")
+          transition(self, "failed", "pulling image " + wanted + ": " + describe_exit(err));
+      });
+}
+
+/// Starts the container from image, which is on this node.
+void launch(task* self, const v1::ImageRecord& image_record) {
+  auto& st = self->state;
+  auto& deps = *st.deps;
+  auto image = &image_record;
   auto rootfs = deps.images->rootfs(*image);
   if (!rootfs)
     return transition(self, "failed", "image " + image->name() + ": " + rootfs.error().message());

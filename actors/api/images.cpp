@@ -1,0 +1,134 @@
+// The image routes of the API (docs/api.md, "Images"): pull, push, remove,
+// garbage-collect and watch pulls on this node, through its registry actor;
+// and the built-in registry (/v2/) over this node's image store, whose
+// misses are pulled through the puller (mirror requests) or from peers.
+#include "actors/api/images.hpp"
+
+#include <httplib.h>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "actors/image/registry_server.hpp"
+#include "actors/image/store.hpp"
+#include "actors/registry/registry_actor.hpp"
+#include "runtime/ask.hpp"
+#include "runtime/text.hpp"
+#include "troupe/v1/api.pb.h"
+#include "troupe/v1/registry.pb.h"
+
+namespace troupe::api {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A pull of a large image from a slow registry; the caller's HTTP timeout
+/// is its own business (troupectl waits as long as this).
+constexpr auto pull_wait = std::chrono::minutes{15};
+constexpr auto quick_wait = 5s;
+
+std::string json_of(const google::protobuf::Message& msg) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(msg, &out, opts);
+  return out + "\n";
+}
+
+void send(httplib::Response& res, const google::protobuf::Message& msg) {
+  res.status = 200;
+  res.set_content(json_of(msg), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  v1::ErrorReply err;
+  err.set_code(code);
+  err.set_message(message);
+  res.status = status;
+  res.set_content(json_of(err), "application/json");
+}
+
+bool parse(const httplib::Request& req, httplib::Response& res, google::protobuf::Message& out) {
+  if (auto st = google::protobuf::util::JsonStringToMessage(req.body, &out); !st.ok()) {
+    send_error(res, 400, "bad_request", "body is not a " + out.GetTypeName() + ": " + std::string{st.message()});
+    return false;
+  }
+  return true;
+}
+
+/// Asks the registry actor and answers: the reply, or the actor's error
+/// (a refusal: 400 with its message; no actor: 503; timeout: 504).
+template <class Rep, class Req>
+void ask_registry(caf::actor_system& sys, const agent_context& ctx, const Req& req,
+                  std::chrono::milliseconds wait, httplib::Response& res) {
+  ask_failure why{};
+  auto rep = ask<Rep>(sys, ctx.names->get("registry"), req, wait, &why);
+  if (rep)
+    return send(res, *rep);
+  switch (why) {
+    case ask_failure::no_actor:
+      return send_error(res, 503, "unavailable", "actor registry is not running; retry shortly");
+    case ask_failure::timeout:
+      return send_error(res, 504, "timeout", "actor registry: " + rep.error().message());
+    default:
+      return send_error(res, 400, "bad_request", rep.error().message());
+  }
+}
+
+} // namespace
+
+struct image_routes::impl {
+  std::unique_ptr<image::registry_server> registry;
+};
+
+image_routes::image_routes(caf::actor_system& sys, agent_context_ptr ctx)
+  : sys_(sys), ctx_(std::move(ctx)), impl_(std::make_unique<impl>()) {
+  auto hooks = ctx_->registry ? ctx_->registry->pull->hooks() : image::registry_server_hooks{};
+  impl_->registry = std::make_unique<image::registry_server>(*ctx_->images, ctx_->images->root() / "uploads",
+                                                             std::move(hooks));
+}
+
+image_routes::~image_routes() = default;
+
+void image_routes::install(httplib::Server& svr) {
+  impl_->registry->install(svr);
+  svr.Post("/v1/images/pull", [this](const httplib::Request& req, httplib::Response& res) {
+    v1::EnsureImage body;
+    if (parse(req, res, body))
+      ask_registry<v1::ImageRecord>(sys_, *ctx_, body, pull_wait, res);
+  });
+  svr.Post("/v1/images/push", [this](const httplib::Request& req, httplib::Response& res) {
+    v1::PushImage body;
+    if (parse(req, res, body))
+      ask_registry<v1::PushImageReply>(sys_, *ctx_, body, pull_wait, res);
+  });
+  svr.Post("/v1/images/gc", [this](const httplib::Request& req, httplib::Response& res) {
+    v1::CollectImages body;
+    if (req.body.empty() || parse(req, res, body))
+      ask_registry<v1::GcReport>(sys_, *ctx_, body, pull_wait, res);
+  });
+  svr.Get("/v1/images/pulls", [this](const httplib::Request&, httplib::Response& res) {
+    ask_registry<v1::PullList>(sys_, *ctx_, v1::GetPulls{}, quick_wait, res);
+  });
+  svr.Post("/v1/images/resolve", [this](const httplib::Request& req, httplib::Response& res) {
+    v1::ResolveImage body;
+    if (parse(req, res, body))
+      ask_registry<v1::ResolvedImage>(sys_, *ctx_, body, pull_wait, res);
+  });
+  svr.Delete(R"(/v1/images/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    v1::RemoveImage body;
+    body.set_image(req.matches[1]);
+    ask_registry<v1::ImageRecord>(sys_, *ctx_, body, quick_wait * 6, res);
+  });
+}
+
+result<std::string> image_routes::pin(const std::string& image) {
+  v1::ResolveImage req;
+  req.set_image(image);
+  auto rep = ask<v1::ResolvedImage>(sys_, ctx_->names->get("registry"), req, 60s);
+  if (!rep)
+    return rep.error();
+  return rep->pinned();
+}
+
+} // namespace troupe::api

@@ -1,0 +1,229 @@
+#include "actors/registry/registry_actor.hpp"
+
+#include "actors/image/store.hpp"
+#include "actors/node/node_actor.hpp"
+#include "actors/registry/gc.hpp"
+#include "runtime/clock.hpp"
+#include "runtime/refusal.hpp"
+#include "runtime/text.hpp"
+#include "runtime/wire.hpp"
+#include "troupe/v1/cluster.pb.h"
+#include "troupe/v1/runtime.pb.h"
+
+namespace troupe::registry {
+
+using namespace std::chrono_literals;
+using wire::pb;
+
+namespace {
+
+constexpr auto members_timeout = 2s;
+/// Unreferenced blobs younger than this are a pull or a push under way.
+constexpr std::chrono::seconds gc_grace{600};
+
+/// Table "image_use": record name -> when a task last started from it.
+const storage::table<v1::ImageUse> use_table{"image_use"};
+
+using registry_actor_t = caf::stateful_actor<registry_state>;
+
+/// A one-shot worker on its own thread: runs work (which may block), answers
+/// the request it was delegated, and quits.
+template <class Req, class Rep>
+caf::actor worker(registry_actor_t* self, std::function<result<Rep>(const Req&)> work) {
+  return self->spawn<caf::detached>([work](caf::event_based_actor* w) -> caf::behavior {
+    return {[w, work](pb<Req>& req) -> caf::result<pb<Rep>> {
+      w->quit();
+      try {
+        auto out = work(req.msg);
+        if (!out)
+          return refuse(refusal::invalid, out.error().message());
+        return wire::make_pb(std::move(*out));
+      } catch (const std::exception& e) {
+        return refuse(refusal::invalid, std::string{"internal error: "} + e.what());
+      }
+    }};
+  });
+}
+
+/// The images the tasks of this node run, as record names in the store.
+std::set<std::string> images_in_use(const agent_context& ctx) {
+  std::set<std::string> names;
+  auto allocs = ctx.env->read([&](const storage::read_txn& t) {
+    std::vector<std::string> images;
+    auto scanned = node::allocations_table.scan(t, "", [&](std::string_view, v1::Allocation&& a) {
+      images.push_back(a.spec().image());
+      return true;
+    });
+    return scanned ? result<std::vector<std::string>>{images} : result<std::vector<std::string>>{scanned.error()};
+  });
+  if (!allocs)
+    return names;
+  for (const auto& image : *allocs)
+    if (auto rec = ctx.images->get(image))
+      names.insert(rec->name());
+  return names;
+}
+
+result<v1::GcReport> collect(const agent_context& ctx, bool all) {
+  auto list = ctx.images->list();
+  if (!list)
+    return list.error();
+  gc_input in;
+  in.images = std::move(*list);
+  in.in_use = images_in_use(ctx);
+  in.budget = ctx.config.image_cache_bytes;
+  in.all = all;
+  auto uses = ctx.env->read([&](const storage::read_txn& t) -> result<std::map<std::string, std::int64_t>> {
+    std::map<std::string, std::int64_t> out;
+    auto scanned = use_table.scan(t, "", [&](std::string_view key, v1::ImageUse&& u) {
+      out[std::string{key}] = u.last_used_ms();
+      return true;
+    });
+    if (!scanned)
+      return scanned.error();
+    return out;
+  });
+  if (uses)
+    in.last_used = std::move(*uses);
+  auto choice = choose(in);
+  return sweep(*ctx.images, in, choice, gc_grace);
+}
+
+void poll_peers(registry_actor_t* self) {
+  auto membership = self->state.ctx->names->get("membership");
+  if (membership)
+    self->request(membership, members_timeout, wire::make_pb(v1::GetMembers{}))
+      .then(
+        [self](pb<v1::MemberList>& list) {
+          std::vector<peer> peers;
+          for (const auto& m : list.msg.members()) {
+            auto http = m.addresses().find("http");
+            if (m.state() == "alive" && http != m.addresses().end())
+              peers.push_back({m.name(), http->second});
+          }
+          self->state.svc->peers->set(std::move(peers));
+        },
+        [](caf::error&) {});
+  self->delayed_send(self, peers_interval, caf::tick_atom_v);
+}
+
+} // namespace
+
+void pull_board::update(const std::string& image, std::uint64_t done, std::uint64_t total) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  auto& p = pulls_[image];
+  if (p.image().empty()) {
+    p.set_image(image);
+    p.set_started_at_ms(unix_ms());
+  }
+  p.set_done_bytes(done);
+  p.set_total_bytes(total);
+}
+
+void pull_board::finish(const std::string& image) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  pulls_.erase(image);
+}
+
+v1::PullList pull_board::list() const {
+  std::lock_guard<std::mutex> lock{mutex_};
+  v1::PullList out;
+  for (const auto& [name, p] : pulls_)
+    *out.add_pulls() = p;
+  return out;
+}
+
+caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_context_ptr ctx,
+                             std::shared_ptr<images_service> svc) {
+  self->state.ctx = ctx;
+  self->state.svc = svc;
+  self->state.log = logging::get("registry");
+  poll_peers(self);
+  self->delayed_send(self, gc_interval, caf::flush_atom_v);
+  auto log = self->state.log;
+  return {
+    [self](caf::tick_atom) { poll_peers(self); },
+    [self, ctx, log](caf::flush_atom) {
+      // Only when over budget: collect(false) drops nothing otherwise.
+      auto w = worker<v1::CollectImages, v1::GcReport>(self, [ctx, log](const v1::CollectImages&) {
+        auto report = collect(*ctx, false);
+        if (report && report->removed_size() > 0)
+          log->info("gc removed={} freed_bytes={} kept_bytes={} budget={}", report->removed_size(),
+                    report->freed_bytes(), report->kept_bytes(), report->budget_bytes());
+        return report;
+      });
+      self->send(w, wire::make_pb(v1::CollectImages{}));
+      self->delayed_send(self, gc_interval, caf::flush_atom_v);
+    },
+    [self, svc](pb<v1::ResolveImage>& req) {
+      auto w = worker<v1::ResolveImage, v1::ResolvedImage>(self, [svc](const v1::ResolveImage& r) -> result<v1::ResolvedImage> {
+        auto pinned = svc->pull->resolve(r.image());
+        if (!pinned)
+          return pinned.error();
+        v1::ResolvedImage out;
+        out.set_image(r.image());
+        out.set_pinned(*pinned);
+        return out;
+      });
+      return self->delegate(w, std::move(req));
+    },
+    [self, svc, ctx](pb<v1::EnsureImage>& req) {
+      auto w = worker<v1::EnsureImage, v1::ImageRecord>(self, [svc, ctx](const v1::EnsureImage& r) -> result<v1::ImageRecord> {
+        auto board = svc->pulls;
+        auto image = r.image();
+        auto rec = svc->pull->ensure(image, [board](const image::pull_progress& p) {
+          board->update(p.image, p.done, p.total);
+        });
+        board->finish(image);
+        if (!rec)
+          return rec.error();
+        v1::ImageUse use;
+        use.set_last_used_ms(unix_ms());
+        (void)ctx->env->write([&](storage::write_txn& t) { return use_table.put(t, rec->name(), use); });
+        return rec;
+      });
+      return self->delegate(w, std::move(req));
+    },
+    [self, svc, ctx](pb<v1::PushImage>& req) {
+      auto w = worker<v1::PushImage, v1::PushImageReply>(self, [svc, ctx](const v1::PushImage& r) -> result<v1::PushImageReply> {
+        auto rec = ctx->images->get(r.image());
+        if (!rec)
+          return rec.error();
+        auto target = image::reference::parse(r.target().empty() ? rec->name() : r.target());
+        if (!target)
+          return target.error().with_context("push target");
+        if (!target->digest.empty())
+          return error{"push target " + quote(r.target()) + ": give a tag, not a digest"};
+        if (auto pushed = svc->client->push(*target, *rec, ctx->images->blobs()); !pushed)
+          return pushed.error();
+        v1::PushImageReply out;
+        out.set_target(target->canonical());
+        out.set_manifest_digest(rec->manifest_digest());
+        return out;
+      });
+      return self->delegate(w, std::move(req));
+    },
+    [self, ctx](pb<v1::RemoveImage>& req) {
+      auto w = worker<v1::RemoveImage, v1::ImageRecord>(self, [ctx](const v1::RemoveImage& r) -> result<v1::ImageRecord> {
+        auto rec = ctx->images->get(r.image());
+        if (!rec)
+          return rec.error();
+        if (images_in_use(*ctx).count(rec->name()))
+          return error{"image " + quote(rec->name()) + " is used by a task on this node"};
+        if (auto gone = ctx->images->remove(rec->name()); !gone)
+          return gone.error();
+        return rec;
+      });
+      return self->delegate(w, std::move(req));
+    },
+    [self, ctx](pb<v1::CollectImages>& req) {
+      auto w = worker<v1::CollectImages, v1::GcReport>(self, [ctx](const v1::CollectImages& r) {
+        return collect(*ctx, r.all());
+      });
+      return self->delegate(w, std::move(req));
+    },
+    [svc](pb<v1::GetPulls>&) { return wire::make_pb(svc->pulls->list()); },
+  };
+}
+
+} // namespace troupe::registry
