@@ -4,6 +4,7 @@
 #include "actors/node/node_actor.hpp"
 #include "actors/registry/gc.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/named_actor.hpp"
 #include "runtime/refusal.hpp"
 #include "runtime/text.hpp"
 #include "runtime/wire.hpp"
@@ -89,22 +90,47 @@ result<v1::GcReport> collect(const agent_context& ctx, bool all) {
   return sweep(*ctx.images, in, choice, gc_grace);
 }
 
+void set_peers(registry_actor_t* self, const v1::MemberList& list) {
+  std::vector<peer> peers;
+  for (const auto& m : list.members()) {
+    auto http = m.addresses().find("http");
+    if (m.state() == "alive" && http != m.addresses().end())
+      peers.push_back({m.name(), http->second});
+  }
+  self->state.svc->peers->set(std::move(peers));
+}
+
 void poll_peers(registry_actor_t* self) {
-  auto membership = self->state.ctx->names->get("membership");
-  if (membership)
+  if (auto membership = self->state.ctx->names->get("membership"))
     self->request(membership, members_timeout, wire::make_pb(v1::GetMembers{}))
-      .then(
-        [self](pb<v1::MemberList>& list) {
-          std::vector<peer> peers;
-          for (const auto& m : list.msg.members()) {
-            auto http = m.addresses().find("http");
-            if (m.state() == "alive" && http != m.addresses().end())
-              peers.push_back({m.name(), http->second});
-          }
-          self->state.svc->peers->set(std::move(peers));
-        },
-        [](caf::error&) {});
+      .then([self](pb<v1::MemberList>& list) { set_peers(self, list.msg); }, [](caf::error&) {});
   self->delayed_send(self, peers_interval, caf::tick_atom_v);
+}
+
+/// Runs req on a worker once the peers are read afresh: every node picks
+/// an image's owner from the members it sees now, so that nodes starting
+/// the same image at once agree on it.
+template <class Req, class Rep>
+caf::response_promise with_fresh_peers(registry_actor_t* self, caf::actor w, Req req) {
+  auto rp = self->make_response_promise();
+  auto run = [self, w, rp, req = std::move(req)]() mutable {
+    self->request(w, caf::infinite, wire::make_pb(std::move(req)))
+      .then([rp](pb<Rep>& rep) mutable { rp.deliver(std::move(rep)); },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  };
+  auto membership = self->state.ctx->names->get("membership");
+  if (!membership) {
+    run();
+    return rp;
+  }
+  self->request(membership, members_timeout, wire::make_pb(v1::GetMembers{}))
+    .then(
+      [self, run](pb<v1::MemberList>& list) mutable {
+        set_peers(self, list.msg);
+        run();
+      },
+      [run](caf::error&) mutable { run(); });
+  return rp;
 }
 
 } // namespace
@@ -141,7 +167,8 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
   poll_peers(self);
   self->delayed_send(self, gc_interval, caf::flush_atom_v);
   auto log = self->state.log;
-  return {
+  return supervised_behavior(
+    self,
     [self](caf::tick_atom) { poll_peers(self); },
     [self, ctx, log](caf::flush_atom) {
       // Only when over budget: collect(false) drops nothing otherwise.
@@ -182,7 +209,7 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
         (void)ctx->env->write([&](storage::write_txn& t) { return use_table.put(t, rec->name(), use); });
         return rec;
       });
-      return self->delegate(w, std::move(req));
+      return with_fresh_peers<v1::EnsureImage, v1::ImageRecord>(self, w, std::move(req.msg));
     },
     [self, svc, ctx](pb<v1::PushImage>& req) {
       auto w = worker<v1::PushImage, v1::PushImageReply>(self, [svc, ctx](const v1::PushImage& r) -> result<v1::PushImageReply> {
@@ -222,8 +249,7 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
       });
       return self->delegate(w, std::move(req));
     },
-    [svc](pb<v1::GetPulls>&) { return wire::make_pb(svc->pulls->list()); },
-  };
+    [svc](pb<v1::GetPulls>&) { return wire::make_pb(svc->pulls->list()); });
 }
 
 } // namespace troupe::registry
