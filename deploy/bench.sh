@@ -25,6 +25,10 @@
 #                      Debian's docker.io if missing; about 6 minutes at 3 rounds)
 #   BENCH_SWARM_ROUNDS rounds per system (default 3)
 #   BENCH_SWARM_JSON   also write every Swarm/Troupe sample to this file
+#   BENCH_IMAGES=0     skip the image pull benchmark (Troupe side by side with skopeo from one
+#                      docker-registry on loopback, then three agents pulling at once; about 2 minutes)
+#   BENCH_IMAGES_ROUNDS  pull rounds per side (default 5)
+#   BENCH_IMAGES_JSON  also write every image pull sample to this file
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -267,6 +271,25 @@ if [ "${BENCH_SWARM:-1}" = 1 ]; then
     ${BENCH_SWARM_JSON:+--json "$BENCH_SWARM_JSON"}
   if [ "$bench_code" -ne 0 ]; then
     echo "bench.sh: the Swarm side-by-side benchmark failed (exit $bench_code)" >&2
+    exit 1
+  fi
+fi
+
+# Image pulls: a ~100 MB image of five random layers from one docker-registry
+# on loopback, pulled by one agent (POST /v1/images/pull) and by skopeo copy
+# to a directory, in turns; then three agents pull another image at once and
+# the registry's access log says how many blob bytes it served (about 2
+# minutes). docker-registry and skopeo come from deploy/setup.sh, which also
+# keeps the package's own registry service from serving on all interfaces;
+# they are not installed here for that reason.
+if [ "${BENCH_IMAGES:-1}" = 1 ] && { [ ! -x /usr/bin/docker-registry ] || ! command -v skopeo >/dev/null; }; then
+  echo "bench.sh: image pull benchmark skipped: docker-registry or skopeo missing (run deploy/setup.sh)"
+elif [ "${BENCH_IMAGES:-1}" = 1 ]; then
+  run_bench python3 -B tests/bench/image_bench.py --troupe "$troupe" \
+    ${BENCH_IMAGES_ROUNDS:+--rounds "$BENCH_IMAGES_ROUNDS"} \
+    ${BENCH_IMAGES_JSON:+--json "$BENCH_IMAGES_JSON"}
+  if [ "$bench_code" -ne 0 ]; then
+    echo "bench.sh: the image pull benchmark failed (exit $bench_code)" >&2
     exit 1
   fi
 fi
