@@ -366,11 +366,20 @@ struct registry_client::impl {
                                const std::atomic<bool>* cancel = nullptr) {
     std::optional<blob_writer> writer;
     std::uint64_t got = 0;
+    bool held = false;
     http::request req;
     req.url = ep.url("/blobs/" + d.str());
     req.sink = [&](const char* data, std::size_t n) -> status {
       if (cancel && cancel->load())
         return error{"blob " + d.str() + ": stopped, another blob of the pull failed"};
+      // Stored while the request waited: by this node's own registry when
+      // it is the mirror asked (it stores a blob before it serves it), or by
+      // another pull. Stored blobs were verified; writing the same bytes
+      // again would only cost a second write, hash and fsync.
+      if (got == 0 && blobs.has(d)) {
+        held = true;
+        return error{"blob " + d.str() + " is already stored"};
+      }
       got += n;
       if (size && got > *size)
         return error{"blob " + d.str() + " is larger than the " + std::to_string(*size) +
@@ -393,6 +402,17 @@ struct registry_client::impl {
       return {};
     };
     auto r = send(ep, req, ep.pull_scope(), restart);
+    if (held) {
+      auto stored = blobs.size(d);
+      if (!stored)
+        return stored.error();
+      if (size && *stored != *size)
+        return error{"blob " + d.str() + " is " + std::to_string(*stored) + " bytes, but its descriptor says " +
+                     std::to_string(*size)};
+      if (on_bytes)
+        on_bytes(static_cast<std::int64_t>(*stored));
+      return blob_info{d, *stored};
+    }
     if (!r)
       return r.error();
     if (r->status == 404)
