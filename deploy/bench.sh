@@ -26,7 +26,7 @@
 #   BENCH_SWARM_ROUNDS rounds per system (default 3)
 #   BENCH_SWARM_JSON   also write every Swarm/Troupe sample to this file
 #   BENCH_IMAGES=0     skip the image pull benchmark (Troupe side by side with skopeo from one
-#                      docker-registry on loopback, then three agents pulling at once; about 2 minutes)
+#                      docker-registry on loopback, then three agents pulling at once; about a minute)
 #   BENCH_IMAGES_ROUNDS  pull rounds per side (default 5)
 #   BENCH_IMAGES_JSON  also write every image pull sample to this file
 set -euo pipefail
@@ -278,8 +278,8 @@ fi
 # Image pulls: a ~100 MB image of five random layers from one docker-registry
 # on loopback, pulled by one agent (POST /v1/images/pull) and by skopeo copy
 # to a directory, in turns; then three agents pull another image at once and
-# the registry's access log says how many blob bytes it served (about 2
-# minutes). docker-registry and skopeo come from deploy/setup.sh, which also
+# the registry's access log says how many blob bytes it served (about a
+# minute). docker-registry and skopeo come from deploy/setup.sh, which also
 # keeps the package's own registry service from serving on all interfaces;
 # they are not installed here for that reason.
 if [ "${BENCH_IMAGES:-1}" = 1 ] && { [ ! -x /usr/bin/docker-registry ] || ! command -v skopeo >/dev/null; }; then
