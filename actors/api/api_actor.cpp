@@ -125,7 +125,19 @@ public:
       // The image routes and the built-in registry (OCI distribution API
       // under /v2/), over this node's images; its uploads in progress beside
       // the blobs, so that a finished one is renamed into place.
-      images_(sys, ctx_) {}
+      images_(
+        sys, ctx_,
+        [this](const v1::PutClusterImage& put) -> troupe::status {
+          ask_failure why{};
+          auto rep = replicated_ask<v1::ServiceReply>(put, why);
+          if (!rep)
+            return rep.error();
+          return {};
+        },
+        [this](const v1::GetClusterImages& q) {
+          ask_failure why{};
+          return replicated_ask<v1::ClusterImageList>(q, why);
+        }) {}
 
   void install(httplib::Server& svr) {
     svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
@@ -374,6 +386,25 @@ private:
     reply(res, *st);
   }
 
+  /// Asks this server's raft actor, or (on a client) the alive servers in
+  /// turn, the next one when one cannot answer now (not a member yet,
+  /// unreachable). why stays none when there was no server to ask.
+  template <class Rep, class Req>
+  result<Rep> replicated_ask(const Req& req, ask_failure& why) {
+    if (ctx_->config.role == node_role::server)
+      return ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
+    auto servers = alive_servers();
+    if (servers.empty())
+      return error{"this agent is a client (--client) and knows no alive server to ask; retry"};
+    result<Rep> rep = error{""};
+    for (const auto& server : servers) {
+      rep = rpc::ask_remote<Rep>(sys_, actor("rpc"), server, "raft", req, write_wait, &why);
+      if (rep || (why != ask_failure::refused && why != ask_failure::timeout && why != ask_failure::not_found))
+        break;
+    }
+    return rep;
+  }
+
   /// A request on the replicated state (key/value or services) to this
   /// server's raft actor, mapped by the kind of refusal (refusal.hpp): a bad
   /// request is 400, a command refused when applied (fenced, one no server
@@ -383,23 +414,9 @@ private:
   template <class Rep, class Req>
   void replicated(const Req& req, httplib::Response& res) {
     ask_failure why{};
-    result<Rep> rep = error{""};
-    if (ctx_->config.role == node_role::server) {
-      rep = ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
-    } else {
-      // A client keeps no replicated state: it asks the servers it knows
-      // alive, the next one when one cannot answer now (not a member yet,
-      // unreachable).
-      auto servers = alive_servers();
-      if (servers.empty())
-        return reply_error(res, 503, "unavailable",
-                           "this agent is a client (--client) and knows no alive server to ask; retry");
-      for (const auto& server : servers) {
-        rep = rpc::ask_remote<Rep>(sys_, actor("rpc"), server, "raft", req, write_wait, &why);
-        if (rep || (why != ask_failure::refused && why != ask_failure::timeout && why != ask_failure::not_found))
-          break;
-      }
-    }
+    result<Rep> rep = replicated_ask<Rep>(req, why);
+    if (!rep && why == ask_failure::none)
+      return reply_error(res, 503, "unavailable", rep.error().message());
     if (!rep && why == ask_failure::invalid)
       return reply_error(res, 400, "bad_request", rep.error().message());
     if (!rep && why == ask_failure::conflict)
@@ -504,6 +521,7 @@ private:
     auto rec = ctx_->images->import(body.source(), body.name());
     if (!rec)
       return reply_error(res, 400, "bad_request", rec.error().message());
+    images_.publish(*rec);
     reply(res, *rec);
   }
 

@@ -11,7 +11,9 @@
 #include "actors/image/registry_server.hpp"
 #include "actors/image/store.hpp"
 #include "actors/registry/registry_actor.hpp"
+#include "actors/image/reference.hpp"
 #include "runtime/ask.hpp"
+#include "runtime/logging.hpp"
 #include "runtime/text.hpp"
 #include "troupe/v1/api.pb.h"
 #include "troupe/v1/registry.pb.h"
@@ -81,17 +83,41 @@ struct image_routes::impl {
   std::unique_ptr<image::registry_server> registry;
 };
 
-image_routes::image_routes(caf::actor_system& sys, agent_context_ptr ctx)
-  : sys_(sys), ctx_(std::move(ctx)), impl_(std::make_unique<impl>()) {
+image_routes::image_routes(caf::actor_system& sys, agent_context_ptr ctx, publisher publish, lister list)
+  : sys_(sys), ctx_(std::move(ctx)), publish_(std::move(publish)), list_(std::move(list)),
+    impl_(std::make_unique<impl>()) {
   auto hooks = ctx_->registry ? ctx_->registry->pull->hooks() : image::registry_server_hooks{};
+  hooks.pushed = [this](const v1::ImageRecord& image) { this->publish(image); };
   impl_->registry = std::make_unique<image::registry_server>(*ctx_->images, ctx_->images->root() / "uploads",
                                                              std::move(hooks));
 }
 
 image_routes::~image_routes() = default;
 
+void image_routes::publish(const v1::ImageRecord& image) {
+  auto ref = image::reference::parse(image.name());
+  if (!ref || ref->tag.empty() || !ref->registry.empty())
+    return;  // only tags of the cluster's own registry
+  v1::PutClusterImage put;
+  auto& rec = *put.mutable_image();
+  rec.set_name(image.name());
+  rec.set_manifest_digest(image.manifest_digest());
+  rec.set_size_bytes(image.size_bytes());
+  rec.set_node(ctx_->config.name);
+  if (auto st = publish_(put); !st)
+    logging::get("api")->warn("image_publish_failed image={} reason=\"{}\"", image.name(), st.error().message());
+}
+
 void image_routes::install(httplib::Server& svr) {
   impl_->registry->install(svr);
+  svr.Get("/v1/images/cluster", [this](const httplib::Request& req, httplib::Response& res) {
+    v1::GetClusterImages q;
+    q.set_stale(req.has_param("stale") && req.get_param_value("stale") != "false");
+    auto list = list_(q);
+    if (!list)
+      return send_error(res, 503, "unavailable", list.error().message());
+    send(res, *list);
+  });
   svr.Post("/v1/images/pull", [this](const httplib::Request& req, httplib::Response& res) {
     v1::EnsureImage body;
     if (parse(req, res, body))

@@ -8,6 +8,10 @@
 
 #include "actors/agent/context.hpp"
 #include "runtime/result.hpp"
+#include "troupe/v1/image.pb.h"
+#include "troupe/v1/service.pb.h"
+
+#include <functional>
 
 namespace httplib {
 class Server;
@@ -17,7 +21,12 @@ namespace troupe::api {
 
 class image_routes {
 public:
-  image_routes(caf::actor_system& sys, agent_context_ptr ctx);
+  /// Writes a tag of the cluster's registry into the replicated state.
+  using publisher = std::function<status(const v1::PutClusterImage&)>;
+  /// Reads the cluster's registry (stale: this server's copy).
+  using lister = std::function<result<v1::ClusterImageList>(const v1::GetClusterImages&)>;
+
+  image_routes(caf::actor_system& sys, agent_context_ptr ctx, publisher publish, lister list);
   ~image_routes();
 
   /// /v1/images/{pull,push,gc,pulls,resolve}, DELETE /v1/images/NAME, and /v2/.
@@ -27,9 +36,15 @@ public:
   /// deploy stores it ("repo:tag@sha256:...").
   result<std::string> pin(const std::string& image);
 
+  /// Records an image pushed or imported here in the cluster's registry, so
+  /// that the servers replicate it; a failure is logged, the image stays here.
+  void publish(const v1::ImageRecord& image);
+
 private:
   caf::actor_system& sys_;
   agent_context_ptr ctx_;
+  publisher publish_;
+  lister list_;
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -93,7 +93,7 @@ TEST_CASE("temp files a crashed writer left behind are removed") {
   CHECK(fs::is_empty(tmp.path() / "blobs" / "sha256"));
 }
 
-TEST_CASE("put_moved renames a whole file into the store; one that hashes to another digest stays where it was") {
+TEST_CASE("put_moved renames a whole file into the store, one that hashes to another digest stays where it was") {
   temp_dir tmp;
   blob_store blobs{tmp.path()};
   auto upload = tmp.path() / "upload";

@@ -430,7 +430,7 @@ TEST_CASE("an upload can be cancelled, and uploads a crashed process left are re
   check_error(c.Get("/v2/app/blobs/uploads/not-an-id"), 404, "BLOB_UPLOAD_UNKNOWN");
 }
 
-TEST_CASE("a cross-repository mount of a blob held answers 201; of one missing, starts an upload") {
+TEST_CASE("a cross-repository mount of a blob held answers 201, of one missing starts an upload") {
   fixture f;
   f.start();
   auto c = f.client();

@@ -1038,6 +1038,12 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
     [self](wire::pb<v1::DrainNode>& d) {
       return service_write(self, std::move(d.msg), &v1::ClusterCommand::mutable_drain);
     },
+    [self](wire::pb<v1::PutClusterImage>& p) {
+      return service_write(self, std::move(p.msg), &v1::ClusterCommand::mutable_image_put);
+    },
+    [self](wire::pb<v1::GetClusterImages>& q) {
+      return service_read(self, q.msg, q.msg.stale(), [self] { return self->state.services.images(); });
+    },
     [self](wire::pb<v1::GetServices>& q) {
       return service_read(self, q.msg, q.msg.stale(), [self, only = q.msg.service()] {
         return self->state.services.services(only);

@@ -140,12 +140,24 @@ result<v1::ImageRecord> puller::pull(const image::reference& ref, const image::p
   return record(ref, *img, "registry", "upstream");
 }
 
-result<v1::ImageRecord> puller::pull_from_peers(const image::reference& ref, const image::progress_fn& progress) {
+result<v1::ImageRecord> puller::replicate(const std::string& name, const std::string& manifest) {
+  auto ref = image::reference::parse(name + "@" + manifest);
+  if (!ref)
+    return ref.error().with_context("cluster image " + quote(name));
+  return images_.run(ref->canonical(), [&]() -> result<v1::ImageRecord> {
+    if (auto have = store_->get(ref->canonical()); have && have->name() == name)
+      return have;
+    return pull_from_peers(*ref, {}, true);
+  });
+}
+
+result<v1::ImageRecord> puller::pull_from_peers(const image::reference& ref, const image::progress_fn& progress,
+                                                bool keep_tag) {
   std::string why;
   for (const auto& p : owner_first(owner_key(ref), false)) {
     auto img = client_->pull(ref, store_->blobs(), progress, image::via_mirror{p.http, true});
     if (img)
-      return record(ref, *img, "peer", p.name);
+      return record(ref, *img, "peer", p.name, keep_tag);
     log_->debug("pull_peer image={} peer={} reason=\"{}\"", ref.canonical(), p.name, img.error().message());
     why = img.error().message();
   }
@@ -154,10 +166,10 @@ result<v1::ImageRecord> puller::pull_from_peers(const image::reference& ref, con
 }
 
 result<v1::ImageRecord> puller::record(const image::reference& ref, const image::oci::layout_image& img,
-                                       const std::string& source, const std::string& from) {
+                                       const std::string& source, const std::string& from, bool keep_tag) {
   // Pinned pulls are kept by content (repo@digest): another version of
   // the same tag, pulled later, must not replace the one tasks still run.
-  auto name = ref.digest.empty() ? ref.name() + ":" + ref.tag : ref.name() + "@" + img.manifest.digest.str();
+  auto name = ref.digest.empty() || keep_tag ? ref.name() + ":" + ref.tag : ref.name() + "@" + img.manifest.digest.str();
   auto rec = store_->add(name, img, source, ref.canonical());
   if (!rec)
     return rec.error();

@@ -104,6 +104,11 @@ public:
   /// Callers asking for the same image at once share one pull.
   result<v1::ImageRecord> ensure(const std::string& image, const image::progress_fn& progress = {});
 
+  /// A tag of the cluster's registry (repo:tag holding manifest) copied
+  /// here from the peers that have it, and kept under its tag: how servers
+  /// replicate what was pushed or imported anywhere.
+  result<v1::ImageRecord> replicate(const std::string& name, const std::string& manifest);
+
   /// The built-in registry's hooks: pull-through for mirror requests
   /// (ns = the upstream registry), and peers for the cluster's own images
   /// (ns = "").
@@ -115,9 +120,10 @@ public:
 
 private:
   result<v1::ImageRecord> pull(const image::reference& ref, const image::progress_fn& progress);
-  result<v1::ImageRecord> pull_from_peers(const image::reference& ref, const image::progress_fn& progress);
+  result<v1::ImageRecord> pull_from_peers(const image::reference& ref, const image::progress_fn& progress,
+                                          bool keep_tag = false);
   result<v1::ImageRecord> record(const image::reference& ref, const image::oci::layout_image& img,
-                                 const std::string& source, const std::string& from);
+                                 const std::string& source, const std::string& from, bool keep_tag = false);
   result<image::served_manifest> mirror_manifest(const std::string& ns, const std::string& repo,
                                                  const std::string& ref);
   status mirror_blob(const std::string& ns, const std::string& repo, const image::digest& d);

@@ -4,6 +4,7 @@
 #include "actors/node/node_actor.hpp"
 #include "actors/registry/gc.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/describe.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/refusal.hpp"
 #include "runtime/text.hpp"
@@ -133,6 +134,56 @@ caf::response_promise with_fresh_peers(registry_actor_t* self, caf::actor w, Req
   return rp;
 }
 
+/// A cluster image no peer could give is asked for again after this long.
+constexpr std::int64_t replicate_retry_ms = 30'000;
+
+/// On servers: every tag of the cluster's registry that this node lacks is
+/// copied from a peer that has it, one at a time.
+void replicate(registry_actor_t* self) {
+  self->delayed_send(self, replicate_interval, caf::update_atom_v);
+  auto& st = self->state;
+  auto raft = st.ctx->names->get("raft");
+  if (!raft || st.replicating)
+    return;
+  v1::GetClusterImages q;
+  q.set_stale(true);
+  self->request(raft, members_timeout, wire::make_pb(std::move(q)))
+    .then(
+      [self](pb<v1::ClusterImageList>& list) {
+        auto& s = self->state;
+        for (const auto& image : list.msg.images()) {
+          auto held = s.ctx->images->get(image.name() + "@" + image.manifest_digest());
+          if (held && held->name() == image.name())
+            continue;
+          auto key = image.name() + "@" + image.manifest_digest();
+          if (auto later = s.retry_at.find(key); later != s.retry_at.end() && later->second > unix_ms())
+            continue;
+          s.replicating = true;
+          auto svc = s.svc;
+          auto log = s.log;
+          auto w = worker<v1::EnsureImage, v1::ImageRecord>(self, [svc, log, image](const v1::EnsureImage&) {
+            auto rec = svc->pull->replicate(image.name(), image.manifest_digest());
+            if (rec)
+              log->info("replicated image={} manifest={} from_node={}", image.name(), image.manifest_digest(),
+                        image.node());
+            return rec;
+          });
+          self->request(w, caf::infinite, wire::make_pb(v1::EnsureImage{}))
+            .then([self, key](pb<v1::ImageRecord>&) {
+                    self->state.replicating = false;
+                    self->state.retry_at.erase(key);
+                  },
+                  [self, image, key](caf::error& err) {
+                    self->state.replicating = false;
+                    self->state.retry_at[key] = unix_ms() + replicate_retry_ms;
+                    self->state.log->warn("replicate_failed image={} reason=\"{}\"", image.name(), describe_exit(err));
+                  });
+          return;  // one at a time; the next tick takes the next one
+        }
+      },
+      [](caf::error&) {});
+}
+
 } // namespace
 
 void pull_board::update(const std::string& image, std::uint64_t done, std::uint64_t total) {
@@ -166,10 +217,13 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
   self->state.log = logging::get("registry");
   poll_peers(self);
   self->delayed_send(self, gc_interval, caf::flush_atom_v);
+  if (ctx->config.role == node_role::server)
+    self->delayed_send(self, replicate_interval, caf::update_atom_v);
   auto log = self->state.log;
   return supervised_behavior(
     self,
     [self](caf::tick_atom) { poll_peers(self); },
+    [self](caf::update_atom) { replicate(self); },
     [self, ctx, log](caf::flush_atom) {
       // Only when over budget: collect(false) drops nothing otherwise.
       auto w = worker<v1::CollectImages, v1::GcReport>(self, [ctx, log](const v1::CollectImages&) {

@@ -64,12 +64,16 @@ struct images_service {
 
 /// How often the peers are read from membership.
 inline constexpr std::chrono::seconds peers_interval{1};
+/// How often a server looks for tags of the cluster's registry it lacks.
+inline constexpr std::chrono::seconds replicate_interval{2};
 /// How often unused images are collected when over the budget.
 inline constexpr std::chrono::minutes gc_interval{5};
 
 struct registry_state {
   agent_context_ptr ctx;
   std::shared_ptr<images_service> svc;
+  bool replicating = false;  // a copy of a cluster image is under way
+  std::map<std::string, std::int64_t> retry_at;  // "repo:tag@digest" that failed -> when to try again (unix ms)
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "registry";
 };

@@ -95,7 +95,8 @@ std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& node
 
 bool service_state::handles(const v1::ClusterCommand& cmd) {
   return cmd.has_deploy() || cmd.has_remove_service() || cmd.has_scale() || cmd.has_plan() || cmd.has_nodes() ||
-         cmd.has_allocation_updates() || cmd.has_rollback() || cmd.has_rollout_step() || cmd.has_drain();
+         cmd.has_allocation_updates() || cmd.has_rollback() || cmd.has_rollout_step() || cmd.has_drain() ||
+         cmd.has_image_put();
 }
 
 status service_state::load(const storage::read_txn& t) {
@@ -107,6 +108,8 @@ status service_state::load(const storage::read_txn& t) {
     return v;
   if (auto a = load_all(t, allocations_table, allocations_); !a)
     return a;
+  if (auto i = load_all(t, images_table, images_); !i)
+    return i;
   rebuild();
   return {};
 }
@@ -121,13 +124,17 @@ void service_state::rebuild() {
 }
 
 status service_state::install(storage::write_txn& t, const v1::KvSnapshot& snap) {
-  for (const auto& table : {nodes_table.name(), services_table.name(), versions_table.name(), allocations_table.name()})
+  for (const auto& table : {nodes_table.name(), services_table.name(), versions_table.name(), allocations_table.name(),
+                            images_table.name()})
     if (auto cleared = t.clear(table); !cleared)
       return cleared;
   nodes_.clear();
   services_.clear();
   versions_.clear();
   allocations_.clear();
+  images_.clear();
+  for (const auto& i : snap.images())
+    images_[i.name()] = i;
   for (const auto& n : snap.nodes())
     nodes_[n.name()] = n;
   for (const auto& s : snap.services())
@@ -137,7 +144,8 @@ status service_state::install(storage::write_txn& t, const v1::KvSnapshot& snap)
   for (const auto& a : snap.allocations())
     allocations_[a.id()] = a;
   for (auto st : {put_all(t, nodes_table, nodes_), put_all(t, services_table, services_),
-                  put_all(t, versions_table, versions_), put_all(t, allocations_table, allocations_)})
+                  put_all(t, versions_table, versions_), put_all(t, allocations_table, allocations_),
+                  put_all(t, images_table, images_)})
     if (!st)
       return st;
   rebuild();
@@ -153,6 +161,8 @@ void service_state::snapshot(v1::KvSnapshot& snap) const {
     *snap.add_versions() = v;
   for (const auto& [k, a] : allocations_)
     *snap.add_allocations() = a;
+  for (const auto& [k, i] : images_)
+    *snap.add_images() = i;
 }
 
 result<service_state::applied> service_state::apply(storage::write_txn& t, const v1::ClusterCommand& cmd) {
@@ -174,6 +184,8 @@ result<service_state::applied> service_state::apply(storage::write_txn& t, const
     return rollout_step(t, cmd.rollout_step());
   if (cmd.has_drain())
     return drain(t, cmd.drain());
+  if (cmd.has_image_put())
+    return put_image(t, cmd.image_put());
   return applied{{}, "not a service command"};
 }
 
@@ -323,6 +335,32 @@ result<service_state::applied> service_state::drain(storage::write_txn& t, const
   cluster_.upsert(to_node(it->second));
   if (auto put = nodes_table.put(t, d.node(), it->second); !put)
     return put.error();
+  return out;
+}
+
+result<service_state::applied> service_state::put_image(storage::write_txn& t, const v1::PutClusterImage& p) {
+  applied out;
+  auto image = p.image();
+  // Checked here too: every server refuses the same bad entry the same way.
+  auto at = image.name().rfind(':');
+  if (image.name().empty() || at == std::string::npos || image.name().find('@') != std::string::npos ||
+      image.manifest_digest().rfind("sha256:", 0) != 0 || image.manifest_digest().size() != 71) {
+    out.refused = "cluster image " + image.name() + ": expected repo:tag and a sha256 manifest digest";
+    out.kind = refusal::invalid;
+    return out;
+  }
+  image.set_at_ms(p.at_ms());
+  if (auto put = images_table.put(t, image.name(), image); !put)
+    return put.error();
+  images_[image.name()] = image;
+  *out.reply.mutable_image() = image;
+  return out;
+}
+
+v1::ClusterImageList service_state::images() const {
+  v1::ClusterImageList out;
+  for (const auto& [name, i] : images_)
+    *out.add_images() = i;
   return out;
 }
 

@@ -27,6 +27,8 @@ inline const storage::table<v1::ServiceRecord> services_table{"cluster_services"
 /// Key: namespace/name/<version, 20 digits>: the recent versions, for rollback.
 inline const storage::table<v1::ServiceRecord> versions_table{"cluster_service_versions"};
 inline const storage::table<v1::AllocationRecord> allocations_table{"cluster_allocations"};
+/// The cluster's own registry: ClusterImage by name (repo:tag).
+inline const storage::table<v1::ClusterImage> images_table{"cluster_images"};
 /// Versions kept per service.
 inline constexpr std::uint64_t versions_kept = 10;
 
@@ -74,6 +76,8 @@ public:
   v1::ServiceList services(const std::string& only) const;
   v1::AllocationList allocations(const std::string& service, const std::string& node) const;
   v1::NodeList nodes() const;
+  /// The cluster's own registry: its tags and what they hold.
+  v1::ClusterImageList images() const;
   /// The nodes and the allocations that hold resources, to plan on (a copy).
   const cluster& view() const { return cluster_; }
 
@@ -87,6 +91,7 @@ private:
   result<applied> rollback(storage::write_txn& t, const v1::RollbackService& r);
   result<applied> rollout_step(storage::write_txn& t, const v1::RolloutStep& s);
   result<applied> drain(storage::write_txn& t, const v1::DrainNode& d);
+  result<applied> put_image(storage::write_txn& t, const v1::PutClusterImage& p);
   /// Makes `spec` the service's next version; while older tasks run, a
   /// rollout in `rollout` state (updating or rolling_back) replaces them.
   result<applied> new_version(storage::write_txn& t, const v1::ServiceSpec& spec, std::int64_t at_ms,
@@ -105,6 +110,7 @@ private:
   std::map<std::string, v1::ServiceRecord> services_;
   std::map<std::string, v1::AllocationRecord> allocations_;
   std::map<std::string, v1::ServiceRecord> versions_;  // by versions_table key
+  std::map<std::string, v1::ClusterImage> images_;     // by name (repo:tag)
   cluster cluster_;
 };
 

@@ -13,8 +13,8 @@ TEST_CASE("troupectl lists the agent's actors as JSON") {
   a.start();
   auto list = a.actors();
   CHECK(list.node() == "it");
-  REQUIRE(list.actors_size() == 6);  // a server: raft too (replication.test.cpp has a client)
-  for (auto& name : {"monitor", "membership", "rpc", "raft", "node", "api"}) {
+  REQUIRE(list.actors_size() == 7);  // a server: raft too (replication.test.cpp has a client)
+  for (auto& name : {"monitor", "membership", "rpc", "raft", "registry", "node", "api"}) {
     auto* info = find_actor(list, name);
     REQUIRE_MESSAGE(info, name);
     CHECK(info->state() == "running");

@@ -3,6 +3,8 @@
 // blob served by the registry once however many nodes start the image at
 // once; images pushed into an agent's built-in registry run on every node;
 // deploys name bad images clearly; garbage collection keeps what tasks use.
+#include <signal.h>
+
 #include <sstream>
 #include <thread>
 
@@ -129,7 +131,7 @@ TEST_CASE("three nodes run an image from a real registry, which serves each blob
   CHECK(upstream.blob_gets(built2.layers.back()) == 1);
 }
 
-TEST_CASE("an image pushed into one agent's built-in registry runs on every node") {
+TEST_CASE("an image pushed into a client's built-in registry runs on every node and outlives the client") {
   if (auto missing = reg::missing_tools(); !missing.empty()) {
     MESSAGE("skipped: " << missing);
     return;
@@ -141,24 +143,41 @@ TEST_CASE("an image pushed into one agent's built-in registry runs on every node
   agents set;
   auto& s1 = set.add_server();
   auto& s2 = set.add_server();
-  set.add_client("c1");
+  auto& c1 = set.add_client("c1");
   REQUIRE(eventually(15s, [&] { return converged(set, 3); }));
-  // skopeo pushes to s2's /v2/ as to any registry.
-  reg::push_layout(layout.dir(), "1", "127.0.0.1:" + std::to_string(s2.http), "shop/web");
-  REQUIRE(holds(s2, built.manifest.str()));
+  // skopeo pushes to c1's /v2/ as to any registry.
+  reg::push_layout(layout.dir(), "1", "127.0.0.1:" + std::to_string(c1.http), "shop/web");
+  REQUIRE(holds(c1, built.manifest.str()));
+  // The push is recorded in the cluster's registry, and the servers copy it.
+  auto catalog = get_json<v1::ClusterImageList>(s1, "/v1/images/cluster");
+  REQUIRE(catalog);
+  REQUIRE(catalog->images_size() >= 1);
+  bool listed = false;
+  for (const auto& i : catalog->images())
+    listed = listed || (i.name() == "shop/web:1" && i.manifest_digest() == built.manifest.str() && i.node() == "c1");
+  CHECK_MESSAGE(listed, catalog->DebugString());
+  CHECK_MESSAGE(eventually(20s, [&] { return holds(s1, built.manifest.str()) && holds(s2, built.manifest.str()); }),
+                registry_logs(set));
 
   auto file = spec_file(s1, "app.yaml", spec("shop/web:1", 3));
   auto deployed = s1.ctl({"deploy", "-f", file});
   REQUIRE_MESSAGE(deployed.code == 0, deployed.output);
   CHECK_MESSAGE(eventually(30s, [&] { return all_running(s1, 3); }), s1.ctl({"ps"}).output);
-  for (const auto& a : set)
-    CHECK_MESSAGE(holds(*a, built.manifest.str()), a->name);
   auto svc = only_service(s1);
   REQUIRE(svc);
   CHECK(svc->service().spec().task().image() == "shop/web:1@" + built.manifest.str());
+
+  // The client that took the push dies; a new client gets the image from
+  // the servers.
+  c1.proc->signal(SIGKILL);
+  c1.proc->wait(5s);
+  auto& c2 = set.add_client("c2");
+  std::string reply;
+  CHECK_MESSAGE(post(c2, "/v1/images/pull", R"({"image": "shop/web:1"})", &reply) == 200, reply);
+  CHECK(holds(c2, built.manifest.str()));
 }
 
-TEST_CASE("bad images: a deploy names the image and why; a registry that is down fails the deploy") {
+TEST_CASE("bad images: a deploy names the image and why, and a registry that is down fails the deploy") {
   if (auto missing = reg::missing_tools(); !missing.empty()) {
     MESSAGE("skipped: " << missing);
     return;
