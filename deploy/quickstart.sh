@@ -77,8 +77,9 @@ start_agent() {
   exit 1
 }
 
-# A busybox image made from the host's static busybox, imported on every
-# node (each node keeps its own images until the registry issue lands).
+# A busybox image made from the host's static busybox, imported once into
+# the cluster's own registry (node-1's store, recorded in Raft): the other
+# servers copy it, and every node that runs a replica pulls it from a peer.
 import_image() {
   local rootfs=$qs/busybox-rootfs
   if [ ! -x "$rootfs/bin/busybox" ]; then
@@ -88,9 +89,7 @@ import_image() {
       ln -sf busybox "$rootfs/bin/$tool"
     done
   fi
-  for n in 1 2 3; do
-    "$build/tools/troupectl" --addr "127.0.0.1:$(http_port "$n")" image import "$rootfs" --name busybox:1 >/dev/null
-  done
+  "$build/tools/troupectl" --addr "127.0.0.1:$(http_port 1)" image import "$rootfs" --name busybox:1 >/dev/null
 }
 
 deploy_demo() {
@@ -149,6 +148,7 @@ start() {
 Try:  export PATH=$build/tools:\$PATH
       troupectl services; troupectl service inspect web
       troupectl scale web 5; troupectl ps web
+      troupectl image ls; curl -s 127.0.0.1:$base/v2/_catalog   # the built-in registry
       troupectl drain node-2               # its replica moves to node-1 or node-3
       kill -9 \$(cat $qs/node-3.pid)        # the cluster keeps 3 replicas on the two left
 Logs: $qs/node-*.log
