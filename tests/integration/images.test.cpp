@@ -209,6 +209,33 @@ TEST_CASE("bad images: a deploy names the image and why, and a registry that is 
   CHECK(!only_service(s1));
 }
 
+TEST_CASE("an image whose layer escapes the rootfs fails its task with the layer named, and nothing is stored") {
+  if (auto missing = reg::missing_tools(); !missing.empty()) {
+    MESSAGE("skipped: " << missing);
+    return;
+  }
+  reg::server upstream;
+  reg::temp_root scratch{"images"};
+  reg::layout_builder layout{scratch.path() / "layout"};
+  auto hostile = image::testing::tar_builder{}.dir("etc").file("../../escaped", "boo");
+  auto built = layout.add_image("1", {{hostile, image::testing::compression::gzip}});
+  reg::push_layout(layout.dir(), "1", upstream.host(), "team/evil");
+
+  agents set;
+  auto& s1 = set.add_server();
+  auto file = spec_file(s1, "evil.yaml", spec(upstream.host() + "/team/evil:1", 1, "restart: {policy: never}\n"));
+  auto deployed = s1.ctl({"deploy", "-f", file});
+  REQUIRE_MESSAGE(deployed.code == 0, deployed.output);
+  // The task fails, and the service says why, naming the layer.
+  CHECK_MESSAGE(eventually(20s, [&] {
+    auto svc = only_service(s1);
+    return svc && svc->failed() >= 1 && contains(svc->failure(), built.layers[0].str()) &&
+           contains(svc->failure(), "pulling image");
+  }), s1.ctl({"-o", "json", "services"}).output);
+  CHECK(!holds(s1, built.manifest.str()));
+  CHECK(!fs::exists(scratch.path() / "escaped"));
+}
+
 TEST_CASE("garbage collection removes unused images over the budget and keeps the ones tasks use") {
   agents set;
   auto& s1 = set.add("s1", {"--image-cache", "1B"});
