@@ -131,6 +131,58 @@ TEST_CASE("three nodes run an image from a real registry, which serves each blob
   CHECK(upstream.blob_gets(built2.layers.back()) == 1);
 }
 
+TEST_CASE("runc: two nodes run containers from a busybox image the test pushed to a real registry") {
+  if (auto missing = reg::missing_tools(); !missing.empty()) {
+    MESSAGE("skipped: " << missing);
+    return;
+  }
+  if (auto why = cannot_run_containers(); !why.empty()) {
+    MESSAGE("skipped: " << why);
+    return;
+  }
+  reg::server upstream;
+  reg::temp_root scratch{"images"};
+  reg::layout_builder layout{scratch.path() / "layout"};
+  // Two layers: busybox, then its tools and a page the containers print.
+  auto base = image::testing::tar_builder{}.dir("bin").file("bin/busybox", reg::read_file("/bin/busybox"), 0755);
+  auto tools = image::testing::tar_builder{}.dir("etc").file("etc/greeting", "from the registry\n");
+  for (auto* tool : {"sh", "cat", "sleep"})
+    tools.symlink(std::string{"bin/"} + tool, "busybox");
+  for (auto* dir : {"proc", "dev", "sys", "tmp"})
+    tools.dir(dir);
+  v1::ImageConfig config;
+  config.add_env("PATH=/bin");
+  auto built = layout.add_image("1", {{base, image::testing::compression::gzip}, {tools, image::testing::compression::none}},
+                                config);
+  reg::push_layout(layout.dir(), "1", upstream.host(), "team/busy");
+
+  agents set{"runc"};
+  auto& s1 = set.add_server();
+  set.add_server();
+  REQUIRE(eventually(15s, [&] { return converged(set, 2); }));
+  auto image = upstream.host() + "/team/busy:1";
+  auto file = spec_file(s1, "busy.yaml",
+                        "name: app\n"
+                        "image: " + image + "\n"
+                        "command: [sh, -c, 'cat /etc/greeting; exec sleep 1000']\n"
+                        "replicas: 2\n"
+                        "resources: {cpu: 100m, memory: 16Mi}\n");
+  auto deployed = s1.ctl({"deploy", "-f", file});
+  REQUIRE_MESSAGE(deployed.code == 0, deployed.output);
+  CHECK_MESSAGE(eventually(60s, [&] { return all_running(s1, 2); }), s1.ctl({"ps", "--all"}).output << registry_logs(set));
+  for (const auto& a : set)
+    CHECK_MESSAGE(holds(*a, built.manifest.str()), a->name);
+  // Each container printed the page from the image's upper layer.
+  for (const auto& al : running_allocations(s1)) {
+    auto* a = al.node() == set[0]->name ? set[0].get() : set[1].get();
+    CHECK_MESSAGE(eventually(10s, [&] {
+      return contains(reg::read_file(a->data / "logs" / al.id() / "stdout.log"), "from the registry");
+    }), al.id());
+  }
+  for (const auto& layer : built.layers)
+    CHECK(upstream.blob_gets(layer) == 1);
+}
+
 TEST_CASE("an image pushed into a client's built-in registry runs on every node and outlives the client") {
   if (auto missing = reg::missing_tools(); !missing.empty()) {
     MESSAGE("skipped: " << missing);
