@@ -2,6 +2,7 @@
 // JSON reply into its protobuf message, turn ErrorReply bodies into errors.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include <google/protobuf/message.h>
@@ -14,6 +15,10 @@ class client {
 public:
   /// addr: "HOST:PORT"; token: sent as a bearer token when not empty.
   client(std::string addr, std::string token);
+
+  /// How long a call waits for the reply (120 s unless set): a pull of a
+  /// large image waits longer.
+  void set_read_timeout(std::chrono::seconds t) { read_timeout_ = t; }
 
   /// Validates the address ("--addr: 'x' is not HOST:PORT").
   troupe::status check() const;
@@ -36,6 +41,7 @@ private:
   std::string host_;
   int port_ = 0;
   std::string token_;
+  std::chrono::seconds read_timeout_{120};
 };
 
 } // namespace troupectl

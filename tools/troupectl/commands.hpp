@@ -62,8 +62,16 @@ int cmd_nodes(const globals& g, const client& c);
 /// keys (op empty: list) | keys install|use|remove KEY.
 int cmd_keys(const globals& g, const client& c, const std::string& op, const std::string& key);
 int cmd_stats(const globals& g, const client& c, const std::string& target);
+
+// Images (images.cpp): this node's store and its registry actor.
 int cmd_image_import(const globals& g, const client& c, const std::string& source, const std::string& name);
 int cmd_image_ls(const globals& g, const client& c);
+/// POST /v1/images/pull; on a terminal, progress on stderr from GET /v1/images/pulls.
+int cmd_image_pull(const globals& g, client c, const std::string& image);
+/// POST /v1/images/push; target "" pushes the image under its own name.
+int cmd_image_push(const globals& g, client c, const std::string& image, const std::string& target);
+int cmd_image_rm(const globals& g, const client& c, const std::string& image);
+int cmd_image_gc(const globals& g, client c, bool all);
 
 /// `troupectl deploy` flags.
 struct deploy_flags {

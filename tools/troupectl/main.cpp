@@ -7,6 +7,7 @@
 #include <ctime>
 #include <thread>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -202,7 +203,8 @@ int main(int argc, char** argv) {
 
   CLI::App app{"troupectl: the Troupe actor console"};
   app.footer("Examples:\n  troupectl status\n  troupectl -o json actors\n  troupectl actor kill monitor\n"
-             "  troupectl deploy -f web.yaml --wait\n  troupectl services\n\n"
+             "  troupectl deploy -f web.yaml --wait\n  troupectl services\n"
+             "  troupectl image pull registry.example.com/team/app:1\n\n"
              "Exit status: 0 success, 1 the operation failed, 2 usage error.");
   app.add_option("--addr", g.addr, "agent API address HOST:PORT (env TROUPE_ADDR)")->capture_default_str();
   app.add_option("--token", g.token, "API token (env TROUPE_TOKEN)");
@@ -319,17 +321,39 @@ int main(int argc, char** argv) {
   stats->footer("Example: troupectl stats hello");
   auto* image = app.add_subcommand("image", "images in this node's store");
   image->require_subcommand(1);
+  image->footer("Examples: troupectl image pull registry.example.com/team/app:1\n  troupectl image ls\n"
+                "  troupectl image gc --all");
   std::string import_source, import_name;
   auto* image_import = image->add_subcommand("import", "import a rootfs directory, tarball or OCI layout");
   image_import->add_option("SOURCE", import_source, "path on the agent's host")->required();
   image_import->add_option("--name", import_name, "REPO[:TAG]")->required();
   image_import->footer("Example: troupectl image import ./rootfs --name busybox:1");
-  auto* image_ls = image->add_subcommand("ls", "list images");
+  auto* image_ls = image->add_subcommand("ls", "list images: name, manifest digest, layers, size, source");
+  image_ls->footer("Example: troupectl image ls");
+  std::string image_ref, push_target;
+  auto* image_pull = image->add_subcommand("pull", "pull an image from a registry into this node's store");
+  image_pull->add_option("REF", image_ref, "[REGISTRY/]REPO[:TAG][@DIGEST]")->required();
+  image_pull->footer("Examples: troupectl image pull registry.example.com/team/app:1\n"
+                     "  troupectl image pull 127.0.0.1:5000/app@sha256:<hex>");
+  auto* image_push = image->add_subcommand("push", "push an image of this node's store to a registry");
+  image_push->add_option("NAME", image_ref, "the image's name here (troupectl image ls)")->required();
+  image_push->add_option("--to", push_target, "REGISTRY/REPO:TAG (default: the image's own name)");
+  image_push->footer("Example: troupectl image push app:1 --to registry.example.com/team/app:1");
+  auto* image_rm = image->add_subcommand("rm", "remove an image from this node's store");
+  image_rm->add_option("NAME", image_ref, "the image's name (troupectl image ls)")->required();
+  image_rm->footer("Example: troupectl image rm registry.example.com/team/app:1");
+  bool gc_all = false;
+  auto* image_gc = image->add_subcommand("gc", "remove images no task uses, least recently used first, "
+                                               "until the cache fits --image-cache");
+  image_gc->add_flag("--all", gc_all, "remove every image no task uses");
+  image_gc->footer("Examples: troupectl image gc\n  troupectl image gc --all");
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
   std::vector<std::string> commands{"status", "nodes", "keys", "actors", "actor", "events", "run",
                                     "deploy", "services", "service", "scale", "rollback", "drain", "undrain", "ps", "rm", "logs",
                                     "stats", "image", "version"};
+  std::map<std::string, std::vector<std::string>> subcommands{
+    {"actor", {"kill"}}, {"service", {"inspect"}}, {"image", {"import", "ls", "pull", "push", "rm", "gc"}}};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -349,8 +373,23 @@ int main(int argc, char** argv) {
       }
       if (word.empty() || word[0] == '-')
         continue;
-      if (std::find(commands.begin(), commands.end(), word) == commands.end())
+      if (std::find(commands.begin(), commands.end(), word) == commands.end()) {
         msg = "unknown command " + troupe::quote(word) + suggestion(word, commands);
+      } else if (auto sub = subcommands.find(word); sub != subcommands.end()) {
+        // A command of commands: suggest the nearest of its own ("image pul").
+        for (int j = i + 1; j < argc; ++j) {
+          std::string next = argv[j];
+          if (next.empty() || next[0] == '-')
+            continue;
+          if (std::find(sub->second.begin(), sub->second.end(), next) == sub->second.end()) {
+            std::vector<std::string> full;
+            for (auto& s : sub->second)
+              full.push_back(word + " " + s);
+            msg = "unknown command " + troupe::quote(word + " " + next) + suggestion(word + " " + next, full);
+          }
+          break;
+        }
+      }
       break;
     }
     std::fprintf(stderr, "troupectl: %s\nRun 'troupectl --help' for usage.\n", msg.c_str());
@@ -407,5 +446,13 @@ int main(int argc, char** argv) {
     return cmd_image_import(g, c, import_source, import_name);
   if (*image_ls)
     return cmd_image_ls(g, c);
+  if (*image_pull)
+    return cmd_image_pull(g, c, image_ref);
+  if (*image_push)
+    return cmd_image_push(g, c, image_ref, push_target);
+  if (*image_rm)
+    return cmd_image_rm(g, c, image_ref);
+  if (*image_gc)
+    return cmd_image_gc(g, c, gc_all);
   return exit_usage;
 }

@@ -1,7 +1,6 @@
-// troupectl run / ps / rm / logs / image: containers on the agent addressed
+// troupectl run / ps / rm / logs / stats: containers on the agent addressed
 // (the ones started with `troupectl run`, not the services' allocations).
 #include <ctime>
-#include <filesystem>
 
 #include "runtime/text.hpp"
 #include "runtime/values.hpp"
@@ -168,35 +167,6 @@ int cmd_logs(const globals& g, const client& c, const std::string& target, const
   if (g.fmt != format::table)
     return print(render(logs, g.fmt)), exit_ok;
   print(logs.data());
-  return exit_ok;
-}
-
-int cmd_image_import(const globals& g, const client& c, const std::string& source, const std::string& name) {
-  v1::ImportImage req;
-  std::error_code ec;
-  // The agent reads the path on its own host: send it absolute.
-  req.set_source(std::filesystem::absolute(source, ec).string());
-  req.set_name(name);
-  v1::ImageRecord rec;
-  if (auto r = c.post_json("/v1/images/import", req, rec); !r)
-    return fail(r.error());
-  if (g.fmt != format::table)
-    return print(render(rec, g.fmt)), exit_ok;
-  print(rec.name() + " " + rec.id() + "\n");
-  return exit_ok;
-}
-
-int cmd_image_ls(const globals& g, const client& c) {
-  v1::ImageList list;
-  if (auto r = c.get("/v1/images", list); !r)
-    return fail(r.error());
-  if (g.fmt != format::table)
-    return print(render(list, g.fmt)), exit_ok;
-  table t{{"NAME", "ID", "LAYERS", "SIZE", "SOURCE"}};
-  for (auto& img : list.images())
-    t.add({img.name(), img.id().substr(0, 19), std::to_string(img.layers_size()),
-           std::to_string(img.size_bytes() / 1024) + " KiB", img.source()});
-  print(t.str(false));
   return exit_ok;
 }
 
