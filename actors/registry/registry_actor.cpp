@@ -23,6 +23,9 @@ constexpr auto members_timeout = 2s;
 /// Unreferenced blobs younger than this are a pull or a push under way.
 constexpr std::chrono::seconds gc_grace{600};
 
+/// The built-in registry's table of what each pushed tag serves.
+const storage::table<v1::RegistryTag> registry_tags_table{"registry_tags"};
+
 /// Table "image_use": record name -> when a task last started from it.
 const storage::table<v1::ImageUse> use_table{"image_use"};
 
@@ -87,6 +90,13 @@ result<v1::GcReport> collect(const agent_context& ctx, bool all) {
   });
   if (uses)
     in.last_used = std::move(*uses);
+  // What the built-in registry serves for a tag (an index as pushed) stays.
+  (void)ctx.env->read([&](const storage::read_txn& t) {
+    return registry_tags_table.scan(t, "", [&](std::string_view, v1::RegistryTag&& tag) {
+      in.keep_blobs.insert(tag.digest());
+      return true;
+    });
+  });
   auto choice = choose(in);
   return sweep(*ctx.images, in, choice, gc_grace);
 }
@@ -252,8 +262,9 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
       auto w = worker<v1::EnsureImage, v1::ImageRecord>(self, [svc, ctx](const v1::EnsureImage& r) -> result<v1::ImageRecord> {
         auto board = svc->pulls;
         auto image = r.image();
-        auto rec = svc->pull->ensure(image, [board](const image::pull_progress& p) {
-          board->update(p.image, p.done, p.total);
+        // Listed under the name asked for, as finish() removes it.
+        auto rec = svc->pull->ensure(image, [board, image](const image::pull_progress& p) {
+          board->update(image, p.done, p.total);
         });
         board->finish(image);
         if (!rec)
@@ -291,8 +302,19 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
           return rec.error();
         if (images_in_use(*ctx).count(rec->name()))
           return error{"image " + quote(rec->name()) + " is used by a task on this node"};
-        if (auto gone = ctx->images->remove(rec->name()); !gone)
-          return gone.error();
+        // Its record goes, and with it the blobs and rootfs no other image
+        // of this node refers to.
+        auto list = ctx->images->list();
+        if (!list)
+          return list.error();
+        gc_input in;
+        in.images = std::move(*list);
+        in.budget = UINT64_MAX;
+        gc_choice choice;
+        choice.remove = {rec->name()};
+        auto report = sweep(*ctx->images, in, choice, gc_grace);
+        if (report.removed_size() != 1)
+          return error{"image " + quote(rec->name()) + " could not be removed from the store"};
         return rec;
       });
       return self->delegate(w, std::move(req));
