@@ -9,7 +9,12 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 
 using namespace troupe;
@@ -472,4 +477,49 @@ TEST_CASE("a registry that stalls mid-blob is given up after the stall timeout, 
                 std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms; proxy log:\n" << realm.log());
   CHECK(s.stray_files() == 0);
   MESSAGE(message);
+}
+
+TEST_CASE("a pull onto a full disk fails saying so, and leaves no partial blob") {
+  SKIP_WITHOUT_TOOLS();
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: not root (mounting a small tmpfs needs root)");
+    return;
+  }
+  server reg;
+  temp_root work{"registry-full"};
+  layout_builder layout{work.path() / "layout"};
+  // A 2 MiB layer of bytes that do not compress, onto a 1 MiB file system.
+  std::string noise(2u << 20, '\0');
+  std::uint64_t x = 88172645463325252ull;
+  for (auto& c : noise) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  auto big = layout.add_image("1", {{image::testing::tar_builder{}.file("big", noise), compression::none}});
+  push_layout(layout.dir(), "1", reg.host(), "team/big");
+
+  auto disk = work.path() / "disk";
+  fs::create_directories(disk);
+  REQUIRE_MESSAGE(::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=1m") == 0, std::strerror(errno));
+  struct unmount {
+    fs::path at;
+    ~unmount() { ::umount2(at.c_str(), MNT_DETACH); }
+  } unmount_at_end{disk};
+  storage::testing::temp_dir state;
+  auto env = storage::testing::open_env(state);
+  image_store store{disk / "images", env};
+  registry_client client{quick()};
+  auto pulled = client.pull(image_ref(reg.host() + "/team/big:1"), store.blobs());
+  REQUIRE_FALSE(pulled.ok());
+  auto message = pulled.error().message();
+  MESSAGE(message);
+  CHECK(message.find("pulling " + reg.host() + "/team/big:1") == 0);
+  CHECK(message.find("No space left on device") != std::string::npos);
+  CHECK_FALSE(store.blobs().has(big.layers[0]));
+  std::size_t stray = 0;
+  for (const auto& e : fs::recursive_directory_iterator{disk / "images" / "blobs"})
+    stray += e.is_regular_file() && e.path().filename().string().size() != 64;
+  CHECK(stray == 0);
 }
