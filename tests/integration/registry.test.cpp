@@ -523,3 +523,33 @@ TEST_CASE("a pull onto a full disk fails saying so, and leaves no partial blob")
     stray += e.is_regular_file() && e.path().filename().string().size() != 64;
   CHECK(stray == 0);
 }
+
+TEST_CASE("a registry over TLS is pulled from when its CA is trusted, and refused naming the problem when not") {
+  SKIP_WITHOUT_TOOLS();
+  server::options o;
+  o.tls = true;
+  server reg{o};
+  pushed_image pushed{reg};
+  auto ref = image_ref(reg.host() + "/team/app:1");
+
+  // Loopback registries are plain HTTP unless https is set.
+  image::registry_host trusted;
+  trusted.host = reg.host();
+  trusted.https = true;
+  trusted.ca_file = reg.ca_file().string();
+  registry_client client{quick({trusted})};
+  store_dir s;
+  auto pulled = client.pull(ref, s.store.blobs());
+  REQUIRE_MESSAGE(pulled.ok(), said(pulled));
+  CHECK(pulled->manifest.digest == pushed.img.manifest);
+
+  image::registry_host untrusted = trusted;
+  untrusted.ca_file.clear();
+  registry_client strict{quick({untrusted})};
+  store_dir s2;
+  auto refused = strict.resolve(ref);
+  REQUIRE_FALSE(refused.ok());
+  MESSAGE(refused.error().message());
+  CHECK(refused.error().message().find(reg.host()) != std::string::npos);
+  CHECK(refused.error().message().find("certificate") != std::string::npos);
+}

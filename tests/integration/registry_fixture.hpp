@@ -119,6 +119,8 @@ public:
     /// Basic auth with this one user when set.
     std::string username;
     std::string password;
+    /// HTTPS with a self-signed certificate for 127.0.0.1 (ca_file()).
+    bool tls = false;
   };
 
   server() : server(options{}) {}
@@ -131,6 +133,15 @@ public:
                          "\n  delete:\n    enabled: true\n"
                          "http:\n  addr: 127.0.0.1:" +
                          std::to_string(port_) + "\n  secret: troupe-test-secret\n";
+    if (opts_.tls) {
+      auto r = run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=troupe test registry", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                    (dir_.path() / "key.pem").string(), "-out", ca_file().string()},
+                   dir_.path());
+      REQUIRE_MESSAGE(r.code == 0, "openssl failed: " << r.output);
+      config += "  tls:\n    certificate: " + ca_file().string() + "\n    key: " +
+                (dir_.path() / "key.pem").string() + "\n";
+    }
     if (!opts_.username.empty()) {
       auto r = run({"/usr/bin/htpasswd", "-Bbn", opts_.username, opts_.password}, dir_.path());
       REQUIRE_MESSAGE(r.code == 0, "htpasswd failed: " << r.output);
@@ -163,6 +174,8 @@ public:
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
   const fs::path& dir() const noexcept { return dir_.path(); }
   fs::path storage() const { return dir_.path() / "storage"; }
+  /// The self-signed certificate of a TLS registry: the CA to trust.
+  fs::path ca_file() const { return dir_.path() / "cert.pem"; }
   fs::path log() const { return dir_.path() / "registry.log"; }
 
   /// Where the registry keeps a blob's bytes (to damage it on purpose).
