@@ -47,7 +47,7 @@ given_fn given_in(const v1::ServiceSpec& s) {
     if (path == "update.parallelism") return u.parallelism() != 0;
     if (path == "update.order") return !u.order().empty();
     if (path == "update.failure_action") return !u.failure_action().empty();
-    if (path == "update.monitor") return u.monitor_ms() != 0;
+    if (path == "update.monitor") return u.has_monitor_ms();
     if (path == "restart.policy") return !s.task().restart().policy().empty();
     return false;
   };

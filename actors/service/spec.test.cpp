@@ -4,6 +4,7 @@
 #include "runtime/values.hpp"
 
 #include <doctest/doctest.h>
+#include <google/protobuf/util/json_util.h>
 
 #include <string>
 
@@ -450,6 +451,23 @@ TEST_CASE("fill_defaults fills the zero fields of a protobuf spec") {
   CHECK(global.health().interval_ms() == 10000);
   CHECK(global.health().timeout_ms() == 1000);
   CHECK(global.health().retries() == 5);
+}
+
+TEST_CASE("update.monitor 0s stays 0 through the JSON the console sends, and absent means 5 s") {
+  v1::ServiceSpec s;
+  s.set_name("api");
+  s.mutable_task()->set_image("busybox:1");
+  s.mutable_update()->set_monitor_ms(0);
+  std::string json;
+  REQUIRE(google::protobuf::util::MessageToJsonString(s, &json).ok());
+  v1::ServiceSpec back;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(json, &back).ok());
+  service::fill_defaults(back);
+  CHECK(back.update().has_monitor_ms());
+  CHECK(back.update().monitor_ms() == 0);
+  s.mutable_update()->clear_monitor_ms();
+  service::fill_defaults(s);
+  CHECK(s.update().monitor_ms() == 5000);
 }
 
 TEST_CASE("parse_cpu reads millicores and cores") {
