@@ -14,12 +14,6 @@ namespace reg = troupe::testing::registry;
 
 namespace {
 
-#define SKIP_WITHOUT_TOOLS()                                                                       \
-  if (auto why = reg::missing_tools(); !why.empty()) {                                            \
-    MESSAGE("skipped: " << why);                                                                   \
-    return;                                                                                        \
-  }
-
 const v1::ImageRecord* find_image(const v1::ImageList& list, const std::string& name) {
   for (auto& img : list.images())
     if (img.name() == name)
@@ -51,7 +45,7 @@ struct registry_and_agent {
 } // namespace
 
 TEST_CASE("image pull fetches an image from a registry, and image ls lists it by name and manifest") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   registry_and_agent t;
   auto name = t.ref("app:1");
 
@@ -87,7 +81,7 @@ TEST_CASE("image pull fetches an image from a registry, and image ls lists it by
 }
 
 TEST_CASE("image push sends a pulled image to the registry under a new name") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   registry_and_agent t;
   auto name = t.ref("app:1"), copy = t.ref("copy:1");
   auto pulled = t.a.ctl({"image", "pull", name});
@@ -115,7 +109,7 @@ TEST_CASE("image push sends a pulled image to the registry under a new name") {
 }
 
 TEST_CASE("image rm removes one image, and image gc --all every image no task uses") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   registry_and_agent t;
   auto name = t.ref("app:1"), copy = t.ref("copy:1");
   REQUIRE(t.a.ctl({"image", "pull", name}).code == 0);
@@ -148,7 +142,7 @@ TEST_CASE("image rm removes one image, and image gc --all every image no task us
 }
 
 TEST_CASE("image commands that fail exit 1 with the agent's reason, and usage errors exit 2") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   registry_and_agent t;
 
   SUBCASE("an unknown tag names the image") {

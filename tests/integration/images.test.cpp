@@ -86,10 +86,7 @@ int post(const agent& a, const std::string& path, const std::string& body, std::
 } // namespace
 
 TEST_CASE("three nodes run an image from a real registry, which serves each blob once") {
-  if (auto missing = reg::missing_tools(); !missing.empty()) {
-    MESSAGE("skipped: " << missing);
-    return;
-  }
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   reg::server upstream;
   reg::temp_root scratch{"images"};
   reg::layout_builder layout{scratch.path() / "layout"};
@@ -132,10 +129,7 @@ TEST_CASE("three nodes run an image from a real registry, which serves each blob
 }
 
 TEST_CASE("runc: two nodes run containers from a busybox image the test pushed to a real registry") {
-  if (auto missing = reg::missing_tools(); !missing.empty()) {
-    MESSAGE("skipped: " << missing);
-    return;
-  }
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   if (auto why = cannot_run_containers(); !why.empty()) {
     MESSAGE("skipped: " << why);
     return;
@@ -184,10 +178,7 @@ TEST_CASE("runc: two nodes run containers from a busybox image the test pushed t
 }
 
 TEST_CASE("an image pushed into a client's built-in registry runs on every node and outlives the client") {
-  if (auto missing = reg::missing_tools(); !missing.empty()) {
-    MESSAGE("skipped: " << missing);
-    return;
-  }
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   reg::temp_root scratch{"images"};
   reg::layout_builder layout{scratch.path() / "layout"};
   auto built = layout.add_standard("1");
@@ -230,10 +221,7 @@ TEST_CASE("an image pushed into a client's built-in registry runs on every node 
 }
 
 TEST_CASE("bad images: a deploy names the image and why, and a registry that is down fails the deploy") {
-  if (auto missing = reg::missing_tools(); !missing.empty()) {
-    MESSAGE("skipped: " << missing);
-    return;
-  }
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   reg::server upstream;
   agents set;
   auto& s1 = set.add_server();
@@ -262,10 +250,7 @@ TEST_CASE("bad images: a deploy names the image and why, and a registry that is 
 }
 
 TEST_CASE("an image whose layer escapes the rootfs fails its task with the layer named, and nothing is stored") {
-  if (auto missing = reg::missing_tools(); !missing.empty()) {
-    MESSAGE("skipped: " << missing);
-    return;
-  }
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   reg::server upstream;
   reg::temp_root scratch{"images"};
   reg::layout_builder layout{scratch.path() / "layout"};

@@ -27,12 +27,6 @@ using troupe::image::registry_options;
 
 namespace {
 
-#define SKIP_WITHOUT_TOOLS()                                                                       \
-  if (auto why = missing_tools(); !why.empty()) {                                                  \
-    MESSAGE("skipped: " << why);                                                                   \
-    return;                                                                                        \
-  }
-
 template <class R>
 std::string said(const R& r) {
   return r.ok() ? std::string{"ok"} : r.error().message();
@@ -106,7 +100,7 @@ void check_standard_rootfs(const fs::path& root) {
 } // namespace
 
 TEST_CASE("the registry fixture serves an image skopeo pushed from a layout built here") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   pushed_image pushed{reg};
   CHECK(http_status(reg.port(), "/v2/team/app/manifests/1") == 200);
@@ -116,7 +110,7 @@ TEST_CASE("the registry fixture serves an image skopeo pushed from a layout buil
 }
 
 TEST_CASE("an image pulled by tag and by digest is recorded and unpacks with its whiteouts applied") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   pushed_image pushed{reg};
   const auto& img = pushed.img;
@@ -179,7 +173,7 @@ TEST_CASE("an image pulled by tag and by digest is recorded and unpacks with its
 }
 
 TEST_CASE("a many-layer image is pulled a few blobs at a time, each blob once") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   temp_root work{"registry-work"};
   layout_builder layout{work.path() / "layout"};
@@ -223,7 +217,7 @@ TEST_CASE("a many-layer image is pulled a few blobs at a time, each blob once") 
 }
 
 TEST_CASE("a blob damaged on the registry is refused naming its digest, and nothing corrupt is stored") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   pushed_image pushed{reg};
   const auto& bad = pushed.img.layers[1];
@@ -247,7 +241,7 @@ TEST_CASE("a blob damaged on the registry is refused naming its digest, and noth
 }
 
 TEST_CASE("a registry with basic auth is pulled from with the right credentials and refused with wrong ones") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg{{"alice", "s3cret"}};
   pushed_image pushed{reg, "alice:s3cret"};
   store_dir s;
@@ -274,7 +268,7 @@ TEST_CASE("a registry with basic auth is pulled from with the right credentials 
 }
 
 TEST_CASE("a registry behind a bearer token realm is pulled from and pushed to with tokens cached per scope") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   if (!installed("/usr/bin/python3")) {
     MESSAGE("skipped: /usr/bin/python3 not installed");
     return;
@@ -318,7 +312,7 @@ TEST_CASE("a registry behind a bearer token realm is pulled from and pushed to w
 }
 
 TEST_CASE("an unknown repository or tag is a clear error naming it") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   pushed_image pushed{reg};
   registry_client client{quick()};
@@ -353,7 +347,7 @@ TEST_CASE("a registry that is down is a clear error after the retries, in bounde
 }
 
 TEST_CASE("an index is followed to our platform's image, and one with only other platforms names them") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   temp_root work{"registry-work"};
   layout_builder layout{work.path() / "layout"};
@@ -386,7 +380,7 @@ TEST_CASE("an index is followed to our platform's image, and one with only other
 }
 
 TEST_CASE("an image pushed from the store pulls back by digest with the same manifest") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   temp_root work{"registry-work"};
   layout_builder layout{work.path() / "layout"};
@@ -422,7 +416,7 @@ TEST_CASE("an image pushed from the store pulls back by digest with the same man
 }
 
 TEST_CASE("through a mirror, requests go to the mirror with ?ns= naming the registry and no credentials") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   pushed_image pushed{reg};
   // docker-registry ignores the ns parameter: it plays a mirror of
@@ -441,7 +435,7 @@ TEST_CASE("through a mirror, requests go to the mirror with ?ns= naming the regi
 }
 
 TEST_CASE("blob GETs redirected elsewhere are followed, and the blobs still verified") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   pushed_image pushed{reg};
   token_proxy realm{reg.port(), "bob", "hunter2", {"--redirect-blobs"}};
@@ -456,7 +450,7 @@ TEST_CASE("blob GETs redirected elsewhere are followed, and the blobs still veri
 }
 
 TEST_CASE("a registry that stalls mid-blob is given up after the stall timeout, and nothing is stored") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server reg;
   pushed_image pushed{reg};
   token_proxy realm{reg.port(), "bob", "hunter2", {"--stall-blobs"}};
@@ -480,7 +474,7 @@ TEST_CASE("a registry that stalls mid-blob is given up after the stall timeout, 
 }
 
 TEST_CASE("a pull onto a full disk fails saying so, and leaves no partial blob") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   if (::geteuid() != 0) {
     MESSAGE("skipped: not root (mounting a small tmpfs needs root)");
     return;
@@ -525,7 +519,7 @@ TEST_CASE("a pull onto a full disk fails saying so, and leaves no partial blob")
 }
 
 TEST_CASE("a registry over TLS is pulled from when its CA is trusted, and refused naming the problem when not") {
-  SKIP_WITHOUT_TOOLS();
+  SKIP_WITHOUT_REGISTRY_TOOLS();
   server::options o;
   o.tls = true;
   server reg{o};

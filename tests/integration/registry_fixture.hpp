@@ -51,6 +51,14 @@ inline std::string missing_tools() {
   return out.empty() ? "" : out + " not installed";
 }
 
+/// Ends a registry test case, saying why, where missing_tools() says it
+/// cannot run.
+#define SKIP_WITHOUT_REGISTRY_TOOLS()                                                              \
+  if (auto why = ::troupe::testing::registry::missing_tools(); !why.empty()) {                     \
+    MESSAGE("skipped: " << why);                                                                   \
+    return;                                                                                        \
+  }
+
 /// A temp dir removed with everything in it when the handle goes
 /// (TROUPE_TEST_KEEP=1 keeps it for a post-mortem).
 class temp_root {
