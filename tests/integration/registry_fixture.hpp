@@ -108,6 +108,12 @@ inline int http_status(std::uint16_t port, const std::string& path, bool accept 
       // "HTTP/1.x NNN"
       if (n >= 12)
         code = std::atoi(buf + 9);
+      // The whole response, to its end (HTTP/1.0: the server closes): the
+      // registry logs a request only once its handler has written the body,
+      // and blob_gets() must see this one before a later marker.
+      char rest[4096];
+      while (n > 0)
+        n = ::recv(fd, rest, sizeof rest, 0);
     }
   }
   ::close(fd);
