@@ -162,7 +162,11 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 addr=127.0.0.1:$port
 # Its own session: a Ctrl-C reaches the benchmark, which then stops its
 # containers through the agent; the agent itself is stopped below by pid.
-setsid "$troupe" agent --name bench --data-dir "$data" --bind 127.0.0.1 --http-port "$port" >"$tmp/agent.log" 2>&1 &
+# The agent bootstraps with a token of ours; troupectl and the scripts present it.
+export TROUPE_TOKEN="trp_bench_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+echo "$TROUPE_TOKEN" >"$tmp/token"
+setsid "$troupe" agent --name bench --data-dir "$data" --bind 127.0.0.1 --http-port "$port" \
+  --management-token-file "$tmp/token" >"$tmp/agent.log" 2>&1 &
 agent_pid=$!
 for _ in $(seq 100); do
   "$troupectl" --addr "$addr" status >/dev/null 2>&1 && break

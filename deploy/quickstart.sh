@@ -14,7 +14,10 @@ qs=$root/.quickstart
 build=$root/build/release
 base=${TROUPE_HTTP_PORT:-7070}
 nodes=(node-1 node-2 node-3)
-ctl() { "$build/tools/troupectl" --addr "127.0.0.1:$base" "$@"; }
+# node-1 bootstraps the cluster and writes its management token there.
+token_file=$qs/node-1/management.token
+token() { cat "$token_file" 2>/dev/null || true; }
+ctl() { TROUPE_TOKEN=$(token) "$build/tools/troupectl" --addr "127.0.0.1:$base" "$@"; }
 
 # node-N: API base+N-1, gossip 7946+10(N-1), rpc one above, task ports
 # 20000+1000(N-1) .. +999 (the agents share the host's network).
@@ -68,12 +71,12 @@ start_agent() {
   [ "$n" -gt 1 ] && args+=(--seed "127.0.0.1:$(gossip_port 1)")
   nohup "$build/tools/troupe" "${args[@]}" >>"$qs/node-$n.log" 2>&1 &
   echo $! >"$(pidfile "$n")"
-  for _ in $(seq 100); do
-    "$build/tools/troupectl" --addr "127.0.0.1:$http" status >/dev/null 2>&1 && return
+  for _ in $(seq 200); do
+    TROUPE_TOKEN=$(token) "$build/tools/troupectl" --addr "127.0.0.1:$http" status >/dev/null 2>&1 && return
     running "$n" || { echo "quickstart: node-$n exited; its log:" >&2; tail -20 "$qs/node-$n.log" >&2; exit 1; }
     sleep 0.1
   done
-  echo "quickstart: node-$n did not answer within 10s; see $qs/node-$n.log" >&2
+  echo "quickstart: node-$n did not answer within 20s; see $qs/node-$n.log" >&2
   exit 1
 }
 
@@ -89,7 +92,7 @@ import_image() {
       ln -sf busybox "$rootfs/bin/$tool"
     done
   fi
-  "$build/tools/troupectl" --addr "127.0.0.1:$(http_port 1)" image import "$rootfs" --name busybox:1 >/dev/null
+  ctl image import "$rootfs" --name busybox:1 >/dev/null
 }
 
 deploy_demo() {
@@ -145,10 +148,11 @@ start() {
   done
   cat <<EOT
 
-Try:  export PATH=$build/tools:\$PATH
+Try:  export PATH=$build/tools:\$PATH TROUPE_TOKEN=\$(cat $token_file)
       troupectl services; troupectl service inspect web
       troupectl scale web 5; troupectl ps web
-      troupectl image ls; curl -s 127.0.0.1:$base/v2/_catalog   # the built-in registry
+      troupectl image ls; curl -s -u "any:\$TROUPE_TOKEN" 127.0.0.1:$base/v2/_catalog   # the built-in registry
+      troupectl token create ci --scope read --ttl 24h   # a read-only token for a script
       troupectl drain node-2               # its replica moves to node-1 or node-3
       kill -9 \$(cat $qs/node-3.pid)        # the cluster keeps 3 replicas on the two left
 Logs: $qs/node-*.log

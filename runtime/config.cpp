@@ -55,7 +55,7 @@ struct scalar_field {
   std::string_view group;       // the --help section
 };
 
-constexpr std::array<scalar_field, 18> scalar_fields{{
+constexpr std::array<scalar_field, 19> scalar_fields{{
   {"name", "NAME", "Node name, unique in the cluster (required)", "", "a node name", "Node"},
   {"data-dir", "DIR", "Directory for this node's state (required)", "", "a directory path", "Node"},
   {"bind", "IP", "Address to listen on and be reached at (required)", "", "an IP address", "Node"},
@@ -72,6 +72,9 @@ constexpr std::array<scalar_field, 18> scalar_fields{{
    "a size like 20GiB", "Images"},
   {"driver", "auto|runc|process", "How containers run (default auto: runc if usable)", "", "auto, runc or process", "Node"},
   {"encrypt", "KEY", "Gossip encryption key: 32 bytes, base64", "", "a base64 key", "Cluster"},
+  {"management-token-file", "FILE",
+   "Bootstrap only: the management token to create, read from FILE (default: a new random one)", "",
+   "a file path", "Cluster"},
   {"gossip-profile", "lan|local", "Gossip timings: lan (default) or local (loopback and tests: faster)", "lan",
    "lan or local", "Cluster"},
   {"log-level", "LEVEL", "trace, debug, info, warn, error, critical or off", "info", "a log level", "Node"},
@@ -94,7 +97,7 @@ const scalar_field* find_scalar_field(std::string_view key) {
 
 constexpr std::string_view known_file_keys =
   "name, data-dir, bind, gossip-port, rpc-port, http-port, port-range, seed, server, client, role, driver, "
-  "default-registry, registries, image-cache, label, encrypt, gossip-profile, log-level, max-restarts, restart-window, backoff-base, backoff-max";
+  "default-registry, registries, image-cache, label, encrypt, management-token-file, gossip-profile, log-level, max-restarts, restart-window, backoff-base, backoff-max";
 
 constexpr std::array<std::string_view, 7> log_levels{
   {"trace", "debug", "info", "warn", "error", "critical", "off"}};
@@ -472,6 +475,7 @@ void convert_scalar(const std::string& key, const std::string& text, agent_confi
     if (auto host = check_registry_host(text); !host) fail(host.error().message());
     else c.default_registry = text;
   } else if (key == "registries") c.registries_file = text;
+  else if (key == "management-token-file") c.management_token_file = text;
   else if (key == "image-cache") {
     if (auto bytes = parse_size(text); !bytes) fail(bytes.error().message());
     else c.image_cache_bytes = *bytes;

@@ -64,6 +64,9 @@ struct agent_config {
   std::string default_registry;
   /// YAML file of per-registry settings (--registries); "" for none.
   std::filesystem::path registries_file;
+  /// The management token the bootstrapping agent creates, read from this
+  /// file (--management-token-file); "" for a new random one.
+  std::filesystem::path management_token_file;
   /// Bytes of image blobs this node keeps; past it, images no task uses
   /// are removed, least recently used first (--image-cache).
   std::uint64_t image_cache_bytes = std::uint64_t{20} << 30;

@@ -41,6 +41,26 @@ ip_literal read_ip(const std::string& text) {
   return ip;
 }
 
+// Standard alphabet, '=' padding.
+std::string encode_base64(std::string_view in) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    auto n = (unsigned(static_cast<unsigned char>(in[i])) << 16) |
+             (unsigned(static_cast<unsigned char>(in[i + 1])) << 8) |
+             unsigned(static_cast<unsigned char>(in[i + 2]));
+    out += {abc[n >> 18], abc[(n >> 12) & 63], abc[(n >> 6) & 63], abc[n & 63]};
+  }
+  if (auto rest = in.size() - i; rest > 0) {
+    auto n = unsigned(static_cast<unsigned char>(in[i])) << 16;
+    if (rest == 2)
+      n |= unsigned(static_cast<unsigned char>(in[i + 1])) << 8;
+    out += {abc[n >> 18], abc[(n >> 12) & 63], rest == 2 ? abc[(n >> 6) & 63] : '=', '='};
+  }
+  return out;
+}
+
 // Strict base64: the standard alphabet, '=' padding to a multiple of four,
 // and zero bits in the unused tail, so that every key has one spelling.
 std::optional<std::string> decode_base64(std::string_view text) {

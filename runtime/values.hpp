@@ -26,6 +26,9 @@ struct ip_literal {
 /// An IPv4 or IPv6 literal (inet_pton), classified.
 ip_literal read_ip(const std::string& text);
 
+/// Base64, standard alphabet, '=' padding (what decode_base64 reads).
+std::string encode_base64(std::string_view bytes);
+
 /// Strict base64: the standard alphabet, '=' padding to a multiple of four,
 /// and zero bits in the unused tail, so that every value has one spelling.
 std::optional<std::string> decode_base64(std::string_view text);

@@ -122,6 +122,10 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::DrainNode, v1::ServiceReply>();
   c.add<v1::PutClusterImage, v1::ServiceReply>();
   c.add<v1::GetClusterImages, v1::ClusterImageList>();
+  c.add<v1::PutToken, v1::ServiceReply>();
+  c.add<v1::RevokeToken, v1::ServiceReply>();
+  c.add<v1::GetTokens, v1::TokenList>();
+  c.add<v1::GetAgentToken, v1::AgentToken>();
   c.add<v1::GetServices, v1::ServiceList>();
   c.add<v1::GetAllocations, v1::AllocationList>();
   c.add<v1::GetSchedNodes, v1::NodeList>();

@@ -11,6 +11,7 @@
 #include "actors/agent/context.hpp"
 #include "actors/agent/keys.hpp"
 #include "actors/api/api_actor.hpp"
+#include "actors/api/tokens.hpp"
 #include "actors/image/store.hpp"
 #include "actors/membership/membership_actor.hpp"
 #include "actors/monitor/monitor_actor.hpp"
@@ -199,6 +200,14 @@ int run_agent(const agent_config& given) {
       log->error("start_failed reason=\"{} {} on {}: {}\"", p.flag, p.port, config.bind, p.taken.error().message());
       return exit_failure;
     }
+  if (!config.management_token_file.empty()) {
+    if (!config.seeds.empty())
+      log->warn("management_token_file_ignored: only the agent that bootstraps the cluster (no --seed) reads it");
+    else if (auto token = api::read_token_file(config.management_token_file); !token) {
+      log->error("start_failed reason=\"--management-token-file: {}\"", token.error().message());
+      return exit_failure;
+    }
+  }
   auto env = storage::environment::open(config.data_dir);
   if (!env) {
     log->error("start_failed reason=\"{}\"", env.error().message());

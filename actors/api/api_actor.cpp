@@ -18,6 +18,9 @@
 
 #include "actors/agent/keys.hpp"
 #include "actors/api/images.hpp"
+#include "actors/api/tokens.hpp"
+#include "storage/environment.hpp"
+#include "storage/table.hpp"
 #include "actors/api/metrics.hpp"
 #include "actors/image/store.hpp"
 #include "actors/rpc/rpc_actor.hpp"
@@ -33,6 +36,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// The tokens this agent last read from the cluster (key "tokens").
+const storage::table<v1::TokenList> token_cache_table{"api_token_cache"};
 constexpr auto actor_timeout = 2000ms;
 constexpr int listen_backlog = 128;
 constexpr std::size_t max_body = std::size_t{1} << 20;  // outside /v2/: every body is read into memory
@@ -137,7 +142,41 @@ public:
         [this](const v1::GetClusterImages& q) {
           ask_failure why{};
           return replicated_ask<v1::ClusterImageList>(q, why);
-        }) {}
+        }),
+      auth_(std::make_shared<access::authorizer>(
+        [this]() -> result<v1::TokenList> {
+          v1::GetTokens q;
+          q.set_stale(true);  // a server's applied state: revocations reach it within a heartbeat
+          ask_failure why{};
+          return replicated_ask<v1::TokenList>(q, why);
+        },
+        [this](const v1::TokenList& list) {
+          auto saved = ctx_->env->write([&](storage::write_txn& t) { return token_cache_table.put(t, "tokens", list); });
+          if (!saved)
+            log_->warn("token_cache_not_saved reason=\"{}\"", saved.error().message());
+        },
+        saved_tokens())),
+      tokens_(tokens_backend(), auth_, log_) {
+    // The agent that bootstraps the cluster creates its management token.
+    if (ctx_->config.seeds.empty() && ctx_->config.role == node_role::server)
+      bootstrapper_ = std::make_unique<token_bootstrapper>(tokens_backend(), ctx_->config.data_dir,
+                                                           ctx_->config.management_token_file, log_);
+  }
+
+  /// Every request's token, checked before routing: false (the response
+  /// set, 401, 403 or 503, and the attempt logged) when it may not pass.
+  bool authorize(const httplib::Request& req, httplib::Response& res) {
+    auto v = auth_->check(req.get_header_value("Authorization"), req.method, req.path);
+    if (v.status == 200)
+      return true;
+    log_->warn("request_refused status={} remote={} method={} path={} token={} reason=\"{}\"", v.status,
+               req.remote_addr, req.method, req.path, v.token.empty() ? "-" : v.token, v.message);
+    if (v.status == 401)
+      res.set_header("WWW-Authenticate", "Basic realm=\"troupe\"");  // what registry clients answer
+    reply_error(res, v.status,
+                v.status == 401 ? "unauthorized" : v.status == 403 ? "forbidden" : "unavailable", v.message);
+    return false;
+  }
 
   void install(httplib::Server& svr) {
     svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
@@ -191,9 +230,31 @@ public:
       replicated<v1::KvReply>(del, res);
     });
     service_routes(svr);
+    tokens_.install(svr);
   }
 
 private:
+  /// The cluster's tokens as the last run read them (extend-cache): what
+  /// decides while the cluster state cannot be read.
+  std::optional<v1::TokenList> saved_tokens() {
+    auto got = ctx_->env->read([&](const storage::read_txn& t) { return token_cache_table.get(t, "tokens"); });
+    if (!got) {
+      log_->warn("token_cache_unreadable reason=\"{}\"", got.error().message());
+      return std::nullopt;
+    }
+    return *got;
+  }
+
+  token_backend tokens_backend() {
+    token_backend b;
+    b.put = [this](const v1::PutToken& p, ask_failure& why) { return replicated_ask<v1::ServiceReply>(p, why); };
+    b.revoke = [this](const v1::RevokeToken& r, ask_failure& why) {
+      return replicated_ask<v1::ServiceReply>(r, why);
+    };
+    b.list = [this](const v1::GetTokens& q, ask_failure& why) { return replicated_ask<v1::TokenList>(q, why); };
+    return b;
+  }
+
   caf::actor actor(const std::string& name) const { return ctx_->names->get(name); }
 
   /// Services (docs/api.md): a deploy, scale or removal is answered once
@@ -576,6 +637,9 @@ private:
   agent_context_ptr ctx_;
   std::shared_ptr<spdlog::logger> log_;
   image_routes images_;
+  std::shared_ptr<access::authorizer> auth_;
+  token_routes tokens_;
+  std::unique_ptr<token_bootstrapper> bootstrapper_;
 };
 
 api_state::api_state() = default;
@@ -618,14 +682,16 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   // registry's /v2/ routes, which stream blobs of any size to disk: httplib
   // applies one limit to both kinds of route, so the 1 MiB is checked here.
   svr.set_payload_max_length(std::numeric_limits<std::size_t>::max());
-  svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (req.path.rfind("/v2/", 0) == 0 || !req.has_header("Content-Length") ||
-        std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) <= max_body)
-      return httplib::Server::HandlerResponse::Unhandled;
-    // The body is left unread: the connection cannot carry another request.
-    res.status = 413;
-    res.set_header("Connection", "close");
-    return httplib::Server::HandlerResponse::Handled;
+  svr.set_pre_routing_handler([&handlers = *st.handlers](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v2/", 0) != 0 && req.has_header("Content-Length") &&
+        std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > max_body) {
+      // The body is left unread: the connection cannot carry another request.
+      res.status = 413;
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return handlers.authorize(req, res) ? httplib::Server::HandlerResponse::Unhandled
+                                        : httplib::Server::HandlerResponse::Handled;
   });
   svr.set_read_timeout(5, 0);
   svr.set_write_timeout(5, 0);

@@ -8,6 +8,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "actors/api/http_reply.hpp"
 #include "actors/image/registry_server.hpp"
 #include "actors/image/store.hpp"
 #include "actors/registry/registry_actor.hpp"
@@ -29,35 +30,6 @@ namespace {
 constexpr auto pull_wait = std::chrono::minutes{15};
 constexpr auto quick_wait = 5s;
 
-std::string json_of(const google::protobuf::Message& msg) {
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.always_print_primitive_fields = true;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(msg, &out, opts);
-  return out + "\n";
-}
-
-void send(httplib::Response& res, const google::protobuf::Message& msg) {
-  res.status = 200;
-  res.set_content(json_of(msg), "application/json");
-}
-
-void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
-  v1::ErrorReply err;
-  err.set_code(code);
-  err.set_message(message);
-  res.status = status;
-  res.set_content(json_of(err), "application/json");
-}
-
-bool parse(const httplib::Request& req, httplib::Response& res, google::protobuf::Message& out) {
-  if (auto st = google::protobuf::util::JsonStringToMessage(req.body, &out); !st.ok()) {
-    send_error(res, 400, "bad_request", "body is not a " + out.GetTypeName() + ": " + std::string{st.message()});
-    return false;
-  }
-  return true;
-}
-
 /// Asks the registry actor and answers: the reply, or the actor's error
 /// (a refusal: 400 with its message; no actor: 503; timeout: 504).
 template <class Rep, class Req>
@@ -66,14 +38,14 @@ void ask_registry(caf::actor_system& sys, const agent_context& ctx, const Req& r
   ask_failure why{};
   auto rep = ask<Rep>(sys, ctx.names->get("registry"), req, wait, &why);
   if (rep)
-    return send(res, *rep);
+    return reply(res, *rep);
   switch (why) {
     case ask_failure::no_actor:
-      return send_error(res, 503, "unavailable", "actor registry is not running; retry shortly");
+      return reply_error(res, 503, "unavailable", "actor registry is not running; retry shortly");
     case ask_failure::timeout:
-      return send_error(res, 504, "timeout", "actor registry: " + rep.error().message());
+      return reply_error(res, 504, "timeout", "actor registry: " + rep.error().message());
     default:
-      return send_error(res, 400, "bad_request", rep.error().message());
+      return reply_error(res, 400, "bad_request", rep.error().message());
   }
 }
 
@@ -115,22 +87,22 @@ void image_routes::install(httplib::Server& svr) {
     q.set_stale(req.has_param("stale") && req.get_param_value("stale") != "false");
     auto list = list_(q);
     if (!list)
-      return send_error(res, 503, "unavailable", list.error().message());
-    send(res, *list);
+      return reply_error(res, 503, "unavailable", list.error().message());
+    reply(res, *list);
   });
   svr.Post("/v1/images/pull", [this](const httplib::Request& req, httplib::Response& res) {
     v1::EnsureImage body;
-    if (parse(req, res, body))
+    if (parse_body(req, res, body))
       ask_registry<v1::ImageRecord>(sys_, *ctx_, body, pull_wait, res);
   });
   svr.Post("/v1/images/push", [this](const httplib::Request& req, httplib::Response& res) {
     v1::PushImage body;
-    if (parse(req, res, body))
+    if (parse_body(req, res, body))
       ask_registry<v1::PushImageReply>(sys_, *ctx_, body, pull_wait, res);
   });
   svr.Post("/v1/images/gc", [this](const httplib::Request& req, httplib::Response& res) {
     v1::CollectImages body;
-    if (req.body.empty() || parse(req, res, body))
+    if (req.body.empty() || parse_body(req, res, body))
       ask_registry<v1::GcReport>(sys_, *ctx_, body, pull_wait, res);
   });
   svr.Get("/v1/images/pulls", [this](const httplib::Request&, httplib::Response& res) {
@@ -138,7 +110,7 @@ void image_routes::install(httplib::Server& svr) {
   });
   svr.Post("/v1/images/resolve", [this](const httplib::Request& req, httplib::Response& res) {
     v1::ResolveImage body;
-    if (parse(req, res, body))
+    if (parse_body(req, res, body))
       ask_registry<v1::ResolvedImage>(sys_, *ctx_, body, pull_wait, res);
   });
   svr.Delete(R"(/v1/images/(.+))", [this](const httplib::Request& req, httplib::Response& res) {

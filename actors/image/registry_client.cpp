@@ -56,6 +56,7 @@ struct endpoint {
   std::string query;       // "?ns=<registry>" for a mirror
   registry_host settings;  // settings.host is the host requests go to
   bool mirror = false;
+  std::string mirror_token;  // a mirror's bearer token
 
   std::string url(const std::string& tail) const {
     return base + "/v2/" + repository + tail + query;
@@ -139,6 +140,7 @@ struct registry_client::impl {
       ep.mirror = true;
       ep.settings.host = via->host;
       ep.base = "http://" + via->host;
+      ep.mirror_token = via->token;
       if (!registry.empty())
         ep.query = "?ns=" + http::escape(registry);
       return ep;
@@ -264,7 +266,9 @@ struct registry_client::impl {
     auto headers = req.headers;
     for (bool challenged = false;; challenged = true) {
       req.headers = headers;
-      if (!ep.mirror)
+      if (ep.mirror && !ep.mirror_token.empty())
+        req.headers.push_back("Authorization: Bearer " + ep.mirror_token);
+      else if (!ep.mirror)
         if (auto h = auth_header(ep, scope))
           req.headers.push_back(*h);
       auto r = retrying(req, http_settings(ep.settings), restart);

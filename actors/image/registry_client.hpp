@@ -84,12 +84,14 @@ struct resolved_image {
 /// Where requests go instead of the reference's registry: a peer agent's
 /// built-in registry acting as a pull-through mirror. Requests are sent to
 /// http://<host>/v2/<repo>/... with "?ns=<original registry>" added, as
-/// containerd sends them to a mirror; no credentials are sent.
+/// containerd sends them to a mirror; the peer's credentials are `token`
+/// (the agents' own secret, as a bearer token), never the upstream's.
 struct via_mirror {
   std::string host;  // "ip:port"
   /// The image is in the cluster's own registry, not an upstream one: a
   /// reference without a registry is asked for as it is, with no ?ns.
   bool cluster = false;
+  std::string token;
 };
 
 class registry_client {

@@ -10,6 +10,8 @@
 #include <memory>
 #include <mutex>
 
+#include "runtime/values.hpp"
+
 namespace troupe::image::http {
 namespace {
 
@@ -158,25 +160,6 @@ struct file_closer {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
-std::string base64(std::string_view in) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    auto n = (unsigned(static_cast<unsigned char>(in[i])) << 16) |
-             (unsigned(static_cast<unsigned char>(in[i + 1])) << 8) |
-             unsigned(static_cast<unsigned char>(in[i + 2]));
-    out += {abc[n >> 18], abc[(n >> 12) & 63], abc[(n >> 6) & 63], abc[n & 63]};
-  }
-  if (auto rest = in.size() - i; rest > 0) {
-    auto n = unsigned(static_cast<unsigned char>(in[i])) << 16;
-    if (rest == 2)
-      n |= unsigned(static_cast<unsigned char>(in[i + 1])) << 8;
-    out += {abc[n >> 18], abc[(n >> 12) & 63], rest == 2 ? abc[(n >> 6) & 63] : '=', '='};
-  }
-  return out;
-}
-
 // A JSON body as a Struct ("" when it is not a JSON object).
 google::protobuf::Struct json_object(const std::string& body) {
   google::protobuf::Struct doc;
@@ -226,7 +209,7 @@ double json_number(const std::string& body, const std::string& field, double fal
 }
 
 std::string basic_auth(const std::string& username, const std::string& password) {
-  return "Authorization: Basic " + base64(username + ":" + password);
+  return "Authorization: Basic " + encode_base64(username + ":" + password);
 }
 
 std::string response::header(std::string_view name) const {

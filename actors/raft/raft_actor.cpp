@@ -1044,6 +1044,22 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
     [self](wire::pb<v1::GetClusterImages>& q) {
       return service_read(self, q.msg, q.msg.stale(), [self] { return self->state.services.images(); });
     },
+    [self](wire::pb<v1::PutToken>& p) {
+      return service_write(self, std::move(p.msg), &v1::ClusterCommand::mutable_token_put);
+    },
+    [self](wire::pb<v1::RevokeToken>& r) {
+      return service_write(self, std::move(r.msg), &v1::ClusterCommand::mutable_token_revoke);
+    },
+    [self](wire::pb<v1::GetTokens>& q) {
+      return service_read(self, q.msg, q.msg.stale(), [self] { return self->state.services.tokens(); });
+    },
+    [self](wire::pb<v1::GetAgentToken>& q) {
+      return service_read(self, q.msg, q.msg.stale(), [self] {
+        v1::AgentToken out;
+        out.set_secret(self->state.services.agent_secret());
+        return out;
+      });
+    },
     [self](wire::pb<v1::GetServices>& q) {
       return service_read(self, q.msg, q.msg.stale(), [self, only = q.msg.service()] {
         return self->state.services.services(only);

@@ -85,7 +85,7 @@ result<std::string> puller::resolve(const std::string& image) {
       return pinned(local->manifest_digest());
     std::string tried;
     for (const auto& p : owner_first(owner_key(*ref), false)) {
-      auto found = client_->resolve(*ref, image::via_mirror{p.http, true});
+      auto found = client_->resolve(*ref, via(p, true));
       if (found)
         return pinned(found->manifest.str());
       log_->debug("resolve_peer image={} peer={} reason=\"{}\"", image, p.name, found.error().message());
@@ -126,7 +126,7 @@ result<v1::ImageRecord> puller::pull(const image::reference& ref, const image::p
   auto owners = owner_first(owner_key(ref), true);
   if (!owners.empty()) {
     const auto& owner = owners.front();
-    auto img = client_->pull(ref, store_->blobs(), progress, image::via_mirror{owner.http});
+    auto img = client_->pull(ref, store_->blobs(), progress, via(owner, false));
     if (img)
       return record(ref, *img, owner.name == self_ ? "registry" : "peer", owner.name);
     log_->warn("pull_via_owner_failed image={} owner={} reason=\"{}\"", ref.canonical(), owner.name,
@@ -151,11 +151,29 @@ result<v1::ImageRecord> puller::replicate(const std::string& name, const std::st
   });
 }
 
+void puller::set_peer_token_source(std::function<std::string()> source) {
+  std::lock_guard<std::mutex> lock{token_mutex_};
+  token_source_ = std::move(source);
+}
+
+image::via_mirror puller::via(const peer& p, bool cluster) {
+  std::unique_lock<std::mutex> lock{token_mutex_};
+  if (peer_token_.empty() && token_source_) {
+    auto source = token_source_;
+    lock.unlock();
+    auto token = source();
+    lock.lock();
+    if (peer_token_.empty())
+      peer_token_ = std::move(token);
+  }
+  return image::via_mirror{p.http, cluster, peer_token_};
+}
+
 result<v1::ImageRecord> puller::pull_from_peers(const image::reference& ref, const image::progress_fn& progress,
                                                 bool keep_tag) {
   std::string why;
   for (const auto& p : owner_first(owner_key(ref), false)) {
-    auto img = client_->pull(ref, store_->blobs(), progress, image::via_mirror{p.http, true});
+    auto img = client_->pull(ref, store_->blobs(), progress, via(p, true));
     if (img)
       return record(ref, *img, "peer", p.name, keep_tag);
     log_->debug("pull_peer image={} peer={} reason=\"{}\"", ref.canonical(), p.name, img.error().message());

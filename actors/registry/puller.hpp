@@ -118,7 +118,14 @@ public:
   /// the benchmark), and blobs fetched for peers.
   std::uint64_t upstream_bytes() const noexcept { return upstream_bytes_.load(); }
 
+  /// Where the agents' own secret comes from, which peers' registries want:
+  /// called (blocking, on the pulling thread) until it gives one, which is
+  /// then kept. The registry actor sets it when it starts.
+  void set_peer_token_source(std::function<std::string()> source);
+
 private:
+  /// How to ask peer `p`'s registry as a mirror.
+  image::via_mirror via(const peer& p, bool cluster);
   result<v1::ImageRecord> pull(const image::reference& ref, const image::progress_fn& progress);
   result<v1::ImageRecord> pull_from_peers(const image::reference& ref, const image::progress_fn& progress,
                                           bool keep_tag = false);
@@ -137,6 +144,9 @@ private:
   single_flight<result<v1::ImageRecord>> images_;
   single_flight<status> blobs_;
   std::atomic<std::uint64_t> upstream_bytes_{0};
+  mutable std::mutex token_mutex_;
+  std::string peer_token_;
+  std::function<std::string()> token_source_;
 };
 
 } // namespace troupe::registry

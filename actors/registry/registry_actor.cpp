@@ -3,6 +3,8 @@
 #include "actors/image/store.hpp"
 #include "actors/node/node_actor.hpp"
 #include "actors/registry/gc.hpp"
+#include "actors/rpc/rpc_actor.hpp"
+#include "runtime/ask.hpp"
 #include "runtime/clock.hpp"
 #include "runtime/describe.hpp"
 #include "runtime/named_actor.hpp"
@@ -111,10 +113,33 @@ void set_peers(registry_actor_t* self, const v1::MemberList& list) {
   self->state.svc->peers->set(std::move(peers));
 }
 
+/// The agents' own secret, which peers' registries want: from this
+/// server's state, or an alive server's over RPC; "" while none has it.
+/// Blocking: the puller calls it on its worker thread.
+std::string agent_token(caf::actor_system& sys, const agent_context& ctx) {
+  v1::GetAgentToken q;
+  q.set_stale(true);
+  if (ctx.config.role == node_role::server)
+    if (auto raft = ctx.names->get("raft"))
+      if (auto got = ask<v1::AgentToken>(sys, raft, q, members_timeout, nullptr); got && !got->secret().empty())
+        return got->secret();
+  auto members = ask<v1::MemberList>(sys, ctx.names->get("membership"), v1::GetMembers{}, members_timeout, nullptr);
+  auto rpc = ctx.names->get("rpc");
+  if (!members || !rpc)
+    return "";
+  for (const auto& m : members->members())
+    if (m.role() == "server" && m.state() == "alive")
+      if (auto got = rpc::ask_remote<v1::AgentToken>(sys, rpc, m.name(), "raft", q, members_timeout, nullptr);
+          got && !got->secret().empty())
+        return got->secret();
+  return "";
+}
+
 void poll_peers(registry_actor_t* self) {
   if (auto membership = self->state.ctx->names->get("membership"))
     self->request(membership, members_timeout, wire::make_pb(v1::GetMembers{}))
-      .then([self](pb<v1::MemberList>& list) { set_peers(self, list.msg); }, [](caf::error&) {});
+      .then(
+        [self](pb<v1::MemberList>& list) { set_peers(self, list.msg); }, [](caf::error&) {});
   self->delayed_send(self, peers_interval, caf::tick_atom_v);
 }
 
@@ -225,6 +250,7 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
   self->state.ctx = ctx;
   self->state.svc = svc;
   self->state.log = logging::get("registry");
+  svc->pull->set_peer_token_source([&sys = self->system(), ctx] { return agent_token(sys, *ctx); });
   poll_peers(self);
   self->delayed_send(self, gc_interval, caf::flush_atom_v);
   if (ctx->config.role == node_role::server)

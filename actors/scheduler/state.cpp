@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "actors/access/token.hpp"
 #include "actors/node/health.hpp"
 #include "runtime/text.hpp"
 
@@ -96,7 +97,7 @@ std::uint32_t desired_count(const v1::ServiceRecord& record, const cluster& node
 bool service_state::handles(const v1::ClusterCommand& cmd) {
   return cmd.has_deploy() || cmd.has_remove_service() || cmd.has_scale() || cmd.has_plan() || cmd.has_nodes() ||
          cmd.has_allocation_updates() || cmd.has_rollback() || cmd.has_rollout_step() || cmd.has_drain() ||
-         cmd.has_image_put();
+         cmd.has_image_put() || cmd.has_token_put() || cmd.has_token_revoke();
 }
 
 status service_state::load(const storage::read_txn& t) {
@@ -110,6 +111,12 @@ status service_state::load(const storage::read_txn& t) {
     return a;
   if (auto i = load_all(t, images_table, images_); !i)
     return i;
+  if (auto k = load_all(t, tokens_table, tokens_); !k)
+    return k;
+  auto agent = agent_secret_table.get(t, "agent");
+  if (!agent)
+    return agent.error();
+  agent_secret_ = *agent ? (*agent)->secret() : std::string{};
   rebuild();
   return {};
 }
@@ -125,7 +132,7 @@ void service_state::rebuild() {
 
 status service_state::install(storage::write_txn& t, const v1::KvSnapshot& snap) {
   for (const auto& table : {nodes_table.name(), services_table.name(), versions_table.name(), allocations_table.name(),
-                            images_table.name()})
+                            images_table.name(), tokens_table.name(), agent_secret_table.name()})
     if (auto cleared = t.clear(table); !cleared)
       return cleared;
   nodes_.clear();
@@ -133,6 +140,16 @@ status service_state::install(storage::write_txn& t, const v1::KvSnapshot& snap)
   versions_.clear();
   allocations_.clear();
   images_.clear();
+  tokens_.clear();
+  for (const auto& k : snap.tokens())
+    tokens_[k.id()] = k;
+  agent_secret_ = snap.agent_secret();
+  if (!agent_secret_.empty()) {
+    v1::AgentToken agent;
+    agent.set_secret(agent_secret_);
+    if (auto put = agent_secret_table.put(t, "agent", agent); !put)
+      return put.error();
+  }
   for (const auto& i : snap.images())
     images_[i.name()] = i;
   for (const auto& n : snap.nodes())
@@ -145,7 +162,7 @@ status service_state::install(storage::write_txn& t, const v1::KvSnapshot& snap)
     allocations_[a.id()] = a;
   for (auto st : {put_all(t, nodes_table, nodes_), put_all(t, services_table, services_),
                   put_all(t, versions_table, versions_), put_all(t, allocations_table, allocations_),
-                  put_all(t, images_table, images_)})
+                  put_all(t, images_table, images_), put_all(t, tokens_table, tokens_)})
     if (!st)
       return st;
   rebuild();
@@ -163,6 +180,9 @@ void service_state::snapshot(v1::KvSnapshot& snap) const {
     *snap.add_allocations() = a;
   for (const auto& [k, i] : images_)
     *snap.add_images() = i;
+  for (const auto& [k, tok] : tokens_)
+    *snap.add_tokens() = tok;
+  snap.set_agent_secret(agent_secret_);
 }
 
 result<service_state::applied> service_state::apply(storage::write_txn& t, const v1::ClusterCommand& cmd) {
@@ -186,6 +206,10 @@ result<service_state::applied> service_state::apply(storage::write_txn& t, const
     return drain(t, cmd.drain());
   if (cmd.has_image_put())
     return put_image(t, cmd.image_put());
+  if (cmd.has_token_put())
+    return put_token(t, cmd.token_put());
+  if (cmd.has_token_revoke())
+    return revoke_token(t, cmd.token_revoke());
   return applied{{}, "not a service command"};
 }
 
@@ -361,6 +385,101 @@ v1::ClusterImageList service_state::images() const {
   v1::ClusterImageList out;
   for (const auto& [name, i] : images_)
     *out.add_images() = i;
+  return out;
+}
+
+namespace {
+
+bool hex_of_size(const std::string& s, std::size_t n) {
+  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+bool never_expiring_admin(const v1::Token& t) {
+  return t.expires_at_ms() == 0 && std::find(t.scopes().begin(), t.scopes().end(), "admin") != t.scopes().end();
+}
+
+} // namespace
+
+result<service_state::applied> service_state::put_token(storage::write_txn& t, const v1::PutToken& p) {
+  applied out;
+  out.kind = refusal::invalid;
+  auto token = p.token();
+  // Checked here as well as by the API: every server refuses alike.
+  if (auto bad = access::token_name_problem(token.name()); !bad.empty())
+    out.refused = "name: " + bad;
+  else if (!hex_of_size(token.id(), 16))
+    out.refused = "token id: expected 16 hex digits";
+  else if (!hex_of_size(token.secret_sha256(), 64))
+    out.refused = "token " + token.name() + ": expected the secret's SHA-256 in hex";
+  else if (token.scopes().empty())
+    out.refused = "scopes: give at least one of read, write, admin";
+  else if (p.ttl_ms() < 0)
+    out.refused = "ttl: must not be negative";
+  for (const auto& s : token.scopes())
+    if (s != "read" && s != "write" && s != "admin")
+      out.refused = "scopes: " + quote(s) + " is none of read, write, admin";
+  if (!out.refused.empty())
+    return out;
+  out.kind = refusal::conflict;
+  if (p.bootstrap() && !tokens_.empty()) {
+    out.refused = "the cluster has its tokens already: bootstrap happens once";
+    return out;
+  }
+  if (tokens_.count(token.id())) {
+    out.refused = "a token with id " + token.id() + " exists";
+    return out;
+  }
+  for (const auto& [id, other] : tokens_)
+    if (other.name() == token.name()) {
+      out.refused = "a token named " + quote(token.name()) + " exists (id " + id + ")";
+      return out;
+    }
+  token.set_created_at_ms(p.at_ms());
+  token.set_expires_at_ms(p.ttl_ms() == 0 ? 0 : p.at_ms() + p.ttl_ms());
+  if (auto put = tokens_table.put(t, token.id(), token); !put)
+    return put.error();
+  if (p.bootstrap() && !p.agent_secret().empty()) {
+    v1::AgentToken agent;
+    agent.set_secret(p.agent_secret());
+    if (auto put = agent_secret_table.put(t, "agent", agent); !put)
+      return put.error();
+    agent_secret_ = p.agent_secret();
+  }
+  tokens_[token.id()] = token;
+  *out.reply.mutable_token() = token;
+  return out;
+}
+
+result<service_state::applied> service_state::revoke_token(storage::write_txn& t, const v1::RevokeToken& r) {
+  applied out;
+  auto it = tokens_.find(r.token());
+  if (it == tokens_.end())
+    it = std::find_if(tokens_.begin(), tokens_.end(), [&](const auto& kv) { return kv.second.name() == r.token(); });
+  if (it == tokens_.end()) {
+    out.refused = "no token with id or name " + quote(r.token());
+    out.kind = refusal::missing;
+    return out;
+  }
+  if (never_expiring_admin(it->second) &&
+      std::count_if(tokens_.begin(), tokens_.end(), [](const auto& kv) { return never_expiring_admin(kv.second); }) ==
+        1) {
+    out.refused = "token " + quote(it->second.name()) +
+                  " is the last admin token that never expires: create another one before revoking it";
+    return out;
+  }
+  if (auto gone = tokens_table.erase(t, it->first); !gone)
+    return gone.error();
+  *out.reply.mutable_token() = it->second;
+  tokens_.erase(it);
+  return out;
+}
+
+v1::TokenList service_state::tokens() const {
+  v1::TokenList out;
+  for (const auto& [id, tok] : tokens_)
+    *out.add_tokens() = tok;
+  if (!agent_secret_.empty())
+    out.set_agent_secret_sha256(access::sha256_hex(agent_secret_));
   return out;
 }
 

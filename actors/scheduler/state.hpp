@@ -29,6 +29,9 @@ inline const storage::table<v1::ServiceRecord> versions_table{"cluster_service_v
 inline const storage::table<v1::AllocationRecord> allocations_table{"cluster_allocations"};
 /// The cluster's own registry: ClusterImage by name (repo:tag).
 inline const storage::table<v1::ClusterImage> images_table{"cluster_images"};
+/// API tokens by id, and the agents' own secret (key "agent").
+inline const storage::table<v1::Token> tokens_table{"cluster_tokens"};
+inline const storage::table<v1::AgentToken> agent_secret_table{"cluster_agent_secret"};
 /// Versions kept per service.
 inline constexpr std::uint64_t versions_kept = 10;
 
@@ -78,6 +81,10 @@ public:
   v1::NodeList nodes() const;
   /// The cluster's own registry: its tags and what they hold.
   v1::ClusterImageList images() const;
+  /// The API tokens (with their secrets' hashes) and the agents' secret's hash.
+  v1::TokenList tokens() const;
+  /// The agents' own secret ("" before bootstrap).
+  const std::string& agent_secret() const { return agent_secret_; }
   /// The nodes and the allocations that hold resources, to plan on (a copy).
   const cluster& view() const { return cluster_; }
 
@@ -92,6 +99,8 @@ private:
   result<applied> rollout_step(storage::write_txn& t, const v1::RolloutStep& s);
   result<applied> drain(storage::write_txn& t, const v1::DrainNode& d);
   result<applied> put_image(storage::write_txn& t, const v1::PutClusterImage& p);
+  result<applied> put_token(storage::write_txn& t, const v1::PutToken& p);
+  result<applied> revoke_token(storage::write_txn& t, const v1::RevokeToken& r);
   /// Makes `spec` the service's next version; while older tasks run, a
   /// rollout in `rollout` state (updating or rolling_back) replaces them.
   result<applied> new_version(storage::write_txn& t, const v1::ServiceSpec& spec, std::int64_t at_ms,
@@ -111,6 +120,8 @@ private:
   std::map<std::string, v1::AllocationRecord> allocations_;
   std::map<std::string, v1::ServiceRecord> versions_;  // by versions_table key
   std::map<std::string, v1::ClusterImage> images_;     // by name (repo:tag)
+  std::map<std::string, v1::Token> tokens_;            // by id
+  std::string agent_secret_;
   cluster cluster_;
 };
 

@@ -60,7 +60,9 @@ class Api:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             data = b"" if body is None else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"} if body is not None else {}
+            headers = {"Authorization": "Bearer " + os.environ.get("TROUPE_TOKEN", "")}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
             conn.request(method, path, body=data if method == "POST" else None, headers=headers)
             res = conn.getresponse()
             text = res.read().decode()

@@ -204,7 +204,8 @@ def request(agent, method, path, body=None, timeout=900.0):
     conn = http.client.HTTPConnection("127.0.0.1", agent.ports["http"], timeout=timeout)
     try:
         data = json.dumps(body) if body is not None else None
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+        headers = dict(mb.AUTH, **({"Content-Type": "application/json"} if data else {}))
+        conn.request(method, path, body=data, headers=headers)
         r = conn.getresponse()
         text = r.read().decode(errors="replace")
         try:

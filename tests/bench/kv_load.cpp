@@ -191,6 +191,8 @@ std::string write_request(const options& o, const endpoint& ep, const std::strin
     body = "{\"key\":\"" + base64(key) + "\",\"value\":\"" + base64(value) + "\"}";
     head = "POST /v3/kv/put HTTP/1.1\r\n";
   }
+  if (o.system == "troupe" && std::getenv("TROUPE_TOKEN"))  // the agent's API needs a token
+    head += std::string{"Authorization: Bearer "} + std::getenv("TROUPE_TOKEN") + "\r\n";
   return head + "Host: " + ep.text + "\r\nContent-Type: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }

@@ -42,6 +42,7 @@ import json
 import os
 import random
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -53,6 +54,13 @@ import sys
 import tempfile
 import threading
 import time
+
+# Every Troupe cluster of a benchmark bootstraps with this management token
+# (--management-token-file); troupectl children read it from TROUPE_TOKEN and
+# the scripts' own requests send AUTH.
+BENCH_TOKEN = os.environ.get("TROUPE_TOKEN") or "trp_bench_" + secrets.token_hex(16)
+os.environ["TROUPE_TOKEN"] = BENCH_TOKEN
+AUTH = {"Authorization": "Bearer " + BENCH_TOKEN}
 
 # ---------------------------------------------------------------------------
 # msgpack, just enough for Serf's RPC protocol
@@ -536,6 +544,11 @@ class TroupeSide:
                "--driver", "process"]
         if seed is not None:
             cmd += ["--seed", "127.0.0.1:%d" % self.gossip_port(seed)]
+        else:
+            token_file = os.path.join(agent.dir, "management-token")
+            with open(token_file, "w") as f:
+                f.write(BENCH_TOKEN + "\n")
+            cmd += ["--management-token-file", token_file]
         return cmd
 
     def get(self, agent, path, timeout=None):
@@ -550,7 +563,7 @@ class TroupeSide:
                 agent.conn.timeout = timeout
                 if agent.conn.sock is not None:
                     agent.conn.sock.settimeout(timeout)
-                agent.conn.request("GET", path)
+                agent.conn.request("GET", path, headers=AUTH)
                 resp = agent.conn.getresponse()
                 body = resp.read()
                 if resp.status != 200:

@@ -68,7 +68,8 @@ def http_json(port, method, path, body=None, timeout=1.0):
     """One request on a new connection; the decoded JSON answer, or None."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+        headers = dict(mb.AUTH, **({"Content-Type": "application/json"} if body else {}))
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         return json.loads(data) if resp.status == 200 else None

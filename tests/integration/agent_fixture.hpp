@@ -7,6 +7,9 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <random>
+
 #include "tests/integration/process.hpp"
 #include "troupe/v1/runtime.pb.h"
 #include "troupe/v1/task.pb.h"
@@ -52,6 +55,20 @@ inline const v1::ActorInfo* find_actor(const v1::ActorList& list, const std::str
   return nullptr;
 }
 
+/// The management token of every cluster the tests start: the agent that
+/// bootstraps a cluster reads it from --management-token-file, and every
+/// troupectl call and API request of the tests presents it.
+inline const std::string& test_token() {
+  static const std::string token = [] {
+    std::string t = "trp_test_";
+    std::random_device rd;
+    for (int i = 0; i < 32; ++i)
+      t += "0123456789abcdef"[rd() % 16];
+    return t;
+  }();
+  return token;
+}
+
 /// One agent on 127.0.0.1 with free ports and a fresh data dir.
 struct agent {
   std::string name = "it";
@@ -62,6 +79,8 @@ struct agent {
   uint16_t gossip = free_port();
   uint16_t rpc = free_port();
   std::unique_ptr<process> proc;
+  std::string token = test_token();  // what ctl() presents
+  bool preset_token = true;           // bootstrap with test_token(), not a random one
 
   std::vector<std::string> argv(std::vector<std::string> extra = {}) const {
     std::vector<std::string> a{TROUPE_BIN, "agent", "--name", name, "--data-dir", data.string(),
@@ -69,7 +88,27 @@ struct agent {
                                "--gossip-port", std::to_string(gossip), "--rpc-port",
                                std::to_string(rpc)};
     a.insert(a.end(), extra.begin(), extra.end());
+    // The agent without --seed bootstraps a cluster: with the tests' token.
+    if (preset_token && std::find(extra.begin(), extra.end(), "--seed") == extra.end() &&
+        std::find(extra.begin(), extra.end(), "--config") == extra.end()) {
+      auto file = dir.path() / "management-token";
+      std::ofstream{file} << test_token() << "\n";
+      a.insert(a.end(), {"--management-token-file", file.string()});
+    }
     return a;
+  }
+
+  /// Starts an agent that cannot check tokens (it will not join a
+  /// cluster): returns once its API answers at all.
+  void start_unjoined(std::vector<std::string> extra = {}) {
+    proc = std::make_unique<process>(argv(std::move(extra)), log);
+    bool up = eventually(10s, [&] { return contains_text(ctl({"status"}).output, "(unavailable)") || !proc->running(); });
+    REQUIRE_MESSAGE(up, "agent did not answer within 10s; log ends:\n" << log_tail());
+    REQUIRE_MESSAGE(proc->running(), "agent exited at start; log ends:\n" << log_tail());
+  }
+
+  static bool contains_text(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
   }
 
   void start(std::vector<std::string> extra = {}) {
@@ -82,7 +121,7 @@ struct agent {
   }
 
   run_result ctl(std::vector<std::string> args) const {
-    std::vector<std::string> a{TROUPECTL_BIN, "--addr", "127.0.0.1:" + std::to_string(http)};
+    std::vector<std::string> a{TROUPECTL_BIN, "--addr", "127.0.0.1:" + std::to_string(http), "--token", token};
     a.insert(a.end(), args.begin(), args.end());
     return run(a, dir.path());
   }

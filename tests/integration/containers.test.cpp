@@ -202,6 +202,7 @@ TEST_CASE("a running container's cpu and memory come from its cgroup, in stats a
   // node reports at once, which makes the wait short.
   REQUIRE(a.ctl({"actor", "kill", "node"}).code == 0);
   httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(test_token());
   std::string metrics;
   CHECK_MESSAGE(eventually(5s, [&] {
     auto res = http.Get("/metrics");

@@ -75,6 +75,7 @@ std::string registry_logs(const agents& set) {
 
 int post(const agent& a, const std::string& path, const std::string& body, std::string* reply) {
   httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(test_token());
   http.set_read_timeout(60, 0);
   auto res = http.Post(path.c_str(), body, "application/json");
   if (!res)
@@ -189,7 +190,7 @@ TEST_CASE("an image pushed into a client's built-in registry runs on every node 
   auto& c1 = set.add_client("c1");
   REQUIRE(eventually(15s, [&] { return converged(set, 3); }));
   // skopeo pushes to c1's /v2/ as to any registry.
-  reg::push_layout(layout.dir(), "1", "127.0.0.1:" + std::to_string(c1.http), "shop/web");
+  reg::push_layout(layout.dir(), "1", "127.0.0.1:" + std::to_string(c1.http), "shop/web", "troupectl:" + test_token());
   REQUIRE(holds(c1, built.manifest.str()));
   // The push is recorded in the cluster's registry, and the servers copy it.
   auto catalog = get_json<v1::ClusterImageList>(s1, "/v1/images/cluster");
@@ -299,6 +300,7 @@ TEST_CASE("garbage collection removes unused images over the budget and keeps th
   CHECK(list->images(0).name() == "busybox:1");
   // Removing an image a task uses is refused, naming it.
   httplib::Client http{"127.0.0.1", s1.http};
+  http.set_bearer_token_auth(test_token());
   auto res = http.Delete("/v1/images/busybox:1");
   REQUIRE(res);
   CHECK(res->status == 400);

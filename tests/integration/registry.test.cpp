@@ -425,7 +425,7 @@ TEST_CASE("through a mirror, requests go to the mirror with ?ns= naming the regi
   registry_client client{opts};
   store_dir s;
   auto pulled = client.pull(image_ref("registry.invalid:5000/team/app:1"), s.store.blobs(), {},
-                            image::via_mirror{reg.host()});
+                            image::via_mirror{reg.host(), false, ""});
   REQUIRE_MESSAGE(pulled.ok(), said(pulled));
   CHECK(pulled->manifest.digest == pushed.img.manifest);
   auto log = reg.synced_log();

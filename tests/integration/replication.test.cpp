@@ -34,6 +34,7 @@ struct http_reply {
 
 http_reply call(const agent& a, const std::string& method, const std::string& path, const std::string& body = "") {
   httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(test_token());
   http.set_read_timeout(10, 0);
   httplib::Result res = method == "PUT"      ? http.Put(path.c_str(), body, "application/json")
                         : method == "DELETE" ? http.Delete(path.c_str())
@@ -174,6 +175,7 @@ public:
 private:
   static http_reply put(uint16_t port, int n) {
     httplib::Client http{"127.0.0.1", port};
+    http.set_bearer_token_auth(test_token());
     http.set_connection_timeout(2, 0);
     http.set_read_timeout(10, 0);  // the raft actor answers within 5 s, 503 if not applied
     auto res = http.Put(("/v1/kv/w/" + std::to_string(n)).c_str(),

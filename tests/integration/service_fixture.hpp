@@ -104,6 +104,7 @@ inline std::vector<v1::AllocationRecord> running_allocations(const agent& a) {
 template <class Msg>
 std::optional<Msg> get_json(const agent& a, const std::string& path) {
   httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(test_token());
   http.set_read_timeout(10, 0);
   auto res = http.Get(path);
   Msg msg;

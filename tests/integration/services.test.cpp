@@ -36,6 +36,7 @@ bool placed(const agent& a, uint32_t n, uint64_t version) {
 
 int post_service(const agent& a, const std::string& body, std::string* reply) {
   httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(test_token());
   http.set_read_timeout(10, 0);
   auto res = http.Post("/v1/services", body, "application/json");
   if (!res)

@@ -97,6 +97,19 @@ int cmd_scale(const globals& g, const client& c, const std::string& name, uint32
 /// tasks (troupectl run) is removed as cmd_rm does.
 int cmd_remove(const globals& g, const client& c, const std::string& target);
 
+/// `troupectl token create` flags.
+struct token_flags {
+  std::string name;
+  std::vector<std::string> scopes;  // read, write, admin
+  std::string ttl;                  // "" never expires
+};
+
+// Tokens (tokens.cpp): /v1/tokens; admin scope, except whoami.
+int cmd_token_create(const globals& g, const client& c, const token_flags& f);
+int cmd_token_list(const globals& g, const client& c);
+int cmd_token_revoke(const globals& g, const client& c, const std::string& token);
+int cmd_token_whoami(const globals& g, const client& c);
+
 /// "4 members: 3 alive 1 dead" and how joining and health stand.
 std::string cluster_summary(const troupe::v1::MemberList& list);
 /// "leader, term 3, 1 voter, 0 learners, commit 42, applied 42" for status.

@@ -347,13 +347,34 @@ int main(int argc, char** argv) {
                                                "until the cache fits --image-cache");
   image_gc->add_flag("--all", gc_all, "remove every image no task uses");
   image_gc->footer("Examples: troupectl image gc\n  troupectl image gc --all");
+  token_flags tf;
+  std::string token_target;
+  auto* token = app.add_subcommand("token", "the cluster's API tokens: create, list, revoke, whoami");
+  token->require_subcommand(1);
+  token->footer("Examples: troupectl token create ci --scope read --ttl 720h\n  troupectl token list\n"
+                "  troupectl token revoke ci");
+  auto* token_create = token->add_subcommand("create", "create a token and print its secret (shown once)");
+  token_create->add_option("NAME", tf.name, "a unique name: letters, digits, '.', '_', '-'")->required();
+  token_create->add_option("--scope", tf.scopes, "read, write or admin (repeatable; default read)")
+    ->check(CLI::IsMember({"read", "write", "admin"}))
+    ->allow_extra_args(false);
+  token_create->add_option("--ttl", tf.ttl, "expires after this long: 30m, 24h, 720h (default: never)");
+  token_create->footer("Example: troupectl token create deployer --scope write --ttl 24h");
+  auto* token_list = token->add_subcommand("list", "list tokens: id, name, scopes, created, expires");
+  token_list->footer("Example: troupectl token list");
+  auto* token_revoke = token->add_subcommand("revoke", "revoke a token: it stops working on every agent");
+  token_revoke->add_option("TOKEN", token_target, "the token's id or name")->required();
+  token_revoke->footer("Example: troupectl token revoke ci");
+  auto* token_whoami = token->add_subcommand("whoami", "the token this console uses: name, scopes, expiry");
+  token_whoami->footer("Example: troupectl token whoami");
   auto* version = app.add_subcommand("version", "print troupectl's version");
 
   std::vector<std::string> commands{"status", "nodes", "keys", "actors", "actor", "events", "run",
                                     "deploy", "services", "service", "scale", "rollback", "drain", "undrain", "ps", "rm", "logs",
-                                    "stats", "image", "version"};
+                                    "stats", "image", "token", "version"};
   std::map<std::string, std::vector<std::string>> subcommands{
-    {"actor", {"kill"}}, {"service", {"inspect"}}, {"image", {"import", "ls", "pull", "push", "rm", "gc"}}};
+    {"actor", {"kill"}}, {"service", {"inspect"}}, {"image", {"import", "ls", "pull", "push", "rm", "gc"}},
+    {"token", {"create", "list", "revoke", "whoami"}}};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -454,5 +475,16 @@ int main(int argc, char** argv) {
     return cmd_image_rm(g, c, image_ref);
   if (*image_gc)
     return cmd_image_gc(g, c, gc_all);
+  if (*token_create) {
+    if (tf.scopes.empty())
+      tf.scopes.push_back("read");
+    return cmd_token_create(g, c, tf);
+  }
+  if (*token_list)
+    return cmd_token_list(g, c);
+  if (*token_revoke)
+    return cmd_token_revoke(g, c, token_target);
+  if (*token_whoami)
+    return cmd_token_whoami(g, c);
   return exit_usage;
 }
