@@ -14,6 +14,8 @@ packages=(
   libasio-dev
   libspdlog-dev
   libcli11-dev libyaml-cpp-dev
+  # the interactive console: line editing, history, completion
+  libedit-dev
   libcpp-httplib-dev
   # containers: runc runs them, libarchive unpacks image layers (linked
   # statically, with the static archives of the compressors it reads)
