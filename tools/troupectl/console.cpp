@@ -82,18 +82,17 @@ int help(const session& s, const std::vector<std::string>& topic) {
     words.emplace_back("--help");
     return run_command(s, words);
   }
-  std::string out = "Commands (help COMMAND for one):\n";
-  auto commands = visible_commands(s.app);
-  std::size_t width = 0;
-  for (auto& [name, _] : commands)
-    width = std::max(width, name.size());
-  for (auto& [name, _] : builtins)
-    width = std::max(width, name.size());
-  for (auto& [name, what] : commands)
-    out += "  " + name + std::string(width - name.size() + 2, ' ') + what + "\n";
-  out += "\nConsole:\n";
+  // A table, so that a narrow terminal cuts the descriptions instead of
+  // wrapping them; its first row (the header) is left out.
+  table t{{"", ""}};
+  for (auto& [name, what] : visible_commands(s.app))
+    t.add({"  " + name, what});
+  t.add({""});
+  t.add({"Console:"});
   for (auto& [name, what] : builtins)
-    out += "  " + name + std::string(width - name.size() + 2, ' ') + what + "\n";
+    t.add({"  " + name, what});
+  auto rows = t.str(false);
+  auto out = "Commands (help COMMAND for one):\n" + rows.substr(rows.find('\n') + 1);
   out += "\nEvery line runs as `troupectl LINE` would, with the console's --addr, --token and -o;\n"
          "a line may give its own. TAB completes commands, flags, services, nodes and actors.\n";
   print(out);
