@@ -39,22 +39,22 @@ TEST_CASE("the console shows the node and the leader in its prompt and runs what
   a.start();
   auto c = console(a, addr_of(a));
   REQUIRE_MESSAGE(c->expect(prompt), c->screen());
-  c->send("actors\r");
+  c->type("actors\r");
   CHECK(c->expect("ACTOR"));
   CHECK(c->expect("monitor"));
   REQUIRE(c->expect(prompt));
-  c->send("-o json status\r");  // the line's own flags
+  c->type("-o json status\r");  // the line's own flags
   CHECK(c->expect("\"name\": \"it\""));
   REQUIRE(c->expect(prompt));
-  c->send("service inspect nosuch\r");  // a failure: its message, then its status
+  c->type("service inspect nosuch\r");  // a failure: its message, then its status
   CHECK(c->expect("nosuch"));
   CHECK(c->expect("[exit 1]"));
   REQUIRE(c->expect(prompt));
-  c->send("bogus\r");
+  c->type("bogus\r");
   CHECK(c->expect("unknown command 'bogus'"));
   CHECK(c->expect("[exit 2]"));
   REQUIRE(c->expect(prompt));
-  c->send("exit 3\r");
+  c->type("exit 3\r");
   CHECK(c->wait(5s) == 3);
 }
 
@@ -65,20 +65,29 @@ TEST_CASE("TAB completes commands, subcommands, flags' values and live actor nam
   REQUIRE_MESSAGE(c->expect(prompt), c->screen());
   // Two commands start with "servi": TAB completes their common "service",
   // a second TAB lists both.
-  c->send("servi\t\t");
+  c->type("servi\t\t");
   CHECK_MESSAGE(c->expect("service   services"), c->screen());
   CHECK(c->expect("> service"));  // the line again, with "service" typed
-  c->send("s\r");
+  c->type("s\r");
   CHECK(c->expect("NAME  VERSION"));
   REQUIRE(c->expect(prompt));
   // Subcommand and the agent's own actor: typed short, the kill still works.
-  c->send("actor ki\tmoni\t\r");
+  c->type("actor ki\tmoni\t\r");
   CHECK(c->expect("killed monitor"));
   REQUIRE(c->expect(prompt));
-  c->send("actors -o y\t\r");  // -o's values come from its check
+  c->type("actors -o y\t\r");  // -o's values come from its check
   CHECK(c->expect("actors:"));
   REQUIRE(c->expect(prompt));
-  c->send("\x04");  // Ctrl-D
+  // help and watch take a command, completed as one.
+  c->type("help actor k\t\r");
+  CHECK(c->expect("ACTOR or NODE/ACTOR"));
+  REQUIRE(c->expect(prompt));
+  c->type("watch -n 5 vers\t\r");
+  CHECK(c->expect("Every 5s: version"));
+  CHECK(c->expect("troupectl 0.1.0"));
+  c->send("\x03");
+  REQUIRE(c->expect(prompt));
+  c->type("\x04");  // Ctrl-D
   CHECK(c->wait(5s) == 0);
   CHECK(eventually(2s, [&] { return a.respawned("monitor", 1); }));
 }
@@ -90,7 +99,7 @@ TEST_CASE("a second console recalls the first one's commands from the history fi
   {
     auto c = console(a, addr_of(a));
     REQUIRE_MESSAGE(c->expect(prompt), c->screen());
-    c->send("version\r");
+    c->type("version\r");
     CHECK(c->expect("troupectl 0.1.0"));
     REQUIRE(c->expect(prompt));
     // Saved after every line: a console killed now keeps it.
@@ -98,10 +107,10 @@ TEST_CASE("a second console recalls the first one's commands from the history fi
   }  // killed
   auto c = console(a, addr_of(a));
   REQUIRE_MESSAGE(c->expect(prompt), c->screen());
-  c->send("\033[A\r");  // up arrow, Enter
+  c->type("\033[A\r");  // up arrow, Enter
   CHECK(c->expect("troupectl 0.1.0"));
   REQUIRE(c->expect(prompt));
-  c->send("exit\r");
+  c->type("exit\r");
   CHECK(c->wait(5s) == 0);
 }
 
@@ -110,7 +119,7 @@ TEST_CASE("watch reruns a command until Ctrl-C, which returns to the prompt") {
   a.start();
   auto c = console(a, addr_of(a));
   REQUIRE_MESSAGE(c->expect(prompt), c->screen());
-  c->send("watch -n 0.3 actors\r");
+  c->type("watch -n 0.3 actors\r");
   CHECK(c->expect("\033[H\033[2J"));  // cleared
   CHECK(c->expect("Every 0.3s: actors"));
   CHECK(c->expect("monitor"));
@@ -118,13 +127,13 @@ TEST_CASE("watch reruns a command until Ctrl-C, which returns to the prompt") {
   CHECK(c->expect("monitor"));
   c->send("\x03");  // Ctrl-C
   REQUIRE(c->expect(prompt));
-  c->send("version\r");  // the console lives on
+  c->type("version\r");  // the console lives on
   CHECK(c->expect("troupectl 0.1.0"));
   REQUIRE(c->expect(prompt));
-  c->send("watch -n x actors\r");
+  c->type("watch -n x actors\r");
   CHECK(c->expect("watch -n: give the seconds between runs"));
   REQUIRE(c->expect(prompt));
-  c->send("exit\r");
+  c->type("exit\r");
   CHECK(c->wait(5s) == 0);
 }
 
@@ -133,16 +142,16 @@ TEST_CASE("help lists the commands from the command tree and a command's own hel
   a.start();
   auto c = console(a, addr_of(a));
   REQUIRE_MESSAGE(c->expect(prompt), c->screen());
-  c->send("help\r");
+  c->type("help\r");
   CHECK(c->expect("Commands"));
   CHECK(c->expect("status"));
   CHECK(c->expect("completion"));
   CHECK(c->expect("watch [-n SECS] COMMAND"));
   REQUIRE(c->expect(prompt));
-  c->send("help actor kill\r");
+  c->type("help actor kill\r");
   CHECK(c->expect("ACTOR or NODE/ACTOR"));
   REQUIRE(c->expect(prompt));
-  c->send("exit\r");
+  c->type("exit\r");
   CHECK(c->wait(5s) == 0);
 }
 
@@ -153,11 +162,11 @@ TEST_CASE("a console whose agent is down or unroutable says so in its prompt and
     auto t0 = std::chrono::steady_clock::now();
     auto c = console(a, addr);
     REQUIRE_MESSAGE(c->expect("troupe " + addr + " [unreachable]> ", 5s), c->screen());
-    c->send("actor kill mo\t\t");  // no actors to offer, and no wait for them
-    c->send("\x15" "version\r");       // Ctrl-U clears the line
+    c->type("actor kill mo\t\t");  // no actors to offer, and no wait for them
+    c->type("\x15" "version\r");       // Ctrl-U clears the line
     CHECK(c->expect("troupectl 0.1.0"));
     REQUIRE(c->expect("[unreachable]> ", 5s));
-    c->send("exit\r");
+    c->type("exit\r");
     CHECK(c->wait(5s) == 0);
     auto took = std::chrono::steady_clock::now() - t0;
     CHECK(took < 10s);
@@ -210,10 +219,10 @@ TEST_CASE("the console passes its token to every command and every completion re
   {
     auto c = console(a, "127.0.0.1:" + std::to_string(port), {"--token", "s3cret"});
     REQUIRE_MESSAGE(c->expect("troupe fake [leader fake t7]> "), c->screen());
-    c->send("actor kill moni\t\x15" "actors\r");
+    c->type("actor kill moni\t\x15" "actors\r");
     CHECK(c->expect("monitor"));
     REQUIRE(c->expect("troupe fake"));
-    c->send("exit\r");
+    c->type("exit\r");
     CHECK(c->wait(5s) == 0);
   }
   std::lock_guard lock{mu};

@@ -7,6 +7,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -63,6 +64,17 @@ public:
         throw std::runtime_error("cannot write to the terminal");
       done += static_cast<std::size_t>(n);
     }
+  }
+
+  /// Types `keys` at a line editor: waits until the program reads the
+  /// terminal key by key (not ICANON) first, so that the terminal's own line
+  /// discipline does not take TAB or Ctrl-U typed before the editor reads.
+  void type(const std::string& keys, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    termios t{};
+    while (::tcgetattr(master_, &t) == 0 && (t.c_lflag & ICANON) && std::chrono::steady_clock::now() < until)
+      read_some(std::chrono::milliseconds(5));
+    send(keys);
   }
 
   /// True once `text` shows after what earlier expects matched; the next

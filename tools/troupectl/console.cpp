@@ -239,15 +239,14 @@ std::vector<std::string> candidates(const session& s, std::vector<std::string> w
     std::sort(out.begin(), out.end());
     return out;
   }
-  if (words[0] == "help" || words[0] == "watch") {
-    bool is_help = words[0] == "help";
-    words.erase(words.begin());
-    if (!is_help && words.size() >= 2 && words[0] == "-n")
-      words.erase(words.begin(), words.begin() + 2);
-    else if (!is_help && words.size() == 1 && words[0] == "-n")
-      return {};
-    return complete_line(s.app, s.g, words);
+  // help and watch take a command: complete it as one.
+  if (words[0] == "watch" && words[1] == "-n") {
+    if (words.size() <= 3)
+      return {};  // the seconds
+    words.erase(words.begin() + 1, words.begin() + 3);
   }
+  if (words[0] == "help" || words[0] == "watch")
+    words.erase(words.begin());
   return complete_line(s.app, s.g, words);
 }
 
