@@ -151,6 +151,9 @@ TEST_CASE("help lists the commands from the command tree and a command's own hel
   c->type("help actor kill\r");
   CHECK(c->expect("ACTOR or NODE/ACTOR"));
   REQUIRE(c->expect(prompt));
+  c->type("help watch\r");  // the console's own commands too
+  CHECK(c->expect("watch [-n SECS] COMMAND\r\n  clear the screen"));
+  REQUIRE(c->expect(prompt));
   c->type("exit\r");
   CHECK(c->wait(5s) == 0);
 }

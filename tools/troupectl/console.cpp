@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -37,10 +38,15 @@ void catch_interrupts() {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-const std::vector<std::pair<std::string, std::string>> builtins{
-  {"help [COMMAND]", "the commands, or one command's flags and arguments"},
-  {"watch [-n SECS] COMMAND", "clear the screen and rerun COMMAND every SECS seconds (1) until Ctrl-C"},
-  {"exit [STATUS], quit, Ctrl-D", "leave the console"},
+/// The console's own commands.
+struct builtin {
+  std::vector<std::string> names;
+  std::string usage, what;
+};
+const std::vector<builtin> builtins{
+  {{"help"}, "help [COMMAND]", "the commands, or one command's flags and arguments"},
+  {{"watch"}, "watch [-n SECS] COMMAND", "clear the screen and rerun COMMAND every SECS seconds (1) until Ctrl-C"},
+  {{"exit", "quit"}, "exit [STATUS], quit, Ctrl-D", "leave the console"},
 };
 
 struct session {
@@ -78,6 +84,9 @@ int run_command(const session& s, const std::vector<std::string>& words) {
 
 int help(const session& s, const std::vector<std::string>& topic) {
   if (!topic.empty()) {
+    for (auto& b : builtins)
+      if (std::find(b.names.begin(), b.names.end(), topic[0]) != b.names.end())
+        return print(b.usage + "\n  " + b.what + "\n"), exit_ok;
     auto words = topic;
     words.emplace_back("--help");
     return run_command(s, words);
@@ -89,8 +98,8 @@ int help(const session& s, const std::vector<std::string>& topic) {
     t.add({"  " + name, what});
   t.add({""});
   t.add({"Console:"});
-  for (auto& [name, what] : builtins)
-    t.add({"  " + name, what});
+  for (auto& b : builtins)
+    t.add({"  " + b.usage, b.what});
   auto rows = t.str(false);
   auto out = "Commands (help COMMAND for one):\n" + rows.substr(rows.find('\n') + 1);
   out += "\nEvery line runs as `troupectl LINE` would, with the console's --addr, --token and -o;\n"
@@ -233,9 +242,10 @@ std::vector<std::string> words_to_complete(const std::string& text) {
 std::vector<std::string> candidates(const session& s, std::vector<std::string> words) {
   if (words.size() == 1) {
     auto out = complete_line(s.app, s.g, words);
-    for (const char* b : {"help", "watch", "exit", "quit"})
-      if (std::string{b}.compare(0, words[0].size(), words[0]) == 0)
-        out.emplace_back(b);
+    for (auto& b : builtins)
+      for (auto& name : b.names)
+        if (name.compare(0, words[0].size(), words[0]) == 0)
+          out.push_back(name);
     std::sort(out.begin(), out.end());
     return out;
   }
