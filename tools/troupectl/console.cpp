@@ -319,7 +319,8 @@ int interactive(session& s) {
   el_set(el, EL_EDITOR, "emacs");
   el_set(el, EL_SIGNAL, 1);
   el_set(el, EL_HIST, history, hist.get());
-  el_set(el, EL_ADDFN, "troupectl-complete", "complete a command, flag, service, node or actor", &on_tab);
+  // el_wset: el_set copies the name and help of a function and never frees them.
+  el_wset(el, EL_ADDFN, L"troupectl-complete", L"complete a command, flag, service, node or actor", &on_tab);
   el_set(el, EL_BIND, "^I", "troupectl-complete", nullptr);
   el_source(el, nullptr);  // ~/.editrc
   for (;;) {
