@@ -14,6 +14,8 @@ packages=(
   libasio-dev
   libspdlog-dev
   libcli11-dev libyaml-cpp-dev
+  # the interactive console: line editing, history, completion
+  libedit-dev
   libcpp-httplib-dev
   # containers: runc runs them, libarchive unpacks image layers (linked
   # statically, with the static archives of the compressors it reads)
@@ -22,6 +24,8 @@ packages=(
   libcurl4-openssl-dev
   # tests
   doctest-dev busybox-static iproute2
+  # console_test runs the zsh completion script (bash is always there)
+  zsh
   # registry tests: a real OCI registry, a real OCI client that pushes test
   # images to it, and htpasswd for its basic auth
   docker-registry skopeo apache2-utils

@@ -59,9 +59,9 @@ status client::call(const char* method, const std::string& path, const std::stri
   if (auto st = check(); !st)
     return st;
   httplib::Client cli{host_, port_};
-  cli.set_connection_timeout(3, 0);
+  cli.set_connection_timeout(connect_timeout_);
   cli.set_tcp_nodelay(true);  // a body written after its headers must not wait for their ACK
-  cli.set_read_timeout(read_timeout_.count(), 0);  // stopping a task waits for its grace period
+  cli.set_read_timeout(read_timeout_);  // stopping a task waits for its grace period
   httplib::Headers headers;
   if (!token_.empty())
     headers.emplace("Authorization", "Bearer " + token_);

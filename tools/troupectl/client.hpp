@@ -18,7 +18,10 @@ public:
 
   /// How long a call waits for the reply (120 s unless set): a pull of a
   /// large image waits longer.
-  void set_read_timeout(std::chrono::seconds t) { read_timeout_ = t; }
+  void set_read_timeout(std::chrono::milliseconds t) { read_timeout_ = t; }
+  /// How long connecting waits (3 s unless set): completion and the
+  /// console's prompt wait less, so that a dead agent never holds them up.
+  void set_connect_timeout(std::chrono::milliseconds t) { connect_timeout_ = t; }
 
   /// Validates the address ("--addr: 'x' is not HOST:PORT").
   troupe::status check() const;
@@ -41,7 +44,8 @@ private:
   std::string host_;
   int port_ = 0;
   std::string token_;
-  std::chrono::seconds read_timeout_{120};
+  std::chrono::milliseconds read_timeout_{std::chrono::seconds{120}};
+  std::chrono::milliseconds connect_timeout_{std::chrono::seconds{3}};
 };
 
 } // namespace troupectl

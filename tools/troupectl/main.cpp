@@ -16,6 +16,8 @@
 #include "runtime/text.hpp"
 #include "runtime/values.hpp"
 #include "tools/troupectl/commands.hpp"
+#include "tools/troupectl/complete.hpp"
+#include "tools/troupectl/console.hpp"
 #include "troupe/v1/runtime.pb.h"
 #include "troupe/v1/task.pb.h"
 
@@ -202,7 +204,8 @@ int main(int argc, char** argv) {
     g.token = env;
 
   CLI::App app{"troupectl: the Troupe actor console"};
-  app.footer("Examples:\n  troupectl status\n  troupectl -o json actors\n  troupectl actor kill monitor\n"
+  app.footer("Without a command: the interactive console (help there lists what it does).\n\n"
+             "Examples:\n  troupectl status\n  troupectl -o json actors\n  troupectl actor kill monitor\n"
              "  troupectl deploy -f web.yaml --wait\n  troupectl services\n"
              "  troupectl image pull registry.example.com/team/app:1\n\n"
              "Exit status: 0 success, 1 the operation failed, 2 usage error.");
@@ -210,9 +213,10 @@ int main(int argc, char** argv) {
   app.add_option("--token", g.token, "API token (env TROUPE_TOKEN)");
   app.add_option("-o,--output", g.output, "output format")
     ->check(CLI::IsMember({"table", "json", "yaml"}))
+    ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)  // a console line's -o wins over the console's
     ->capture_default_str();
   app.set_version_flag("--version", std::string{"troupectl "} + TROUPE_VERSION);
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none: the console
   app.fallthrough();
 
   auto* status = app.add_subcommand("status", "this node: identity, addresses, uptime and its actors");
@@ -274,17 +278,17 @@ int main(int argc, char** argv) {
   service->require_subcommand(1);
   std::string service_name;
   auto* inspect = service->add_subcommand("inspect", "one service in full, with its allocations");
-  inspect->add_option("NAME", service_name, "NAME or NAMESPACE/NAME")->required();
+  inspect->add_option("SERVICE", service_name, "NAME or NAMESPACE/NAME")->required();
   inspect->footer("Example: troupectl service inspect web");
   uint32_t replicas = 0;
   auto* scale = app.add_subcommand("scale", "set a service's replicas");
-  scale->add_option("NAME", service_name, "NAME or NAMESPACE/NAME")->required();
+  scale->add_option("SERVICE", service_name, "NAME or NAMESPACE/NAME")->required();
   scale->add_option("N", replicas, "replicas")->required()->check(CLI::Range(0u, 10000u));
   scale->footer("Example: troupectl scale web 5");
   bool rollback_wait = false;
   std::string rollback_timeout = "5m";
   auto* rollback = app.add_subcommand("rollback", "roll a service back to its previous version");
-  rollback->add_option("NAME", service_name, "NAME or NAMESPACE/NAME")->required();
+  rollback->add_option("SERVICE", service_name, "NAME or NAMESPACE/NAME")->required();
   rollback->add_flag("--wait", rollback_wait, "follow the rollback until it settles");
   rollback->add_option("--timeout", rollback_timeout, "with --wait: give up after this long (exit 1)")
     ->capture_default_str();
@@ -306,7 +310,7 @@ int main(int argc, char** argv) {
   ps->footer("Examples: troupectl ps web\n  troupectl ps --all --node node-2\n  troupectl ps   # this node's containers");
   std::string rm_target;
   auto* rm = app.add_subcommand("rm", "remove a service (its allocations stop), or one of this node's containers");
-  rm->add_option("NAME", rm_target, "NAME or NAMESPACE/NAME; or a task's allocation id, id prefix or name")
+  rm->add_option("SERVICE", rm_target, "NAME or NAMESPACE/NAME; or a task's allocation id, id prefix or name")
     ->required();
   rm->footer("Examples: troupectl rm web\n  troupectl rm hello   # a container started with troupectl run");
   std::string logs_target, logs_stream = "stdout";
@@ -368,13 +372,23 @@ int main(int argc, char** argv) {
   auto* token_whoami = token->add_subcommand("whoami", "the token this console uses: name, scopes, expiry");
   token_whoami->footer("Example: troupectl token whoami");
   auto* version = app.add_subcommand("version", "print troupectl's version");
+  auto* console = app.add_subcommand("console", "the interactive console (also troupectl with no command)");
+  console->footer("Example: troupectl --addr 127.0.0.1:7070 console");
+  std::string shell;
+  auto* completion = app.add_subcommand("completion", "print the shell completion script for bash or zsh");
+  completion->add_option("SHELL", shell, "bash or zsh")->required()->check(CLI::IsMember({"bash", "zsh"}));
+  completion->footer("Example: source <(troupectl completion bash)");
 
-  std::vector<std::string> commands{"status", "nodes", "keys", "actors", "actor", "events", "run",
-                                    "deploy", "services", "service", "scale", "rollback", "drain", "undrain", "ps", "rm", "logs",
-                                    "stats", "image", "token", "version"};
-  std::map<std::string, std::vector<std::string>> subcommands{
-    {"actor", {"kill"}}, {"service", {"inspect"}}, {"image", {"import", "ls", "pull", "push", "rm", "gc"}},
-    {"token", {"create", "list", "revoke", "whoami"}}};
+  // Shells complete through `troupectl __complete WORDS...` (completion_script):
+  // one candidate per line; words as bash splits them.
+  if (argc > 1 && std::string{argv[1]} == "__complete") {
+    for (auto& candidate : complete_line(app, g, join_word_breaks({argv + 2, argv + argc})))
+      std::printf("%s\n", candidate.c_str());
+    return exit_ok;
+  }
+  std::vector<std::string> commands;
+  for (auto& [name, _] : visible_commands(app))
+    commands.push_back(name);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -396,16 +410,16 @@ int main(int argc, char** argv) {
         continue;
       if (std::find(commands.begin(), commands.end(), word) == commands.end()) {
         msg = "unknown command " + troupe::quote(word) + suggestion(word, commands);
-      } else if (auto sub = subcommands.find(word); sub != subcommands.end()) {
+      } else if (auto sub = visible_commands(*app.get_subcommand(word)); !sub.empty()) {
         // A command of commands: suggest the nearest of its own ("image pul").
         for (int j = i + 1; j < argc; ++j) {
           std::string next = argv[j];
           if (next.empty() || next[0] == '-')
             continue;
-          if (std::find(sub->second.begin(), sub->second.end(), next) == sub->second.end()) {
+          if (std::none_of(sub.begin(), sub.end(), [&](auto& s) { return s.first == next; })) {
             std::vector<std::string> full;
-            for (auto& s : sub->second)
-              full.push_back(word + " " + s);
+            for (auto& s : sub)
+              full.push_back(word + " " + s.first);
             msg = "unknown command " + troupe::quote(word + " " + next) + suggestion(word + " " + next, full);
           }
           break;
@@ -421,11 +435,17 @@ int main(int argc, char** argv) {
     std::printf("troupectl %s\n", TROUPE_VERSION);
     return exit_ok;
   }
+  if (*completion) {
+    auto script = completion_script(shell);
+    return script ? (print(*script), exit_ok) : usage(script.error().message());
+  }
   client c{g.addr, g.token};
   if (auto st = c.check(); !st) {
     std::fprintf(stderr, "troupectl: %s\n", st.error().message().c_str());
     return exit_usage;
   }
+  if (*console || app.get_subcommands().empty())
+    return run_console(app, g);
   if (*status)
     return cmd_status(g, c);
   if (*actors)

@@ -1,5 +1,6 @@
 #include "tools/troupectl/output.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,23 +76,79 @@ std::string render_merged(const google::protobuf::Message& first, const google::
   return document(head + (empty_head || empty_tail ? "" : ",") + tail, f);
 }
 
-std::string table::str(bool colour) const {
-  std::vector<std::size_t> width;
+std::size_t display_width(const std::string& s) {
+  // UTF-8: every byte but a continuation byte (10xxxxxx) starts a character.
+  return static_cast<std::size_t>(
+    std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+std::string cut(const std::string& s, std::size_t width) {
+  if (display_width(s) <= width)
+    return s;
+  if (width == 0)
+    return "";
+  std::size_t keep = 0, chars = 0;
+  while (keep < s.size()) {
+    if ((static_cast<unsigned char>(s[keep]) & 0xC0) != 0x80 && chars++ == width - 1)
+      break;
+    ++keep;
+  }
+  return s.substr(0, keep) + "\u2026";
+}
+
+std::vector<std::size_t> fit_columns(std::vector<std::size_t> width, std::size_t limit) {
+  if (limit == 0 || width.empty())
+    return width;
+  constexpr std::size_t gap = 2, narrowest = 3;
+  std::size_t total = gap * (width.size() - 1);
+  for (auto w : width)
+    total += w;
+  while (total > limit) {
+    auto widest = std::max_element(width.begin(), width.end());
+    if (*widest <= narrowest)
+      break;  // nothing left to take: the row stays wider than the terminal
+    --*widest;
+    --total;
+  }
+  return width;
+}
+
+std::size_t terminal_width() {
+  if (::isatty(STDOUT_FILENO) != 1)
+    return 0;
+  winsize ws{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col;
+  if (const char* cols = std::getenv("COLUMNS"); cols && *cols) {
+    char* end = nullptr;
+    auto n = std::strtoul(cols, &end, 10);
+    if (*end == '\0' && n > 0)
+      return n;
+  }
+  return 0;
+}
+
+std::string table::str(bool colour) const { return str(colour, terminal_width()); }
+
+std::string table::str(bool colour, std::size_t max_width) const {
+  std::vector<std::size_t> natural;
   for (auto& row : rows_)
     for (std::size_t i = 0; i < row.size(); ++i) {
-      if (width.size() <= i)
-        width.push_back(0);
-      width[i] = std::max(width[i], row[i].size());
+      if (natural.size() <= i)
+        natural.push_back(0);
+      natural[i] = std::max(natural[i], display_width(row[i]));
     }
+  auto width = fit_columns(natural, max_width);
   std::ostringstream out;
   for (auto& row : rows_) {
     std::string line;
     for (std::size_t i = 0; i < row.size(); ++i) {
       bool last = i + 1 == row.size();
+      auto cell = cut(row[i], width[i]);
       auto* c = colour ? colour_of(row[i]) : nullptr;
-      line += c ? c + row[i] + "\033[0m" : row[i];
+      line += c ? c + cell + "\033[0m" : cell;
       if (!last)
-        line += std::string(width[i] - row[i].size() + 2, ' ');
+        line += std::string(width[i] - display_width(cell) + 2, ' ');
     }
     while (!line.empty() && line.back() == ' ')
       line.pop_back();
