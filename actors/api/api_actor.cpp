@@ -18,6 +18,7 @@
 
 #include "actors/agent/keys.hpp"
 #include "actors/api/images.hpp"
+#include "actors/api/introspect.hpp"
 #include "actors/api/metrics.hpp"
 #include "actors/image/store.hpp"
 #include "actors/rpc/rpc_actor.hpp"
@@ -137,13 +138,17 @@ public:
         [this](const v1::GetClusterImages& q) {
           ask_failure why{};
           return replicated_ask<v1::ClusterImageList>(q, why);
-        }) {}
+        }),
+      introspect_(sys, ctx_, reply, reply_error) {}
 
   void install(httplib::Server& svr) {
-    svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
+    svr.Get("/v1/status", [this](const httplib::Request& req, httplib::Response& res) { status(req, res); });
     svr.Get("/v1/actors", [this](const httplib::Request& req, httplib::Response& res) { actors(req, res); });
     svr.Post(R"(/v1/actors/([^/]+)/kill)", [this](const httplib::Request& req, httplib::Response& res) {
       kill(req.matches[1], req, res);
+    });
+    svr.Post(R"(/v1/actors/([^/]+)/trace)", [this](const httplib::Request& req, httplib::Response& res) {
+      introspect_.trace(req.matches[1], req, res);
     });
     svr.Get("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
       events(req, res);
@@ -288,7 +293,7 @@ private:
     return req.has_param("node") ? req.get_param_value("node") : std::string{};
   }
 
-  void status(httplib::Response& res) {
+  void status(const httplib::Request& req, httplib::Response& res) {
     ask_failure why{};
     auto st = ask<v1::NodeStatus>(sys_, actor("node"), v1::GetStatus{}, actor_timeout, &why);
     if (!st)
@@ -297,10 +302,14 @@ private:
     if (!list)
       return reply_failure(res, "supervisor", why, list.error());
     *st->mutable_actors() = std::move(*list->mutable_actors());
+    if (req.has_param("cluster") && req.get_param_value("cluster") != "false")
+      introspect_.cluster_health(*st);
     reply(res, *st);
   }
 
   void actors(const httplib::Request& req, httplib::Response& res) {
+    if (req.has_param("all") && req.get_param_value("all") != "false")
+      return introspect_.all_actors(res);
     ask_failure why{};
     auto list = ask_on<v1::ActorList>(node_param(req), "supervisor", v1::GetActors{}, &why);
     if (!list)
@@ -340,6 +349,8 @@ private:
   }
 
   void events(const httplib::Request& req, httplib::Response& res) {
+    if (introspect_routes::wants_stream(req))
+      return introspect_.cluster_events(req, res);
     uint64_t after = 0, limit = 0;
     if (!query_u64(req, res, "after", after) || !query_u64(req, res, "limit", limit))
       return;
@@ -576,6 +587,7 @@ private:
   agent_context_ptr ctx_;
   std::shared_ptr<spdlog::logger> log_;
   image_routes images_;
+  introspect_routes introspect_;
 };
 
 api_state::api_state() = default;
