@@ -141,6 +141,9 @@ public:
         }),
       introspect_(sys, ctx_, reply, reply_error) {}
 
+  /// Blocking queries and traces in progress give up: the server stops.
+  void stop() { introspect_.stop(); }
+
   void install(httplib::Server& svr) {
     svr.Get("/v1/status", [this](const httplib::Request& req, httplib::Response& res) { status(req, res); });
     svr.Get("/v1/actors", [this](const httplib::Request& req, httplib::Response& res) { actors(req, res); });
@@ -593,6 +596,8 @@ private:
 api_state::api_state() = default;
 
 api_state::~api_state() {
+  if (handlers)
+    handlers->stop();
   if (server)
     server->stop();
   if (listener.joinable())

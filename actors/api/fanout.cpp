@@ -93,7 +93,8 @@ caf::behavior gatherer(caf::event_based_actor* self, std::shared_ptr<gather> g, 
 } // namespace
 
 std::vector<node_answer> fan_out(caf::actor_system& sys, agent_context_ptr ctx, std::vector<node_call> calls,
-                                 std::function<bool(const v1::Envelope&)> enough, milliseconds grace) {
+                                 std::function<bool(const v1::Envelope&)> enough, milliseconds grace,
+                                 const std::atomic<bool>* cancel) {
   if (calls.empty())
     return {};
   auto g = std::make_shared<gather>();
@@ -112,8 +113,10 @@ std::vector<node_answer> fan_out(caf::actor_system& sys, agent_context_ptr ctx, 
     a.error = "no answer";
   auto codec = std::make_shared<const wire::codec>(wire::codec::with_runtime_types(longest));
   sys.spawn(gatherer, g, std::move(calls), std::move(ctx), codec);
-  if (done.wait_for(longest + seconds{3}) != std::future_status::ready)
-    return late;
+  auto until = steady_clock::now() + longest + seconds{3};
+  while (done.wait_for(milliseconds{100}) != std::future_status::ready)
+    if ((cancel && *cancel) || steady_clock::now() >= until)
+      return late;
   return done.get();
 }
 

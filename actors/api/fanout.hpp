@@ -4,6 +4,7 @@
 // every node's answer or its error comes back, within a bounded time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -34,10 +35,12 @@ struct node_answer {
 
 /// Returns when every call is answered; or, once `enough` holds for one
 /// reply, `grace` later (the calls still out get "no answer yet"); or when
-/// the longest timeout is up. Blocks: call it from a thread that is no actor.
+/// the longest timeout is up; or at once when `cancel` turns true (every
+/// call then "no answer"). Blocks: call it from a thread that is no actor.
 std::vector<node_answer> fan_out(caf::actor_system& sys, agent_context_ptr ctx, std::vector<node_call> calls,
                                  std::function<bool(const v1::Envelope&)> enough = {},
-                                 std::chrono::milliseconds grace = std::chrono::milliseconds{50});
+                                 std::chrono::milliseconds grace = std::chrono::milliseconds{50},
+                                 const std::atomic<bool>* cancel = nullptr);
 
 /// The call of `payload` to `actor` on `node`.
 template <class T>

@@ -77,6 +77,13 @@ result<T> open_answer(const node_answer& a) {
 introspect_routes::introspect_routes(caf::actor_system& sys, agent_context_ptr ctx, reply_fn reply, error_fn error)
   : sys_(sys), ctx_(std::move(ctx)), reply_(reply), error_(error), log_(logging::get("api")) {}
 
+bool introspect_routes::pause(milliseconds d) const {
+  auto until = steady_clock::now() + d;
+  while (!stopping_ && steady_clock::now() < until)
+    std::this_thread::sleep_for(std::min(milliseconds{100}, duration_cast<milliseconds>(until - steady_clock::now())));
+  return !stopping_;
+}
+
 bool introspect_routes::wants_stream(const httplib::Request& req) {
   for (const char* p : {"all", "wait", "cursor", "since"})
     if (req.has_param(p))
@@ -152,7 +159,8 @@ void introspect_routes::trace(const std::string& actor, const httplib::Request& 
   if (!started)
     return refused(why, started.error());
   log_->info("trace actor={} node={} seconds={} id={}", actor, node, seconds, started->trace_id());
-  std::this_thread::sleep_for(std::chrono::seconds{seconds} + milliseconds{50});
+  if (!pause(std::chrono::seconds{seconds} + milliseconds{50}))
+    return error_(res, 503, "unavailable", "the agent is stopping; the trace ended early");
   v1::GetTrace get;
   get.set_actor(actor);
   get.set_trace_id(started->trace_id());
@@ -246,7 +254,7 @@ void introspect_routes::cluster_events(const httplib::Request& req, httplib::Res
       return list && list->events_size() > 0;
     };
     out.mutable_errors()->clear();
-    for (auto& a : fan_out(sys_, ctx_, std::move(calls), has_events)) {
+    for (auto& a : fan_out(sys_, ctx_, std::move(calls), has_events, milliseconds{50}, &stopping_)) {
       if (a.error == "no answer yet")  // still waiting when another node had events: asked again next time
         continue;
       auto list = open_answer<v1::ClusterEventList>(a);
@@ -259,7 +267,7 @@ void introspect_routes::cluster_events(const httplib::Request& req, httplib::Res
       for (auto& ev : *list->mutable_events())
         *out.add_events() = std::move(ev);
     }
-  } while (out.events_size() == 0 && steady_clock::now() < deadline);
+  } while (out.events_size() == 0 && steady_clock::now() < deadline && !stopping_);
   std::stable_sort(out.mutable_events()->begin(), out.mutable_events()->end(), [](auto& a, auto& b) {
     return a.at_ms() != b.at_ms() ? a.at_ms() < b.at_ms() : a.node() != b.node() ? a.node() < b.node() : a.seq() < b.seq();
   });

@@ -6,6 +6,8 @@
 // a node that cannot answer shows with its error, within a bounded time.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -45,12 +47,20 @@ public:
   /// of the node's typed logs.
   static bool wants_stream(const httplib::Request& req);
 
+  /// The api actor stops: blocking queries and traces in progress answer
+  /// now (the HTTP server waits for them before it stops).
+  void stop() { stopping_ = true; }
+
 private:
+  /// Sleeps `d`, or less when stopping; false then.
+  bool pause(std::chrono::milliseconds d) const;
+
   caf::actor_system& sys_;
   agent_context_ptr ctx_;
   reply_fn reply_;
   error_fn error_;
   std::shared_ptr<spdlog::logger> log_;
+  std::atomic<bool> stopping_{false};
 };
 
 } // namespace troupe::api

@@ -220,18 +220,34 @@ std::string query_of(const events_flags& f, const std::map<std::string, uint64_t
   return q;
 }
 
-void print_events(const globals& g, const v1::ClusterEventList& list, bool header) {
+/// Following: fixed columns, so that rows printed batch by batch line up.
+std::string event_line(const std::vector<std::string>& cells) {
+  static const std::size_t widths[] = {19, 10, 7, 16, 12};
+  std::string out;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    out += cells[i];
+    if (i + 1 < cells.size())
+      out += std::string(i < 5 && cells[i].size() < widths[i] ? widths[i] - cells[i].size() + 2 : 2, ' ');
+  }
+  return out + "\n";
+}
+
+void print_events(const globals& g, const v1::ClusterEventList& list, bool header, bool follow) {
   if (g.fmt != format::table)
     return print(render(list, g.fmt));
   if (list.events_size() == 0)
     return;
-  table t{{"TIME", "NODE", "KIND", "SUBJECT", "EVENT", "DETAIL"}};
-  for (auto& ev : list.events())
-    t.add({timestamp(ev.at_ms()), ev.node(), ev.kind(), ev.subject(), ev.event(), ev.detail()});
-  auto text = t.str(false);
-  if (!header)  // following: the header once, at the top
-    text = text.substr(text.find('\n') + 1);
-  print(text);
+  std::vector<std::string> head{"TIME", "NODE", "KIND", "SUBJECT", "EVENT", "DETAIL"};
+  table t{head};
+  std::string lines = follow && header ? event_line(head) : "";
+  for (auto& ev : list.events()) {
+    std::vector<std::string> row{timestamp(ev.at_ms()), ev.node(), ev.kind(), ev.subject(), ev.event(), ev.detail()};
+    if (follow)
+      lines += event_line(row);
+    else
+      t.add(std::move(row));
+  }
+  print(follow ? lines : t.str(false));
 }
 
 /// Says on stderr which nodes could not be asked, when that changes.
@@ -263,7 +279,7 @@ int cmd_events(const globals& g, client c, events_flags f) {
     v1::ClusterEventList list;
     if (auto r = c.get(q, list); !r)
       return fail(r.error());
-    print_events(g, list, true);
+    print_events(g, list, true, false);
     return exit_ok;
   }
   std::map<std::string, std::string> errors;
@@ -281,7 +297,7 @@ int cmd_events(const globals& g, client c, events_flags f) {
       continue;
     }
     report_errors(list, errors);
-    print_events(g, list, header);
+    print_events(g, list, header, f.follow);
     header = header && list.events_size() == 0;
     std::fflush(stdout);
     for (auto& [node, seq] : list.cursors())
