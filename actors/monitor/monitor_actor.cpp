@@ -63,11 +63,14 @@ bool wanted(const v1::GetClusterEvents& q, const v1::ClusterEvent& ev) {
 /// The unified log's events that `q` asks for; cursor: where the next query
 /// starts (past events it filtered out, so that they are not read again).
 v1::ClusterEventList read_cluster(monitor_state& st, const v1::GetClusterEvents& q) {
+  // A cursor past the newest event is from an earlier log (a new data dir):
+  // read this one from its start.
+  auto after = q.after_seq() > st.cluster_events.last() ? 0 : q.after_seq();
   v1::ClusterEventList all;
-  if (auto read = st.cluster_events.read_after(*st.ctx->env, q.after_seq(), 0, all); !read)
+  if (auto read = st.cluster_events.read_after(*st.ctx->env, after, 0, all); !read)
     st.log->error("read_failed reason=\"{}\"", read.error().message());
   v1::ClusterEventList out;
-  out.set_cursor(st.cluster_events.last());  // also when the log restarted below the query's cursor
+  out.set_cursor(st.cluster_events.last());
   for (auto& ev : *all.mutable_events()) {
     if (q.limit() != 0 && out.events_size() >= static_cast<int>(q.limit())) {
       out.set_cursor(out.events(out.events_size() - 1).seq());

@@ -181,6 +181,9 @@ TEST_CASE_FIXTURE(monitor_fixture, "every kind of event lands in the unified log
   CHECK(only.cursor() == 4);  // past the leader event it filtered out
   tasks.set_after_seq(only.cursor());
   CHECK(cluster_events(*sys, mon, tasks).events_size() == 0);
+  v1::GetClusterEvents stale;  // a cursor from an earlier log (a new data dir): read from the start
+  stale.set_after_seq(100);
+  CHECK(cluster_events(*sys, mon, stale).events_size() == 4);
   v1::GetClusterEvents later;
   later.set_since_ms(all.events(3).at_ms() + 60000);
   CHECK(cluster_events(*sys, mon, later).events_size() == 0);

@@ -25,8 +25,9 @@ void record_step(const raft::leader_context& lc, const std::string& service, con
   const auto& ro = r.service().rollout();
   bool settled = ro.state() == "completed" || ro.state() == "rolled_back" || ro.state() == "paused";
   auto event = what == "rollback" ? std::string{"rolling_back"} : settled ? ro.state() : std::string{"step"};
-  auto detail = what + ": " + ro.state() + ", allowed " + std::to_string(ro.allowed()) + ", done " +
-                std::to_string(ro.done()) + ", failed " + std::to_string(ro.failed());
+  auto detail = "version " + std::to_string(r.service().version()) + ": " + ro.state() + ", allowed " +
+                std::to_string(ro.allowed()) + ", done " + std::to_string(ro.done()) + ", failed " +
+                std::to_string(ro.failed());
   if (!ro.reason().empty())
     detail += " (" + ro.reason() + ")";
   if (lc.ctx && lc.ctx->names)
