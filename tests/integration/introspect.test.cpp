@@ -134,7 +134,12 @@ TEST_CASE("three agents: actors --all shows every node's actors and messages han
   CHECK(too_long.code == 2);
   CHECK_MESSAGE(contains(too_long.output, "must be 1 to 60"), too_long.output);
 
-  // The cluster at a glance: each member, the leader, its term and voters.
+  // The cluster at a glance: each member, the leader, its term and voters
+  // (the leader adds the others to Raft a second or two after they joined).
+  REQUIRE_MESSAGE(eventually(20s, [&] {
+    auto st = ctl_json<v1::NodeStatus>(s1, {"status"});
+    return st && st->cluster().voters_size() == 3;
+  }), s1.ctl({"status"}).output);
   auto status = ctl_json<v1::NodeStatus>(s1, {"status"});
   REQUIRE(status);
   const auto& health = status->cluster();
@@ -221,6 +226,12 @@ TEST_CASE("the cluster's event stream: a deploy's rollout, an actor restart on a
 
   // events -f -o json, following from a server that stays, sees the leader
   // killed with -9 replaced (a higher term, another node) and a member leave.
+  // The leader adds the others to Raft a second or two after they joined:
+  // only with three voters can two elect a new leader.
+  REQUIRE_MESSAGE(eventually(20s, [&] {
+    auto st = ctl_json<v1::NodeStatus>(s1, {"status"});
+    return st && st->cluster().voters_size() == 3;
+  }), s1.ctl({"status"}).output);
   auto leader = leader_of(s1);
   REQUIRE_FALSE(leader.empty());
   auto old_term = ctl_json<v1::NodeStatus>(s1, {"status"})->cluster().term();
