@@ -297,7 +297,8 @@ int cmd_events(const globals& g, client c, events_flags f) {
       continue;
     }
     report_errors(list, errors);
-    print_events(g, list, header, f.follow);
+    if (first || list.events_size() > 0)  // following: a document per reply with events
+      print_events(g, list, header, f.follow);
     header = header && list.events_size() == 0;
     std::fflush(stdout);
     for (auto& [node, seq] : list.cursors())
