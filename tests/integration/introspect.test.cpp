@@ -278,3 +278,26 @@ TEST_CASE("the cluster's event stream: a deploy's rollout, an actor restart on a
   CHECK(bad.code == 1);
   CHECK_MESSAGE(contains(bad.output, "'nosuch' is not one of member, leader, rollout, task, actor"), bad.output);
 }
+
+TEST_CASE("events -f rides out a kill -9 and a restart of the agent it follows, saying so on stderr") {
+  agent a;
+  a.start(loopback_flags());
+  auto follow_log = a.dir.path() / "follow.log";  // its stdout and stderr
+  process follower{{TROUPECTL_BIN, "--addr", "127.0.0.1:" + std::to_string(a.http), "events", "-f", "--kind", "actor"},
+                   follow_log};
+  REQUIRE_MESSAGE(eventually(10s, [&] { return contains(read_file(follow_log), "started"); }), read_file(follow_log));
+  a.proc->signal(SIGKILL);
+  REQUIRE(a.proc->wait(5s));
+  CHECK(eventually(10s, [&] { return contains(read_file(follow_log), "retrying"); }));
+  a.start(loopback_flags());
+  REQUIRE(a.ctl({"actor", "kill", "registry"}).code == 0);
+  CHECK_MESSAGE(eventually(15s, [&] {
+    auto text = read_file(follow_log);
+    return contains(text, "registry") && contains(text, "died") && contains(text, "restarted");
+  }), read_file(follow_log));
+  CHECK(follower.running());
+  follower.signal(SIGTERM);
+  follower.wait(5s);
+  a.proc->signal(SIGTERM);
+  a.proc->wait(10s);
+}
