@@ -27,8 +27,10 @@ void finish(caf::event_based_actor* self, gather& g) {
     return;
   g.done = true;
   for (auto& a : g.out)
-    if (!a.reply && a.error.empty())
+    if (!a.reply && a.error.empty()) {
       a.error = "no answer yet";
+      a.pending = true;
+    }
   g.result->set_value(std::move(g.out));
   self->quit();
 }
@@ -108,9 +110,11 @@ std::vector<node_answer> fan_out(caf::actor_system& sys, agent_context_ptr ctx, 
     longest = std::max(longest, c.timeout);
   }
   auto done = g->result->get_future();
-  auto late = g->out;  // what a gatherer that never finishes leaves
-  for (auto& a : late)
+  auto late = g->out;  // what a gatherer that never finishes (or a cancel) leaves
+  for (auto& a : late) {
     a.error = "no answer";
+    a.pending = true;
+  }
   auto codec = std::make_shared<const wire::codec>(wire::codec::with_runtime_types(longest));
   sys.spawn(gatherer, g, std::move(calls), std::move(ctx), codec);
   auto until = steady_clock::now() + longest + seconds{3};

@@ -31,6 +31,7 @@ struct node_answer {
   std::string actor;
   std::optional<v1::Envelope> reply;  // the typed reply, when there is one
   std::string error;                  // else why not: the node's refusal, unreachable, no answer in time
+  bool pending = false;               // not answered yet when fan_out returned early (`enough`, `cancel`)
 };
 
 /// Returns when every call is answered; or, once `enough` holds for one

@@ -224,6 +224,42 @@ result<stream_query> parse_stream_query(const httplib::Request& req) {
 
 } // namespace
 
+namespace {
+
+/// One round of blocking queries to every node's monitor, each waiting up to
+/// `wait`; adds what they answer to `out` and moves their cursors.
+void events_round(caf::actor_system& sys, const agent_context_ptr& ctx, stream_query& q,
+                  const std::vector<std::string>& nodes, milliseconds wait, const std::atomic<bool>& cancel,
+                  v1::ClusterEventList& out) {
+  std::vector<node_call> calls;
+  for (auto& node : nodes) {
+    auto ask = q.base;
+    ask.set_after_seq(q.cursors.count(node) ? q.cursors[node] : 0);
+    ask.set_wait_ms(static_cast<uint32_t>(wait.count()));
+    calls.push_back(call_of(node, "monitor", ask, wait + node_timeout));
+  }
+  auto has_events = [](const v1::Envelope& env) {
+    auto list = wire::unseal<v1::ClusterEventList>(env);
+    return list && list->events_size() > 0;
+  };
+  out.mutable_errors()->clear();
+  for (auto& a : fan_out(sys, ctx, std::move(calls), has_events, milliseconds{50}, &cancel)) {
+    if (a.pending)  // still waiting when another node had events: asked again next time
+      continue;
+    auto list = open_answer<v1::ClusterEventList>(a);
+    if (!list) {
+      (*out.mutable_errors())[a.node] = list.error().message();
+      continue;
+    }
+    q.cursors[a.node] = list->cursor();
+    (*out.mutable_cursors())[a.node] = list->cursor();
+    for (auto& ev : *list->mutable_events())
+      *out.add_events() = std::move(ev);
+  }
+}
+
+} // namespace
+
 void introspect_routes::cluster_events(const httplib::Request& req, httplib::Response& res) {
   auto q = parse_stream_query(req);
   if (!q)
@@ -241,32 +277,8 @@ void introspect_routes::cluster_events(const httplib::Request& req, httplib::Res
     (*out.mutable_cursors())[node] = seq;
   auto deadline = steady_clock::now() + q->wait;
   do {
-    auto wait = std::max(milliseconds{0}, std::min(round_wait, duration_cast<milliseconds>(deadline - steady_clock::now())));
-    std::vector<node_call> calls;
-    for (auto& node : nodes) {
-      auto ask = q->base;
-      ask.set_after_seq(q->cursors.count(node) ? q->cursors[node] : 0);
-      ask.set_wait_ms(static_cast<uint32_t>(wait.count()));
-      calls.push_back(call_of(node, "monitor", ask, wait + node_timeout));
-    }
-    auto has_events = [](const v1::Envelope& env) {
-      auto list = wire::unseal<v1::ClusterEventList>(env);
-      return list && list->events_size() > 0;
-    };
-    out.mutable_errors()->clear();
-    for (auto& a : fan_out(sys_, ctx_, std::move(calls), has_events, milliseconds{50}, &stopping_)) {
-      if (a.error == "no answer yet")  // still waiting when another node had events: asked again next time
-        continue;
-      auto list = open_answer<v1::ClusterEventList>(a);
-      if (!list) {
-        (*out.mutable_errors())[a.node] = list.error().message();
-        continue;
-      }
-      q->cursors[a.node] = list->cursor();
-      (*out.mutable_cursors())[a.node] = list->cursor();
-      for (auto& ev : *list->mutable_events())
-        *out.add_events() = std::move(ev);
-    }
+    auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+    events_round(sys_, ctx_, *q, nodes, std::clamp(left, milliseconds{0}, round_wait), stopping_, out);
   } while (out.events_size() == 0 && steady_clock::now() < deadline && !stopping_);
   std::stable_sort(out.mutable_events()->begin(), out.mutable_events()->end(), [](auto& a, auto& b) {
     return a.at_ms() != b.at_ms() ? a.at_ms() < b.at_ms() : a.node() != b.node() ? a.node() < b.node() : a.seq() < b.seq();
@@ -274,73 +286,94 @@ void introspect_routes::cluster_events(const httplib::Request& req, httplib::Res
   reply_(res, out);
 }
 
+namespace {
+
+/// A member's row, counted by state; true when it is to be asked.
+bool add_member(v1::ClusterHealth& h, const v1::Member& m, const std::string& self, v1::NodeHealth*& row) {
+  row = h.add_nodes();
+  row->set_name(m.name());
+  row->set_state(m.state());
+  row->set_role(m.role());
+  row->set_address(m.address());
+  row->set_self(m.name() == self);
+  if (m.state() == "alive")
+    h.set_alive(h.alive() + 1);
+  else if (m.state() == "suspect")
+    h.set_suspect(h.suspect() + 1);
+  else if (m.state() == "dead")
+    h.set_dead(h.dead() + 1);
+  else
+    h.set_left(h.left() + 1);
+  return m.state() == "alive" || m.state() == "suspect";
+}
+
+void add_actors(v1::NodeHealth& n, const v1::ActorList& list) {
+  for (auto& actor : list.actors()) {
+    n.set_actors(n.actors() + 1);
+    n.set_restarts(n.restarts() + actor.restarts());
+    if (actor.state() == "running")
+      n.set_running(n.running() + 1);
+    else
+      n.add_not_running(actor.name() + ": " + actor.state());
+  }
+}
+
+/// Leader, term and voters from the servers' views: the leader's own, else
+/// the one with the highest term.
+struct raft_view {
+  std::map<uint64_t, std::string> names;  // raft id -> node
+  std::vector<uint64_t> voters;
+  bool from_leader = false;
+
+  void add(v1::ClusterHealth& h, const std::string& node, const v1::RaftStatus& r) {
+    names[r.raft_id()] = node;
+    if (r.role() != "leader" && (from_leader || r.term() < h.term()))
+      return;
+    h.set_term(std::max(h.term(), r.term()));
+    h.set_leader(r.role() == "leader" ? node : r.leader());
+    voters.assign(r.voters().begin(), r.voters().end());
+    from_leader = r.role() == "leader";
+  }
+
+  void name_voters(v1::ClusterHealth& h) {
+    for (auto id : voters)
+      h.add_voters(names.count(id) ? names[id] : std::to_string(id));
+  }
+};
+
+} // namespace
+
 void introspect_routes::cluster_health(v1::NodeStatus& st) {
   auto& health = *st.mutable_cluster();
   auto members = ask<v1::MemberList>(sys_, ctx_->names->get("membership"), v1::GetMembers{}, local_timeout);
   if (!members)
     return;
   std::vector<node_call> calls;
-  std::map<std::string, v1::NodeHealth*> by_name;
+  std::map<std::string, v1::NodeHealth*> rows;
   for (const auto& m : members->members()) {
-    auto* n = health.add_nodes();
-    n->set_name(m.name());
-    n->set_state(m.state());
-    n->set_role(m.role());
-    n->set_address(m.address());
-    n->set_self(m.name() == st.name());
-    by_name[m.name()] = n;
-    if (m.state() == "alive")
-      health.set_alive(health.alive() + 1);
-    else if (m.state() == "suspect")
-      health.set_suspect(health.suspect() + 1);
-    else if (m.state() == "dead")
-      health.set_dead(health.dead() + 1);
-    else
-      health.set_left(health.left() + 1);
-    if (m.state() != "alive" && m.state() != "suspect")
+    if (!add_member(health, m, st.name(), rows[m.name()]))
       continue;
     calls.push_back(call_of(m.name(), "supervisor", v1::GetActors{}, node_timeout));
     if (m.role() == "server")
       calls.push_back(call_of(m.name(), "raft", v1::GetRaftStatus{}, node_timeout));
   }
-  std::map<uint64_t, std::string> raft_names;
-  std::vector<uint64_t> voters;  // the leader's view, else the highest term's
-  bool from_leader = false;
+  raft_view raft;
   for (auto& a : fan_out(sys_, ctx_, std::move(calls))) {
-    auto* n = by_name[a.node];
+    auto* n = rows[a.node];
     if (a.actor == "supervisor") {
-      auto list = open_answer<v1::ActorList>(a);
-      if (!list) {
+      if (auto list = open_answer<v1::ActorList>(a))
+        add_actors(*n, *list);
+      else
         n->set_error(list.error().message());
-        continue;
-      }
-      for (auto& actor : list->actors()) {
-        n->set_actors(n->actors() + 1);
-        n->set_restarts(n->restarts() + actor.restarts());
-        if (actor.state() == "running")
-          n->set_running(n->running() + 1);
-        else
-          n->add_not_running(actor.name() + ": " + actor.state());
-      }
-      continue;
-    }
-    auto raft = open_answer<v1::RaftStatus>(a);
-    if (!raft) {
+    } else if (auto status = open_answer<v1::RaftStatus>(a)) {
+      n->set_raft_role(status->role());
+      n->set_term(status->term());
+      raft.add(health, a.node, *status);
+    } else {
       n->set_raft_role("unknown");
-      continue;
-    }
-    n->set_raft_role(raft->role());
-    n->set_term(raft->term());
-    raft_names[raft->raft_id()] = a.node;
-    if (raft->role() == "leader" || (!from_leader && raft->term() >= health.term())) {
-      health.set_term(std::max(health.term(), raft->term()));
-      health.set_leader(raft->role() == "leader" ? a.node : raft->leader());
-      voters.assign(raft->voters().begin(), raft->voters().end());
-      from_leader = raft->role() == "leader";
     }
   }
-  for (auto id : voters)
-    health.add_voters(raft_names.count(id) ? raft_names[id] : std::to_string(id));
+  raft.name_voters(health);
 }
 
 } // namespace troupe::api
