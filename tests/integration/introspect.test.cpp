@@ -196,6 +196,13 @@ TEST_CASE("the cluster's event stream: a deploy's rollout, an actor restart on a
     auto rollouts = events_of(s1, "rollout");
     return has_event(rollouts, "", "default/web", "version") && has_event(rollouts, "", "default/web", "placed");
   }), s1.ctl({"events", "--kind", "rollout"}).output);
+  // The tasks it placed report their states from the nodes that run them.
+  CHECK_MESSAGE(eventually(10s, [&] {
+    for (auto& e : events_of(s1, "task"))
+      if (e.event() == "running" && contains(e.detail(), "-> running"))
+        return true;
+    return false;
+  }), s1.ctl({"events", "--kind", "task"}).output);
 
   // A blocking query from the newest cursor returns as soon as s2's
   // registry actor restarts (its wait of 25 s is not used up: it would come
