@@ -312,7 +312,8 @@ private:
 
   void actors(const httplib::Request& req, httplib::Response& res) {
     if (req.has_param("all") && req.get_param_value("all") != "false")
-      return introspect_.all_actors(res);
+      return req.has_param("node") ? reply_error(res, 400, "bad_request", "give node= or all=1, not both")
+                                   : introspect_.all_actors(res);
     ask_failure why{};
     auto list = ask_on<v1::ActorList>(node_param(req), "supervisor", v1::GetActors{}, &why);
     if (!list)

@@ -368,6 +368,8 @@ void introspect_routes::cluster_health(v1::NodeStatus& st) {
     } else if (auto status = open_answer<v1::RaftStatus>(a)) {
       n->set_raft_role(status->role());
       n->set_term(status->term());
+      n->set_commit(status->commit());
+      n->set_applied(status->applied());
       raft.add(health, a.node, *status);
     } else {
       n->set_raft_role("unknown");

@@ -156,7 +156,7 @@ TEST_CASE("three agents: actors --all shows every node's actors and messages han
   }
   auto status_table = s1.ctl({"status"});
   CHECK_MESSAGE(contains(status_table.output, "3 members: 3 alive"), status_table.output);
-  CHECK_MESSAGE(contains(status_table.output, "leader " + health.leader()), status_table.output);
+  CHECK_MESSAGE(contains(status_table.output, "LEADER    " + health.leader() + ", term "), status_table.output);
 
   // kill -9: before membership calls it dead, the node cannot answer; each
   // listing still comes back, with s3's row saying why it has no actors.

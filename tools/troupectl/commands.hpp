@@ -123,8 +123,5 @@ int cmd_remove(const globals& g, const client& c, const std::string& target);
 std::string cluster_summary(const troupe::v1::MemberList& list);
 /// "leader, term 3, 1 voter, 0 learners, commit 42, applied 42" for status.
 std::string raft_summary(const troupe::v1::RaftStatus& raft);
-/// Every alive server's view of Raft (GET /v1/raft?node=), one row each;
-/// empty when the cluster has one server.
-std::string server_table(const client& c, const troupe::v1::MemberList& members);
 
 } // namespace troupectl

@@ -51,9 +51,9 @@ std::string timestamp(int64_t at_ms, bool with_ms = false) {
   return std::string{when} + ms;
 }
 
-/// Every member at a glance: state, role, Raft role, its actors.
+/// Every member at a glance: state, role, its view of Raft, its actors.
 std::string health_table(const v1::ClusterHealth& h) {
-  table t{{"MEMBER", "STATE", "ROLE", "RAFT", "TERM", "ACTORS", "RESTARTS", "PROBLEMS"}};
+  table t{{"MEMBER", "STATE", "ROLE", "RAFT ROLE", "TERM", "COMMIT", "APPLIED", "ACTORS", "RESTARTS", "PROBLEMS"}};
   for (auto& n : h.nodes()) {
     std::string problems;
     for (auto& p : n.not_running())
@@ -61,31 +61,25 @@ std::string health_table(const v1::ClusterHealth& h) {
     if (!n.error().empty())
       problems = n.error();
     bool asked = n.actors() > 0;
+    bool raft = n.term() > 0;
     t.add({n.name() + (n.self() ? " *" : ""), n.state(), n.role(), n.raft_role().empty() ? "-" : n.raft_role(),
-           n.term() ? std::to_string(n.term()) : "-",
+           raft ? std::to_string(n.term()) : "-", raft ? std::to_string(n.commit()) : "-",
+           raft ? std::to_string(n.applied()) : "-",
            asked ? std::to_string(n.running()) + "/" + std::to_string(n.actors()) + " running" : "-",
            asked ? std::to_string(n.restarts()) : "-", problems.empty() ? "-" : problems});
   }
   return t.str(use_colour());
 }
 
-std::string cluster_line(const v1::ClusterHealth& h) {
-  std::string out = std::to_string(h.nodes_size()) + " members:";
-  for (auto [n, state] : {std::pair{h.alive(), "alive"}, std::pair{h.suspect(), "suspect"},
-                          std::pair{h.dead(), "dead"}, std::pair{h.left(), "left"}})
-    if (n > 0)
-      out += " " + std::to_string(n) + " " + state;
-  return out;
-}
-
-std::string raft_line(const v1::ClusterHealth& h) {
+/// The cluster's leader as the servers report it.
+std::string leader_line(const v1::ClusterHealth& h) {
   if (h.term() == 0)
     return "no server answered";
   std::string voters;
   for (auto& v : h.voters())
     voters += (voters.empty() ? "" : ", ") + v;
-  return (h.leader().empty() ? std::string{"no leader"} : "leader " + h.leader()) + ", term " +
-         std::to_string(h.term()) + (voters.empty() ? "" : ", voters " + voters);
+  return (h.leader().empty() ? std::string{"none known"} : h.leader()) + ", term " + std::to_string(h.term()) +
+         (voters.empty() ? "" : ", voters " + voters);
 }
 
 /// NODE/ACTOR or ACTOR: the node ("" for this one) and the actor; false when malformed.
@@ -125,8 +119,17 @@ int cmd_status(const globals& g, const client& c) {
   info.add({"UPTIME", human_duration(st.uptime_ms()) + "  (boot " + std::to_string(st.boot_count()) +
                         ", pid " + std::to_string(st.pid()) + ")"});
   info.add({"DATA DIR", st.data_dir()});
-  info.add({"CLUSTER", cluster_line(st.cluster())});
-  info.add({"RAFT", raft_line(st.cluster())});
+  v1::MemberList members;
+  if (auto r = c.get("/v1/members", members); r)
+    info.add({"CLUSTER", cluster_summary(members)});
+  else
+    info.add({"CLUSTER", "unknown (" + r.error().message() + ")"});
+  v1::RaftStatus raft;
+  if (auto r = c.get("/v1/raft", raft); r)
+    info.add({"RAFT", raft_summary(raft)});
+  else
+    info.add({"RAFT", "unknown (" + r.error().message() + ")"});
+  info.add({"LEADER", leader_line(st.cluster())});
   print(info.str(false) + "\n" + health_table(st.cluster()) + "\n" + actor_table(st.actors()).str(use_colour()));
   return exit_ok;
 }
