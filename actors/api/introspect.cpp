@@ -276,10 +276,17 @@ void introspect_routes::cluster_events(const httplib::Request& req, httplib::Res
   for (auto& [node, seq] : q->cursors)  // nodes not asked now keep their place
     (*out.mutable_cursors())[node] = seq;
   auto deadline = steady_clock::now() + q->wait;
-  do {
-    auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+  for (;;) {
+    auto started = steady_clock::now();
+    auto left = duration_cast<milliseconds>(deadline - started);
     events_round(sys_, ctx_, *q, nodes, std::clamp(left, milliseconds{0}, round_wait), stopping_, out);
-  } while (out.events_size() == 0 && steady_clock::now() < deadline && !stopping_);
+    if (out.events_size() > 0 || steady_clock::now() >= deadline || stopping_)
+      break;
+    // A round that came back at once and empty (a monitor restarting, too
+    // many waiting on one): the next one waits a little, not a busy loop.
+    if (steady_clock::now() - started < milliseconds{100} && !pause(milliseconds{250}))
+      break;
+  }
   std::stable_sort(out.mutable_events()->begin(), out.mutable_events()->end(), [](auto& a, auto& b) {
     return a.at_ms() != b.at_ms() ? a.at_ms() < b.at_ms() : a.node() != b.node() ? a.node() < b.node() : a.seq() < b.seq();
   });
