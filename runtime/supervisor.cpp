@@ -1,6 +1,7 @@
 #include "runtime/supervisor.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include "runtime/clock.hpp"
 #include "runtime/text.hpp"
@@ -211,12 +212,75 @@ caf::response_promise list_actors(supervisor_actor* self) {
     if (!c.hdl)
       continue;
     self->request(c.hdl, milliseconds{250}, caf::get_atom_v, atoms::stats_atom_v)
-      .then([=](int64_t mailbox) mutable {
+      .then([=](int64_t mailbox, uint64_t handled) mutable {
               out->mutable_actors(i)->set_mailbox(mailbox);
+              out->mutable_actors(i)->set_handled(handled);
               done();
             },
             [=](caf::error&) mutable { done(); });
   }
+  return rp;
+}
+
+/// The running child `name`, or an error naming why it cannot be traced.
+caf::expected<child*> traceable(supervisor_actor* self, const std::string& name) {
+  auto* c = find(self, name);
+  if (c == nullptr)
+    return caf::make_error(caf::sec::invalid_argument, "no actor named " + quote(name));
+  if (!c->hdl)
+    return caf::make_error(caf::sec::invalid_argument, "actor " + quote(name) + " is " + c->state);
+  return c;
+}
+
+/// Tells the child to record what it receives (named_actor.hpp); the trace
+/// ends by itself after `seconds`, and is collected with GetTrace.
+caf::result<wire::pb<v1::TraceStarted>> start_trace(supervisor_actor* self, const v1::StartTrace& req) {
+  if (req.seconds() < 1 || req.seconds() > max_trace_seconds)
+    return caf::make_error(caf::sec::invalid_argument, "trace seconds " + std::to_string(req.seconds()) +
+                                                         " must be 1 to " + std::to_string(max_trace_seconds));
+  auto c = traceable(self, req.actor());
+  if (!c)
+    return c.error();
+  auto rp = self->make_response_promise<wire::pb<v1::TraceStarted>>();
+  auto id = ++self->state.next_trace;
+  auto max = req.max_entries() == 0 ? default_trace_entries : std::min(req.max_entries(), default_trace_entries);
+  v1::TraceStarted started;
+  started.set_actor(req.actor());
+  started.set_actor_id((*c)->hdl.id());
+  started.set_trace_id(id);
+  self->state.log->info("trace_started actor={} id={} seconds={}", req.actor(), id, req.seconds());
+  self->request((*c)->hdl, milliseconds{1000}, atoms::trace_atom_v, id, req.seconds() * 1000u, max)
+    .then([rp, started](uint64_t) mutable { rp.deliver(wire::make_pb(started)); },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+/// Collects a trace from its child, naming the senders it knows.
+caf::result<wire::pb<v1::ActorTrace>> get_trace(supervisor_actor* self, const v1::GetTrace& req) {
+  auto c = traceable(self, req.actor());
+  if (!c)
+    return c.error();
+  auto rp = self->make_response_promise<wire::pb<v1::ActorTrace>>();
+  auto actor_id = (*c)->hdl.id();
+  self->request((*c)->hdl, milliseconds{1000}, atoms::trace_atom_v, caf::get_atom_v, req.trace_id())
+    .then(
+      [self, rp, req, actor_id](wire::pb<v1::ActorTrace>& trace) mutable {
+        std::map<std::string, std::string> names;
+        for (auto& k : self->state.children)
+          names["#" + std::to_string(k.last_id)] = k.spec.name;
+        names["#" + std::to_string(self->id())] = "supervisor";
+        for (auto& e : *trace.msg.mutable_entries())
+          if (!e.sender().empty())
+            e.set_sender(names.count(e.sender()) ? names[e.sender()] : "actor" + e.sender());
+        trace.msg.set_node(self->state.node);
+        trace.msg.set_actor(req.actor());
+        trace.msg.set_actor_id(actor_id);
+        rp.deliver(std::move(trace));
+      },
+      [rp, name = req.actor()](caf::error& err) mutable {
+        rp.deliver(caf::make_error(caf::sec::invalid_argument, "actor " + quote(name) + ": " + describe_exit(err) +
+                                                                 " (it restarted during the trace?)"));
+      });
   return rp;
 }
 
@@ -263,6 +327,8 @@ caf::behavior supervisor(supervisor_actor* self, std::string node, std::vector<c
       return wire::make_pb(std::move(rep));
     },
     [self](wire::pb<v1::GetActors>&) { return list_actors(self); },
+    [self](wire::pb<v1::StartTrace>& req) { return start_trace(self, req.msg); },
+    [self](wire::pb<v1::GetTrace>& req) { return get_trace(self, req.msg); },
     [self](atoms::stop_atom) { begin_stop(self, caf::none); },
     [self](atoms::stop_late_atom, const std::string& name, uint64_t generation) {
       auto* c = find(self, name);

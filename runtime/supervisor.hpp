@@ -19,6 +19,7 @@
 #include "runtime/logging.hpp"
 #include "runtime/restart_policy.hpp"
 #include "runtime/wire.hpp"
+#include "troupe/v1/introspect.pb.h"
 #include "troupe/v1/runtime.pb.h"
 
 namespace troupe {
@@ -54,6 +55,7 @@ struct supervisor_state {
   bool stopping = false;
   caf::error final_reason;                            // set when escalating
   uint64_t next_seq = 0;
+  uint64_t next_trace = 0;
   std::shared_ptr<spdlog::logger> log;
 
   static inline const char* name = "supervisor";
@@ -61,9 +63,15 @@ struct supervisor_state {
 
 using supervisor_actor = caf::stateful_actor<supervisor_state>;
 
+/// Traces last 1 to 60 s and keep at most 1000 entries (sampled beyond).
+inline constexpr uint32_t max_trace_seconds = 60;
+inline constexpr uint32_t default_trace_entries = 1000;
+
 /// The supervisor's behavior. Handles:
 ///   pb<KillActor>  -> pb<KillActorReply>, or an error naming the unknown actor
-///   pb<GetActors>  -> pb<ActorList> (asks each child for its mailbox size)
+///   pb<GetActors>  -> pb<ActorList> (asks each child for its mailbox size and messages handled)
+///   pb<StartTrace> -> pb<TraceStarted>: the child records what it receives
+///   pb<GetTrace>   -> pb<ActorTrace>: the trace so far, which ends it
 ///   (stop)         -> stops children in reverse order, then quits normally
 /// It quits with sec::runtime_error ("crash loop: ...") on escalation.
 caf::behavior supervisor(supervisor_actor* self, std::string node, std::vector<child_spec> children,

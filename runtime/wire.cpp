@@ -2,6 +2,7 @@
 
 #include "runtime/text.hpp"
 #include "troupe/v1/cluster.pb.h"
+#include "troupe/v1/introspect.pb.h"
 #include "troupe/v1/runtime.pb.h"
 #include "troupe/v1/task.pb.h"
 
@@ -131,6 +132,10 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::GetSchedNodes, v1::NodeList>();
   c.add<v1::AllocationUpdates, v1::ServiceReply>();
   c.add<v1::AllocationsChanged>();
+  c.add<v1::StartTrace, v1::TraceStarted>();
+  c.add<v1::GetTrace, v1::ActorTrace>();
+  c.add<v1::ClusterEvent>();
+  c.add<v1::GetClusterEvents, v1::ClusterEventList>();
   return c;
 }
 

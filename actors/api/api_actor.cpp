@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <thread>
@@ -11,16 +12,19 @@
 #include <httplib.h>
 
 #include "runtime/ask.hpp"
+#include "runtime/duration.hpp"
 #include "runtime/text.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
 #include <fstream>
 
 #include "actors/agent/keys.hpp"
+#include "actors/api/http_reply.hpp"
 #include "actors/api/images.hpp"
 #include "actors/api/tokens.hpp"
 #include "storage/environment.hpp"
 #include "storage/table.hpp"
+#include "actors/api/introspect.hpp"
 #include "actors/api/metrics.hpp"
 #include "actors/image/store.hpp"
 #include "actors/rpc/rpc_actor.hpp"
@@ -43,44 +47,6 @@ constexpr int listen_backlog = 128;
 constexpr std::size_t max_body = std::size_t{1} << 20;  // outside /v2/: every body is read into memory
 constexpr auto remote_timeout = 3000ms;  // another agent over TCP, and its actor
 constexpr auto write_wait = 6000ms;      // a replicated write: the raft actor gives up after 5 s
-
-std::string to_json(const google::protobuf::Message& msg) {
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.always_print_primitive_fields = true;
-  std::string out;
-  if (auto st = google::protobuf::util::MessageToJsonString(msg, &out, opts); !st.ok())
-    return R"({"code":"internal","message":"cannot render reply as JSON"})";
-  return out + "\n";
-}
-
-void reply(httplib::Response& res, const google::protobuf::Message& msg) {
-  res.status = 200;
-  res.set_content(to_json(msg), "application/json");
-}
-
-void reply_error(httplib::Response& res, int http_status, const std::string& code,
-                 const std::string& message) {
-  v1::ErrorReply err;
-  err.set_code(code);
-  err.set_message(message);
-  res.status = http_status;
-  res.set_content(to_json(err), "application/json");
-}
-
-/// Maps a failed ask to an HTTP error naming the actor.
-void reply_failure(httplib::Response& res, const std::string& actor, ask_failure why,
-                   const error& err) {
-  switch (why) {
-    case ask_failure::not_found:  // ?node= names no member: the request is wrong, not the actor
-      return reply_error(res, 404, "not_found", err.message());
-    case ask_failure::no_actor:
-      return reply_error(res, 503, "unavailable", "actor " + actor + " is not running; retry shortly");
-    case ask_failure::timeout:
-      return reply_error(res, 504, "timeout", "actor " + actor + ": " + err.message());
-    default:
-      return reply_error(res, 500, "actor_error", "actor " + actor + ": " + err.message());
-  }
-}
 
 // Parses an optional unsigned query parameter; false (and a 400) if bad.
 bool query_u64(const httplib::Request& req, httplib::Response& res, const char* name,
@@ -105,17 +71,6 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
 } // namespace
 
 namespace {
-
-/// Parses a JSON request body into `out`; false (and a 400 naming the
-/// problem, unknown fields included) when it does not fit.
-bool parse_body(const httplib::Request& req, httplib::Response& res, google::protobuf::Message& out) {
-  auto st = google::protobuf::util::JsonStringToMessage(req.body, &out);
-  if (st.ok())
-    return true;
-  reply_error(res, 400, "bad_request",
-              "body is not a " + out.GetTypeName() + ": " + std::string{st.message()});
-  return false;
-}
 
 bool valid_alloc_id(const std::string& id) {
   return id.size() == 12 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -156,7 +111,8 @@ public:
             log_->warn("token_cache_not_saved reason=\"{}\"", saved.error().message());
         },
         saved_tokens())),
-      tokens_(tokens_backend(), auth_, log_) {
+      tokens_(tokens_backend(), auth_, log_),
+      introspect_(sys, ctx_, reply, reply_error) {
     // The agent that bootstraps the cluster creates its management token.
     if (ctx_->config.seeds.empty() && ctx_->config.role == node_role::server)
       bootstrapper_ = std::make_unique<token_bootstrapper>(tokens_backend(), ctx_->config.data_dir,
@@ -178,11 +134,20 @@ public:
     return false;
   }
 
+  /// Blocking queries and traces in progress give up: the server stops.
+  void stop() {
+    stopping_ = true;
+    introspect_.stop();
+  }
+
   void install(httplib::Server& svr) {
-    svr.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
+    svr.Get("/v1/status", [this](const httplib::Request& req, httplib::Response& res) { status(req, res); });
     svr.Get("/v1/actors", [this](const httplib::Request& req, httplib::Response& res) { actors(req, res); });
     svr.Post(R"(/v1/actors/([^/]+)/kill)", [this](const httplib::Request& req, httplib::Response& res) {
       kill(req.matches[1], req, res);
+    });
+    svr.Post(R"(/v1/actors/([^/]+)/trace)", [this](const httplib::Request& req, httplib::Response& res) {
+      introspect_.trace(req.matches[1], req, res);
     });
     svr.Get("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
       events(req, res);
@@ -349,7 +314,7 @@ private:
     return req.has_param("node") ? req.get_param_value("node") : std::string{};
   }
 
-  void status(httplib::Response& res) {
+  void status(const httplib::Request& req, httplib::Response& res) {
     ask_failure why{};
     auto st = ask<v1::NodeStatus>(sys_, actor("node"), v1::GetStatus{}, actor_timeout, &why);
     if (!st)
@@ -358,10 +323,15 @@ private:
     if (!list)
       return reply_failure(res, "supervisor", why, list.error());
     *st->mutable_actors() = std::move(*list->mutable_actors());
+    if (req.has_param("cluster") && req.get_param_value("cluster") != "false")
+      introspect_.cluster_health(*st);
     reply(res, *st);
   }
 
   void actors(const httplib::Request& req, httplib::Response& res) {
+    if (req.has_param("all") && req.get_param_value("all") != "false")
+      return req.has_param("node") ? reply_error(res, 400, "bad_request", "give node= or all=1, not both")
+                                   : introspect_.all_actors(res);
     ask_failure why{};
     auto list = ask_on<v1::ActorList>(node_param(req), "supervisor", v1::GetActors{}, &why);
     if (!list)
@@ -401,6 +371,8 @@ private:
   }
 
   void events(const httplib::Request& req, httplib::Response& res) {
+    if (introspect_routes::wants_stream(req))
+      return introspect_.cluster_events(req, res);
     uint64_t after = 0, limit = 0;
     if (!query_u64(req, res, "after", after) || !query_u64(req, res, "limit", limit))
       return;
@@ -476,16 +448,8 @@ private:
   void replicated(const Req& req, httplib::Response& res) {
     ask_failure why{};
     result<Rep> rep = replicated_ask<Rep>(req, why);
-    if (!rep && why == ask_failure::none)
-      return reply_error(res, 503, "unavailable", rep.error().message());
-    if (!rep && why == ask_failure::invalid)
-      return reply_error(res, 400, "bad_request", rep.error().message());
-    if (!rep && why == ask_failure::conflict)
-      return reply_error(res, 409, "refused", rep.error().message());
-    if (!rep && why == ask_failure::refused)
-      return reply_error(res, 503, "unavailable", rep.error().message());
     if (!rep)
-      return reply_failure(res, "raft", why, rep.error());
+      return reply_replicated_failure(res, why, rep.error());
     if constexpr (std::is_same_v<Req, v1::KvGet>)
       if (!rep->found())
         return reply_error(res, 404, "not_found", "no key " + quote(req.key()));
@@ -554,23 +518,52 @@ private:
     auto stream = req.has_param("stream") ? req.get_param_value("stream") : std::string{"stdout"};
     if (stream != "stdout" && stream != "stderr")
       return reply_error(res, 400, "bad_request", "stream " + quote(stream) + " must be stdout or stderr");
+    constexpr uint64_t max_read = 1u << 20;
     uint64_t tail = 64 * 1024;
-    if (!query_u64(req, res, "tail", tail))
+    uint64_t offset = 0;
+    if (!query_u64(req, res, "tail", tail) || !query_u64(req, res, "offset", offset))
       return;
-    tail = std::min<uint64_t>(tail, 1u << 20);
+    // A blocking query: with ?offset= and ?wait=, wait (at most a minute)
+    // for bytes past offset; troupectl logs -f asks again from where it got.
+    std::chrono::milliseconds wait{0};
+    if (req.has_param("wait")) {
+      auto w = parse_duration(req.get_param_value("wait"));
+      if (!w || *w > std::chrono::minutes{1})
+        return reply_error(res, 400, "bad_request",
+                           "query parameter wait=" + quote(req.get_param_value("wait")) +
+                             " is not a duration up to 1m (like 30s)");
+      wait = *w;
+    }
     auto file = ctx_->config.data_dir / "logs" / id / (stream + ".log");
-    std::ifstream in{file, std::ios::binary | std::ios::ate};
+    std::error_code ec;
+    auto size = static_cast<uint64_t>(std::filesystem::file_size(file, ec));
+    if (ec)
+      return reply_error(res, 404, "not_found", "no " + stream + " log for allocation " + id);
+    bool from_offset = req.has_param("offset");
+    for (auto until = std::chrono::steady_clock::now() + wait;
+         from_offset && size == offset && std::chrono::steady_clock::now() < until && !stopping_;) {
+      std::this_thread::sleep_for(100ms);
+      size = static_cast<uint64_t>(std::filesystem::file_size(file, ec));
+      if (ec)
+        return reply_error(res, 404, "not_found", "no " + stream + " log for allocation " + id);
+    }
+    if (from_offset && size < offset)
+      offset = 0;  // rotated (past 10 MiB): the live file starts again
+    std::ifstream in{file, std::ios::binary};
     if (!in)
       return reply_error(res, 404, "not_found", "no " + stream + " log for allocation " + id);
     v1::TaskLogs out;
     out.set_alloc_id(id);
     out.set_stream(stream);
-    auto size = static_cast<uint64_t>(in.tellg());
     out.set_size(size);
-    auto from = size > tail ? size - tail : 0;
+    tail = std::min(tail, max_read);
+    uint64_t from = from_offset ? offset : size > tail ? size - tail : 0;
+    auto len = std::min(size - from, max_read);
+    out.set_offset(from);
     in.seekg(static_cast<std::streamoff>(from));
-    std::string text(size - from, '\0');
+    std::string text(len, '\0');
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
     out.set_data(std::move(text));
     reply(res, out);
   }
@@ -640,11 +633,15 @@ private:
   std::shared_ptr<access::authorizer> auth_;
   token_routes tokens_;
   std::unique_ptr<token_bootstrapper> bootstrapper_;
+  introspect_routes introspect_;
+  std::atomic<bool> stopping_{false};
 };
 
 api_state::api_state() = default;
 
 api_state::~api_state() {
+  if (handlers)
+    handlers->stop();
   if (server)
     server->stop();
   if (listener.joinable())

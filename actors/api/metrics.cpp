@@ -80,6 +80,11 @@ void actor_metrics(writer& w, const v1::ActorList& actors) {
   for (auto& a : actors.actors())
     if (a.mailbox() >= 0)
       w.sample("troupe_actor_mailbox", {"actor", a.name()}, a.mailbox());
+  w.family("troupe_actor_messages_handled_total", "counter",
+           "Messages the actor's handlers ran for, since this incarnation started.");
+  for (auto& a : actors.actors())
+    if (a.mailbox() >= 0)  // answered: a count that is not a reset to 0
+      w.sample("troupe_actor_messages_handled_total", {"actor", a.name()}, a.handled());
 }
 
 void task_metrics(writer& w, const v1::TaskList& tasks) {

@@ -18,7 +18,10 @@ TEST_CASE("metrics show the agent, its actors, tasks by state and each running t
   auto* a = in.actors.add_actors();
   a->set_name("monitor");
   a->set_restarts(2);
-  a->set_mailbox(-1); // did not answer: no mailbox sample
+  a->set_mailbox(-1); // did not answer: no mailbox sample, no handled count
+  auto* b = in.actors.add_actors();
+  b->set_name("raft");
+  b->set_handled(1234);
   auto* t = in.tasks.add_tasks();
   t->set_alloc_id("0123456789ab");
   t->set_name("web \"1\"");
@@ -35,7 +38,9 @@ TEST_CASE("metrics show the agent, its actors, tasks by state and each running t
   CHECK(text.find("troupe_agent_uptime_seconds 2.5\n") != std::string::npos);
   CHECK(text.find("troupe_agent_boots_total 3\n") != std::string::npos);
   CHECK(text.find("troupe_actor_restarts_total{actor=\"monitor\"} 2\n") != std::string::npos);
-  CHECK(text.find("troupe_actor_mailbox{") == std::string::npos);
+  CHECK(text.find("troupe_actor_mailbox{actor=\"monitor\"}") == std::string::npos);
+  CHECK(text.find("troupe_actor_messages_handled_total{actor=\"raft\"} 1234\n") != std::string::npos);
+  CHECK(text.find("troupe_actor_messages_handled_total{actor=\"monitor\"}") == std::string::npos);
   CHECK(text.find("troupe_tasks{state=\"running\"} 1\n") != std::string::npos);
   CHECK(text.find("troupe_tasks{state=\"failed\"} 0\n") != std::string::npos);
   CHECK(text.find("troupe_task_cpu_seconds_total{task=\"0123456789ab\",name=\"web \\\"1\\\"\"} 1.5\n") !=

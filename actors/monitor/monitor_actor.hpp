@@ -14,6 +14,7 @@
 #include "actors/monitor/event_log.hpp"
 #include "runtime/logging.hpp"
 #include "troupe/v1/cluster.pb.h"
+#include "troupe/v1/introspect.pb.h"
 #include "troupe/v1/runtime.pb.h"
 #include "troupe/v1/task.pb.h"
 
@@ -22,11 +23,27 @@ namespace troupe::monitor {
 /// Each log keeps its newest events only.
 inline constexpr std::size_t max_events = 1000;
 
+/// Blocking queries (GetClusterEvents.wait_ms) wait at most this long, and
+/// at most this many at once (more are answered at once).
+inline constexpr uint32_t max_wait_ms = 30000;
+inline constexpr std::size_t max_waiters = 128;
+
 struct monitor_state {
   agent_context_ptr ctx;
   event_log<v1::ActorEvent> actor_events{"actor_events", max_events};
   event_log<v1::TaskEvent> task_events{"task_events", max_events};
   event_log<v1::MemberEvent> member_events{"member_events", max_events};
+  // One log of every kind above plus the leader and rollout events that
+  // raft and the service actors send: the node's part of the cluster's
+  // event stream (GET /v1/events?all=1), read with one cursor.
+  event_log<v1::ClusterEvent> cluster_events{"cluster_events", max_events};
+  struct waiter {
+    uint64_t id;
+    v1::GetClusterEvents query;
+    caf::response_promise rp;
+  };
+  std::vector<waiter> waiters;  // blocking queries waiting for an event
+  uint64_t next_waiter = 0;
   v1::TaskUsageList usage;  // the node's last report: running tasks only
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "monitor";
@@ -37,6 +54,9 @@ struct monitor_state {
 /// pb<MemberEvent> (one-way, from the membership actor) and pb<GetMemberEvents>
 /// -> pb<MemberEventList>; pb<TaskUsageList> (one-way: the node's report) and pb<GetTaskUsage> ->
 /// pb<TaskUsageList> (the samples of the last report, one task or all).
+/// Every event is also kept in the unified log as a ClusterEvent; pb<ClusterEvent>
+/// (one-way: leader and rollout events) goes only there, and pb<GetClusterEvents>
+/// -> pb<ClusterEventList> reads it, waiting up to wait_ms for a first event.
 caf::behavior monitor_actor(caf::stateful_actor<monitor_state>* self, agent_context_ptr ctx);
 
 } // namespace troupe::monitor

@@ -1,5 +1,7 @@
 #include "actors/monitor/monitor_actor.hpp"
 
+#include <thread>
+
 #include "runtime/ask.hpp"
 #include "runtime/type_ids.hpp"
 #include "storage/testing.hpp"
@@ -128,5 +130,87 @@ TEST_CASE_FIXTURE(monitor_fixture, "the monitor answers with the node's last usa
   auto a = ask<v1::TaskUsageList>(*sys, mon, one, 5000ms);
   REQUIRE(a);
   CHECK(a->tasks_size() == 0);
+  stop(mon);
+}
+
+namespace {
+
+v1::ClusterEventList cluster_events(caf::actor_system& sys, const caf::actor& mon, v1::GetClusterEvents q) {
+  auto list = ask<v1::ClusterEventList>(sys, mon, q, 30000ms);
+  REQUIRE_MESSAGE(list, list.error().message());
+  return *list;
+}
+
+v1::ClusterEvent leader_event(const std::string& event, uint64_t term) {
+  v1::ClusterEvent ev;
+  ev.set_kind("leader");
+  ev.set_subject("s1");
+  ev.set_event(event);
+  ev.set_term(term);
+  return ev;
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(monitor_fixture, "every kind of event lands in the unified log, read by kind with a cursor past the rest") {
+  auto mon = spawn();
+  caf::anon_send(mon, wire::make_pb(event("node", "died")));
+  v1::TaskEvent task;
+  task.set_alloc_id("abc");
+  task.set_from("starting");
+  task.set_to("running");
+  caf::anon_send(mon, wire::make_pb(task));
+  v1::MemberEvent member;
+  member.set_kind("joined");
+  member.mutable_member()->set_name("s2");
+  caf::anon_send(mon, wire::make_pb(member));
+  caf::anon_send(mon, wire::make_pb(leader_event("elected", 3)));
+  auto all = cluster_events(*sys, mon, {});
+  REQUIRE(all.events_size() == 4);
+  CHECK(all.cursor() == 4);
+  std::vector<std::string> kinds;
+  for (auto& ev : all.events())
+    kinds.push_back(ev.kind() + ":" + ev.subject() + ":" + ev.event());
+  CHECK(kinds == std::vector<std::string>{"actor:node:died", "task:abc:running", "member:s2:joined", "leader:s1:elected"});
+  CHECK(all.events(1).detail() == "starting -> running");
+
+  v1::GetClusterEvents tasks;
+  tasks.add_kinds("task");
+  auto only = cluster_events(*sys, mon, tasks);
+  REQUIRE(only.events_size() == 1);
+  CHECK(only.cursor() == 4);  // past the leader event it filtered out
+  tasks.set_after_seq(only.cursor());
+  CHECK(cluster_events(*sys, mon, tasks).events_size() == 0);
+  v1::GetClusterEvents stale;  // a cursor from an earlier log (a new data dir): read from the start
+  stale.set_after_seq(100);
+  CHECK(cluster_events(*sys, mon, stale).events_size() == 4);
+  v1::GetClusterEvents later;
+  later.set_since_ms(all.events(3).at_ms() + 60000);
+  CHECK(cluster_events(*sys, mon, later).events_size() == 0);
+  stop(mon);
+}
+
+TEST_CASE_FIXTURE(monitor_fixture, "a blocking query is answered by the next event, or empty when its wait is up") {
+  auto mon = spawn();
+  caf::anon_send(mon, wire::make_pb(leader_event("elected", 1)));
+  auto first = cluster_events(*sys, mon, {});
+  REQUIRE(first.events_size() == 1);
+
+  v1::GetClusterEvents q;
+  q.set_after_seq(first.cursor());
+  q.set_wait_ms(20000);
+  v1::ClusterEventList woken;
+  std::thread waiter{[&] { woken = cluster_events(*sys, mon, q); }};
+  caf::anon_send(mon, wire::make_pb(leader_event("lost", 1)));
+  waiter.join();
+  REQUIRE(woken.events_size() == 1);  // not the empty answer of a wait used up
+  CHECK(woken.events(0).event() == "lost");
+  CHECK(woken.cursor() == 2);
+
+  q.set_after_seq(woken.cursor());
+  q.set_wait_ms(50);
+  auto empty = cluster_events(*sys, mon, q);
+  CHECK(empty.events_size() == 0);
+  CHECK(empty.cursor() == 2);
   stop(mon);
 }

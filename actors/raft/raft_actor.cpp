@@ -10,6 +10,7 @@
 #include "actors/service/spec.hpp"
 #include "net/keyring.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/cluster_event.hpp"
 #include "runtime/named_actor.hpp"
 #include "runtime/refusal.hpp"
 #include "runtime/type_ids.hpp"
@@ -293,6 +294,25 @@ void sync_leader_actors(actor* self) {
   }
 }
 
+/// The cluster's event stream learns of a leader from the server that won
+/// (a leader killed with -9 cannot say it lost; its successor's "elected"
+/// with a higher term says it).
+void record_leadership(raft_state& st) {
+  bool elected = st.node->role() == role::leader;
+  auto term = elected ? st.node->term() : st.leading_term;
+  st.leading_recorded = elected;
+  st.leading_term = st.node->term();
+  if (!st.ctx || !st.ctx->names)
+    return;
+  auto me = st.ctx->config.name;
+  record_event(*st.ctx->names, {"leader", me, elected ? "elected" : "lost",
+                                elected ? me + " leads in term " + std::to_string(term)
+                                        : me + " no longer leads (term " + std::to_string(term) + ", now " +
+                                            to_string(st.node->role()) + " in term " +
+                                            std::to_string(st.node->term()) + ")",
+                                term});
+}
+
 /// Answers the writes this server proposed that the batch applied.
 void answer_writes(raft_state& st, std::vector<outcome>& mine) {
   for (auto& o : mine) {
@@ -382,6 +402,8 @@ void process(actor* self) {
   if (st.node->role() != role_before || st.node->term() != term_before)
     st.log_->info("role={} term={} leader={} commit={} applied={}", to_string(st.node->role()), st.node->term(),
                   st.node->leader(), st.node->log().committed(), st.server.applied());
+  if ((st.node->role() == role::leader) != st.leading_recorded)
+    record_leadership(st);
   if (st.stopping && st.node->role() != role::leader)
     self->quit(st.stop_reason);
 }

@@ -93,6 +93,8 @@ struct leader_actor_spec {
 
 struct raft_state {
   agent_context_ptr ctx;
+  bool leading_recorded = false;                  // what the event stream was last told (leader elected/lost)
+  std::uint64_t leading_term = 0;
   std::string node_identity;                      // the node's id (hex), from which raft ids derive
   v1::RaftServerRecord server;
   std::unique_ptr<lmdb_log> log;

@@ -116,15 +116,15 @@ void set_peers(registry_actor_t* self, const v1::MemberList& list) {
 /// The agents' own secret, which peers' registries want: from this
 /// server's state, or an alive server's over RPC; "" while none has it.
 /// Blocking: the puller calls it on its worker thread.
-std::string agent_token(caf::actor_system& sys, const agent_context& ctx) {
+std::string agent_token(caf::actor_system& sys, const directory& names, bool server) {
   v1::GetAgentToken q;
   q.set_stale(true);
-  if (ctx.config.role == node_role::server)
-    if (auto raft = ctx.names->get("raft"))
+  if (server)
+    if (auto raft = names.get("raft"))
       if (auto got = ask<v1::AgentToken>(sys, raft, q, members_timeout, nullptr); got && !got->secret().empty())
         return got->secret();
-  auto members = ask<v1::MemberList>(sys, ctx.names->get("membership"), v1::GetMembers{}, members_timeout, nullptr);
-  auto rpc = ctx.names->get("rpc");
+  auto members = ask<v1::MemberList>(sys, names.get("membership"), v1::GetMembers{}, members_timeout, nullptr);
+  auto rpc = names.get("rpc");
   if (!members || !rpc)
     return "";
   for (const auto& m : members->members())
@@ -250,7 +250,12 @@ caf::behavior registry_actor(caf::stateful_actor<registry_state>* self, agent_co
   self->state.ctx = ctx;
   self->state.svc = svc;
   self->state.log = logging::get("registry");
-  svc->pull->set_peer_token_source([&sys = self->system(), ctx] { return agent_token(sys, *ctx); });
+  // Not the context: it holds the puller, which would then hold it.
+  svc->pull->set_peer_token_source([&sys = self->system(), names = std::weak_ptr<directory>{ctx->names},
+                                    server = ctx->config.role == node_role::server] {
+    auto held = names.lock();
+    return held ? agent_token(sys, *held, server) : std::string{};
+  });
   poll_peers(self);
   self->delayed_send(self, gc_interval, caf::flush_atom_v);
   if (ctx->config.role == node_role::server)

@@ -11,6 +11,7 @@
 #include "actors/scheduler/state.hpp"
 #include "actors/service/service_actor.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/cluster_event.hpp"
 #include "runtime/describe.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
@@ -103,6 +104,7 @@ void propose_plans(actor* self, const raft::leader_context& lc, std::vector<v1::
     auto service = p.service();
     auto placing = p.place_size();
     auto stopping = p.stop_size();
+    auto version = p.version();
     v1::ClusterCommand cmd;
     cmd.set_term(lc.term);
     *cmd.mutable_plan() = std::move(p);
@@ -115,12 +117,18 @@ void propose_plans(actor* self, const raft::leader_context& lc, std::vector<v1::
       touched.insert(a.node());
     self->request(lc.raft, raft::write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(cmd)))
       .then(
-        [self, lc, done, service, placing, stopping, touched](wire::pb<v1::ServiceReply>& r) {
+        [self, lc, done, service, placing, stopping, touched, version](wire::pb<v1::ServiceReply>& r) {
           // The nodes it placed on learn at once; a stop reaches its node at
           // the node's next poll.
           tell_nodes(self, lc, touched);
           self->state.log->info("plan service={} placed={}/{} stopped={} refused={}", service, r.msg.placed(),
                                 placing, stopping, r.msg.refused_size());
+          record_event(*lc.ctx->names, {"rollout", service, "placed",
+                                        "version " + std::to_string(version) + ": placed " +
+                                          std::to_string(r.msg.placed()) + "/" + std::to_string(placing) +
+                                          ", stopped " + std::to_string(stopping) +
+                                          (r.msg.refused_size() ? ", refused " + std::to_string(r.msg.refused_size()) : ""),
+                                        lc.term, version});
           for (const auto& why : r.msg.refused())
             self->state.log->warn("placement_refused service={} reason=\"{}\"", service, why);
           done();

@@ -2,6 +2,7 @@
 
 #include "actors/scheduler/rollout.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/cluster_event.hpp"
 #include "runtime/describe.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
@@ -17,12 +18,29 @@ void again(actor* self, std::chrono::milliseconds after) {
   self->delayed_send(self, after, caf::tick_atom_v);
 }
 
+/// The rollout's progress in the cluster's event stream: each step this
+/// leader proposed, with the state it led to.
+void record_step(const raft::leader_context& lc, const std::string& service, const std::string& what,
+                 const v1::ServiceReply& r) {
+  const auto& ro = r.service().rollout();
+  bool settled = ro.state() == "completed" || ro.state() == "rolled_back" || ro.state() == "paused";
+  auto event = what == "rollback" ? std::string{"rolling_back"} : settled ? ro.state() : std::string{"step"};
+  auto detail = "version " + std::to_string(r.service().version()) + ": " + ro.state() + ", allowed " +
+                std::to_string(ro.allowed()) + ", done " + std::to_string(ro.done()) + ", failed " +
+                std::to_string(ro.failed());
+  if (!ro.reason().empty())
+    detail += " (" + ro.reason() + ")";
+  if (lc.ctx && lc.ctx->names)
+    record_event(*lc.ctx->names, {"rollout", service, event, detail, lc.term, r.service().version()});
+}
+
 void propose(actor* self, const raft::leader_context& lc, v1::ClusterCommand cmd, const std::string& what) {
   cmd.set_term(lc.term);
   ++self->state.steps;
   self->request(lc.raft, raft::write_timeout + std::chrono::seconds{1}, wire::make_pb(std::move(cmd)))
     .then(
-      [self, what](wire::pb<v1::ServiceReply>& r) {
+      [self, lc, what](wire::pb<v1::ServiceReply>& r) {
+        record_step(lc, self->state.service, what, r.msg);
         const auto& ro = r.msg.service().rollout();
         self->state.log->info("rollout service={} step=\"{}\" version={} state={} allowed={} done={} failed={}",
                               self->state.service, what, r.msg.service().version(), ro.state(), ro.allowed(),
@@ -34,6 +52,18 @@ void propose(actor* self, const raft::leader_context& lc, v1::ClusterCommand cmd
                               describe_exit(err));
         again(self, watch_interval);
       });
+}
+
+/// Tells the event stream once of each version this leader's actor sees
+/// (again after a leader change: the new leader's actor carries it on).
+void note_version(actor* self, const raft::leader_context& lc, const v1::ServiceRecord& record) {
+  if (record.version() == self->state.seen_version || !lc.ctx || !lc.ctx->names)
+    return;
+  self->state.seen_version = record.version();
+  const auto& state = record.rollout().state();
+  auto detail = "version " + std::to_string(record.version()) +
+                (state.empty() ? " (first deploy)" : ": rollout " + state) + ", leader term " + std::to_string(lc.term);
+  record_event(*lc.ctx->names, {"rollout", self->state.service, "version", detail, lc.term, record.version()});
 }
 
 /// Reads the service and its tasks from this (leading) server's applied
@@ -56,6 +86,7 @@ void look(actor* self, const raft::leader_context& lc) {
         if (list.msg.services_size() == 0)
           return again(self, idle_interval);  // removed; the scheduler stops this actor
         auto summary = list.msg.services(0);
+        note_version(self, lc, summary.service());
         if (!scheduler::advancing(summary.service().rollout()))
           return again(self, idle_interval);
         v1::GetAllocations allocations;

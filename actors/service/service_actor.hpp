@@ -25,6 +25,7 @@ struct service_actor_state {
   std::string service;           // namespace/name
   bool busy = false;             // a look is under way
   std::uint64_t steps = 0;       // commands proposed
+  std::uint64_t seen_version = 0;  // the version whose rollout the event stream was told of
   static inline const char* name = "service";
 };
 

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "tests/integration/agent_fixture.hpp"
+#include "troupe/v1/introspect.pb.h"
 
 using namespace troupe;
 using namespace troupe::testing;
@@ -46,25 +47,27 @@ TEST_CASE("the monitor's event log records deaths and restarts and survives a re
   a.start();
   REQUIRE(a.ctl({"actor", "kill", "node"}).code == 0);
   REQUIRE(eventually(1s, [&] { return a.respawned("node", 1); }));
-  auto r = a.ctl({"-o", "json", "events"});
+  auto r = a.ctl({"-o", "json", "events", "--kind", "actor"});
   REQUIRE_MESSAGE(r.code == 0, r.output);
-  auto list = parse_json<v1::EventList>(r.output);
+  auto list = parse_json<v1::ClusterEventList>(r.output);
   std::vector<std::string> seen;
-  uint64_t died_id = 0;
+  bool died = false;
   for (auto& ev : list.events()) {
-    seen.push_back(ev.actor() + ":" + ev.kind());
-    if (ev.actor() == "node" && ev.kind() == "died") {
-      died_id = ev.actor_id();
-      CHECK(ev.reason() == "killed");
+    CHECK(ev.node() == "it");
+    CHECK(ev.kind() == "actor");
+    seen.push_back(ev.subject() + ":" + ev.event());
+    if (ev.subject() == "node" && ev.event() == "died") {
+      died = true;
+      CHECK(contains(ev.detail(), "killed"));
     }
   }
   CHECK(std::find(seen.begin(), seen.end(), "node:restarted") != seen.end());
-  CHECK(died_id != 0);
+  CHECK(died);
 
   a.proc->signal(SIGTERM);
   REQUIRE(a.proc->wait(10s));
   a.start();
-  auto again = parse_json<v1::EventList>(a.ctl({"-o", "json", "events"}).output);
+  auto again = parse_json<v1::ClusterEventList>(a.ctl({"-o", "json", "events", "--kind", "actor"}).output);
   CHECK(again.events_size() > list.events_size());
   CHECK(again.events(0).seq() == list.events(0).seq());
 }

@@ -20,6 +20,7 @@ std::string addr_of(const agent& a) { return "127.0.0.1:" + std::to_string(a.htt
 void start_leading(agent& a) {
   a.start();
   httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(a.token);
   bool leads = eventually(10s, [&] {
     auto res = http.Get("/v1/raft");
     return res && res->status == 200 && parse_json<v1::RaftStatus>(res->body).leader() == a.name;
@@ -32,7 +33,7 @@ std::unique_ptr<pty_session> console(const agent& a, const std::string& addr, st
   std::vector<std::string> argv{TROUPECTL_BIN, "--addr", addr};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::vector<std::string> env{"TERM=xterm", "HOME=" + a.dir.path().string(),
-                               "TROUPE_HISTORY=" + (a.dir.path() / "history").string(), "TROUPE_TOKEN="};
+                               "TROUPE_HISTORY=" + (a.dir.path() / "history").string(), "TROUPE_TOKEN=" + a.token};
   return std::make_unique<pty_session>(argv, env, a.dir.path());
 }
 
@@ -40,7 +41,8 @@ const std::string prompt = "troupe it [leader it t";
 
 /// `script` run by `sh -c` in the agent's dir; `troupectl` in it is the built one.
 run_result shell(const agent& a, const std::string& program, const std::string& script) {
-  return run({"/usr/bin/env", "TROUPECTL=" + std::string{TROUPECTL_BIN}, "TROUPE_ADDR=" + addr_of(a), program, "-c",
+  return run({"/usr/bin/env", "TROUPECTL=" + std::string{TROUPECTL_BIN}, "TROUPE_ADDR=" + addr_of(a),
+              "TROUPE_TOKEN=" + a.token, program, "-c",
               script},
              a.dir.path());
 }

@@ -8,10 +8,13 @@
 
 #include <algorithm>
 
+#include <httplib.h>
+
 #include "actors/node/runc/process.hpp"
 #include "actors/node/runc/process_driver.hpp"
 #include "tests/integration/agent_fixture.hpp"
 #include "tests/integration/process_cleanup.hpp"
+#include "troupe/v1/api.pb.h"
 
 using namespace troupe;
 using namespace troupe::testing;
@@ -147,4 +150,42 @@ TEST_CASE("where runc cannot be used --driver runc refuses to start and auto fal
   REQUIRE(eventually(10s, [&] { return task_in_state(a, "fallback", "exited"); }));
   CHECK(task_named(a, "fallback")->driver() == "process");
   CHECK(contains(a.ctl({"logs", "fallback"}).output, "fell back"));
+}
+
+TEST_CASE("troupectl logs -f follows a command's output as it is written, through blocking queries") {
+  agent a;
+  a.start({"--driver", "process"});
+  process_cleanup guard{a, a.status().id()};
+  make_image(a);
+  auto id = run_id(a, {"--name", "ticker", "host:1", "--", "sh", "-c",
+                       "for i in 1 2 3 4 5 6 7 8; do echo line-$i; sleep 0.3; done; sleep 1000"});
+  auto out = a.dir.path() / "follow.out";
+  process follower{{TROUPECTL_BIN, "--addr", "127.0.0.1:" + std::to_string(a.http), "--token", a.token, "logs", "-f",
+                    "ticker"},
+                   out};
+  REQUIRE_MESSAGE(eventually(20s, [&] { return contains(read_file(out), "line-8"); }), read_file(out));
+  auto text = read_file(out);
+  for (auto line : {"line-1\n", "line-4\n", "line-8\n"}) {
+    CAPTURE(line);
+    CHECK(text.find(line) == text.rfind(line));  // each once: nothing read twice
+  }
+  CHECK(follower.running());  // still following
+
+  // The API: nothing past the end within the wait is an empty answer at the end.
+  auto all = parse_json<v1::TaskLogs>(a.ctl({"-o", "json", "logs", "ticker"}).output);
+  httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(a.token);
+  http.set_read_timeout(10, 0);
+  auto path = "/v1/tasks/" + id + "/logs?offset=" + std::to_string(all.size()) + "&wait=500ms";
+  auto r = http.Get(path);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  auto none = parse_json<v1::TaskLogs>(r->body);
+  CHECK(none.data().empty());
+  CHECK(none.offset() == all.size());
+  auto bad = http.Get("/v1/tasks/" + id + "/logs?offset=0&wait=2h");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(contains(bad->body, "wait="));
+  CHECK(a.ctl({"rm", id}).code == 0);
 }

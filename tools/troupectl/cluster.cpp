@@ -53,30 +53,6 @@ std::string raft_summary(const v1::RaftStatus& raft) {
          std::to_string(raft.applied()) + leader_actors;
 }
 
-std::string server_table(const client& c, const v1::MemberList& members) {
-  std::vector<const v1::Member*> servers;
-  for (auto& m : members.members())
-    if (m.role() == "server" && m.state() == "alive")
-      servers.push_back(&m);
-  if (servers.size() < 2)
-    return {};
-  std::sort(servers.begin(), servers.end(), [](auto* a, auto* b) { return a->name() < b->name(); });
-  table t{{"SERVER", "RAFT ROLE", "TERM", "LEADER", "VOTERS", "LEARNERS", "COMMIT", "APPLIED"}};
-  for (auto* m : servers) {
-    v1::RaftStatus r;
-    if (auto got = c.get("/v1/raft?node=" + m->name(), r); !got) {
-      t.add({m->name(), "unknown (" + got.error().message() + ")", "-", "-", "-", "-", "-", "-"});
-      continue;
-    }
-    bool member = r.role() != "not_a_member" && r.role() != "client";
-    t.add({m->name(), r.role(), member ? std::to_string(r.term()) : "-",
-           r.leader().empty() ? (r.leader_id() ? std::to_string(r.leader_id()) : "-") : r.leader(),
-           member ? std::to_string(r.voters_size()) : "-", member ? std::to_string(r.learners_size()) : "-",
-           member ? std::to_string(r.commit()) : "-", member ? std::to_string(r.applied()) : "-"});
-  }
-  return t.str(use_colour());
-}
-
 int cmd_nodes(const globals& g, const client& c) {
   v1::MemberList list;
   if (auto r = c.get("/v1/members", list); !r)

@@ -50,6 +50,28 @@ struct run_flags {
   bool read_only = false;
 };
 
+// Introspection (introspect.cpp).
+/// This node, and the cluster at a glance (GET /v1/status?cluster=1).
+int cmd_status(const globals& g, const client& c);
+/// One node's actors (node "" this one), or every node's (all).
+int cmd_actors(const globals& g, const client& c, const std::string& node, bool all);
+int cmd_actor_kill(const globals& g, const client& c, const std::string& target);
+/// What ACTOR or NODE/ACTOR receives for `seconds` (1 to 60).
+int cmd_actor_trace(const globals& g, client c, const std::string& target, unsigned seconds);
+
+/// `troupectl events` flags.
+struct events_flags {
+  bool follow = false;
+  bool of_tasks = false;    // --tasks: --kind task
+  bool of_members = false;  // --members: --kind member
+  std::string kinds;        // member,leader,rollout,task,actor
+  std::string since;        // a duration: how far back
+  std::string cursor;       // NODE:SEQ,...: one blocking query from there
+  std::string wait;         // with it, or alone: how long that query may wait
+};
+/// The cluster's events, merged by time; following with blocking queries.
+int cmd_events(const globals& g, client c, events_flags f);
+
 int cmd_run(const globals& g, const client& c, const run_flags& f);
 /// This node's tasks (GET /v1/tasks).
 int cmd_ps(const globals& g, const client& c);
@@ -57,7 +79,9 @@ int cmd_ps(const globals& g, const client& c);
 int cmd_rm(const globals& g, const client& c, const std::string& target);
 /// True when `target` names exactly one of this node's tasks.
 bool has_task(const client& c, const std::string& target);
-int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream);
+/// A task's output; follow: then what it writes next, through blocking
+/// queries (?offset=&wait=), until interrupted.
+int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream, bool follow);
 int cmd_nodes(const globals& g, const client& c);
 /// keys (op empty: list) | keys install|use|remove KEY.
 int cmd_keys(const globals& g, const client& c, const std::string& op, const std::string& key);
@@ -114,8 +138,5 @@ int cmd_token_whoami(const globals& g, const client& c);
 std::string cluster_summary(const troupe::v1::MemberList& list);
 /// "leader, term 3, 1 voter, 0 learners, commit 42, applied 42" for status.
 std::string raft_summary(const troupe::v1::RaftStatus& raft);
-/// Every alive server's view of Raft (GET /v1/raft?node=), one row each;
-/// empty when the cluster has one server.
-std::string server_table(const client& c, const troupe::v1::MemberList& members);
 
 } // namespace troupectl

@@ -26,150 +26,6 @@ namespace {
 using namespace troupectl;
 namespace v1 = troupe::v1;
 
-table actor_table(const google::protobuf::RepeatedPtrField<v1::ActorInfo>& actors) {
-  table t{{"ACTOR", "STATE", "RESTARTS", "MAILBOX", "UPTIME", "ID", "LAST EXIT"}};
-  for (auto& a : actors)
-    t.add({a.name(), a.state(), std::to_string(a.restarts()),
-           a.mailbox() < 0 ? "?" : std::to_string(a.mailbox()),
-           a.state() == "running" ? human_duration(a.uptime_ms()) : "-",
-           a.actor_id() ? std::to_string(a.actor_id()) : "-", a.last_exit()});
-  return t;
-}
-
-int cmd_status(const globals& g, const client& c) {
-  v1::NodeStatus st;
-  if (auto r = c.get("/v1/status", st); !r)
-    return fail(r.error());
-  if (g.fmt != format::table)
-    return print(render(st, g.fmt)), exit_ok;
-  std::string labels;
-  for (auto& [k, v] : st.labels())
-    labels += (labels.empty() ? "" : ",") + k + "=" + v;
-  table info{{"NODE", st.name()}};
-  info.add({"ID", st.id()});
-  info.add({"ROLE", st.role()});
-  info.add({"VERSION", st.version()});
-  info.add({"ADDRESS", st.bind() + "  http " + std::to_string(st.http_port()) + "  gossip " +
-                         std::to_string(st.gossip_port()) + "  rpc " + std::to_string(st.rpc_port())});
-  info.add({"LABELS", labels.empty() ? "-" : labels});
-  info.add({"UPTIME", human_duration(st.uptime_ms()) + "  (boot " + std::to_string(st.boot_count()) +
-                        ", pid " + std::to_string(st.pid()) + ")"});
-  info.add({"DATA DIR", st.data_dir()});
-  v1::MemberList members;
-  if (auto r = c.get("/v1/members", members); r)
-    info.add({"CLUSTER", cluster_summary(members)});
-  else
-    info.add({"CLUSTER", "unknown (" + r.error().message() + ")"});
-  v1::RaftStatus raft;
-  if (auto r = c.get("/v1/raft", raft); r)
-    info.add({"RAFT", raft_summary(raft)});
-  else
-    info.add({"RAFT", "unknown (" + r.error().message() + ")"});
-  auto servers = server_table(c, members);
-  print(info.str(false) + "\n" + (servers.empty() ? "" : servers + "\n") + actor_table(st.actors()).str(use_colour()));
-  return exit_ok;
-}
-
-int cmd_actors(const globals& g, const client& c, const std::string& node) {
-  v1::ActorList list;
-  if (auto r = c.get("/v1/actors" + (node.empty() ? "" : "?node=" + node), list); !r)
-    return fail(r.error());
-  if (g.fmt != format::table)
-    return print(render(list, g.fmt)), exit_ok;
-  print(actor_table(list.actors()).str(use_colour()));
-  return exit_ok;
-}
-
-int cmd_actor_kill(const globals& g, const client& c, const std::string& target) {
-  auto slash = target.find('/');
-  auto name = slash == std::string::npos ? target : target.substr(slash + 1);
-  if (name.empty())
-    return std::fprintf(stderr, "troupectl: actor kill: give ACTOR or NODE/ACTOR\n"), exit_usage;
-  auto node = slash == std::string::npos ? std::string{} : target.substr(0, slash);
-  if (!node.empty() && !troupe::valid_node_name(node))
-    return std::fprintf(stderr, "troupectl: actor kill: %s is not a node name\n", troupe::quote(node).c_str()),
-           exit_usage;
-  v1::KillActorReply rep;
-  if (auto r = c.post("/v1/actors/" + name + "/kill" + (node.empty() ? "" : "?node=" + node), rep); !r)
-    return fail(r.error());
-  if (g.fmt != format::table)
-    return print(render(rep, g.fmt)), exit_ok;
-  print("killed " + rep.name() + " (actor id " + std::to_string(rep.killed_actor_id()) +
-        "); its supervisor respawns it\n");
-  return exit_ok;
-}
-
-std::string timestamp(int64_t at_ms) {
-  std::time_t secs = static_cast<std::time_t>(at_ms / 1000);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", std::localtime(&secs));
-  return when;
-}
-
-std::vector<std::string> row_of(const v1::ActorEvent& ev) {
-  return {std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.actor(), ev.kind(), std::to_string(ev.actor_id()),
-          std::to_string(ev.restarts()), ev.reason()};
-}
-
-std::vector<std::string> row_of(const v1::TaskEvent& ev) {
-  return {std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.alloc_id(), ev.from(), ev.to(), ev.reason()};
-}
-
-std::vector<std::string> row_of(const v1::MemberEvent& ev) {
-  return {std::to_string(ev.seq()), timestamp(ev.at_ms()), ev.member().name(), ev.kind(), ev.member().address(),
-          std::to_string(ev.member().incarnation())};
-}
-
-/// Prints one page of events; returns the last sequence number shown.
-template <class List>
-uint64_t print_event_list(const globals& g, const List& list, bool follow, std::vector<std::string> header) {
-  if (follow && list.events_size() == 0)
-    return 0;
-  uint64_t last = list.events_size() ? list.events(list.events_size() - 1).seq() : 0;
-  if (g.fmt != format::table) {
-    print(render(list, g.fmt));
-    return last;
-  }
-  table t{std::move(header)};
-  for (auto& ev : list.events())
-    t.add(row_of(ev));
-  if (last != 0)
-    print(t.str(false));
-  return last;
-}
-
-/// Prints one of the node's event logs, once or following.
-template <class List>
-int follow_events(const globals& g, const client& c, bool follow, const std::string& kind,
-                  const std::vector<std::string>& header) {
-  uint64_t after = 0;
-  do {
-    List list;
-    if (auto r = c.get("/v1/events?after=" + std::to_string(after) + "&kind=" + kind, list); !r) {
-      if (!follow)
-        return fail(r.error());
-      // Following rides out a restarting monitor or agent: say so, retry.
-      std::fprintf(stderr, "troupectl: %s; retrying\n", r.error().message().c_str());
-    } else if (auto last = print_event_list(g, list, follow, header); last != 0) {
-      after = last;
-    }
-    std::fflush(stdout);
-    if (follow)
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  } while (follow);
-  return exit_ok;
-}
-
-int cmd_events(const globals& g, const client& c, bool follow, bool of_tasks, bool of_members) {
-  if (of_tasks)
-    return follow_events<v1::TaskEventList>(g, c, follow, "task", {"SEQ", "TIME", "ALLOCATION", "FROM", "TO", "REASON"});
-  if (of_members)
-    return follow_events<v1::MemberEventList>(g, c, follow, "member",
-                                              {"SEQ", "TIME", "MEMBER", "EVENT", "ADDRESS", "INCARNATION"});
-  return follow_events<v1::EventList>(g, c, follow, "actor",
-                                      {"SEQ", "TIME", "ACTOR", "EVENT", "ACTOR ID", "RESTARTS", "REASON"});
-}
-
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j)
@@ -219,26 +75,37 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);  // none: the console
   app.fallthrough();
 
-  auto* status = app.add_subcommand("status", "this node: identity, addresses, uptime and its actors");
+  auto* status = app.add_subcommand("status", "the cluster at a glance (members, leader, each node's health) "
+                                               "and this node: identity, addresses, uptime and its actors");
   status->footer("Example: troupectl status");
-  auto* actors = app.add_subcommand("actors", "the node's actors: state, restarts, mailbox, uptime");
+  auto* actors = app.add_subcommand("actors", "the node's actors: state, restarts, mailbox, messages handled, uptime");
   std::string actors_node;
   actors->add_option("--node", actors_node, "another member's actors, asked over the cluster's RPC");
-  actors->footer("Examples: troupectl -o json actors\n  troupectl actors --node node-2");
+  bool actors_all = false;
+  actors->add_flag("--all", actors_all, "every member's actors, with a NODE column");
+  actors->footer("Examples: troupectl -o json actors\n  troupectl actors --node node-2\n  troupectl actors --all");
   auto* actor = app.add_subcommand("actor", "act on one actor");
   actor->require_subcommand(1);
   std::string target;
   auto* kill = actor->add_subcommand("kill", "kill an actor; its supervisor respawns it");
   kill->add_option("ACTOR", target, "ACTOR or NODE/ACTOR")->required();
   kill->footer("Example: troupectl actor kill monitor");
-  bool follow = false;
-  auto* events = app.add_subcommand("events", "the node's events: actor starts, deaths, restarts");
-  bool of_tasks = false;
-  events->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
-  bool of_members = false;
-  events->add_flag("--tasks", of_tasks, "task state changes instead of actor events");
-  events->add_flag("--members", of_members, "cluster member changes (joined, suspect, failed, left) instead");
-  events->footer("Example: troupectl events -f");
+  unsigned trace_seconds = 5;
+  auto* trace = actor->add_subcommand("trace", "follow the messages one actor receives for a few seconds");
+  trace->add_option("ACTOR", target, "ACTOR or NODE/ACTOR")->required();
+  trace->add_option("--seconds", trace_seconds, "how long, 1 to 60")->capture_default_str();
+  trace->footer("Example: troupectl actor trace node-2/membership --seconds 3");
+  events_flags ef;
+  auto* events = app.add_subcommand("events", "the cluster's events, merged by time: members, leaders, rollouts, "
+                                              "tasks, actors");
+  events->add_flag("-f,--follow", ef.follow, "keep printing new events until interrupted");
+  events->add_option("--kind", ef.kinds, "only these kinds: member,leader,rollout,task,actor");
+  events->add_option("--since", ef.since, "only events this recent: 10m, 1h");
+  events->add_flag("--tasks", ef.of_tasks, "task state changes (--kind task)");
+  events->add_flag("--members", ef.of_members, "member changes: joined, suspect, failed, left (--kind member)");
+  events->add_option("--cursor", ef.cursor, "one blocking query after NODE:SEQ,... (the cursors of -o json)");
+  events->add_option("--wait", ef.wait, "with --cursor: wait up to this long for an event (at most 60s)");
+  events->footer("Examples: troupectl events -f\n  troupectl events --kind leader,rollout --since 1h");
   run_flags rf;
   auto* run = app.add_subcommand("run", "run one container on this node");
   run->add_option("--name", rf.name, "task name (default: the allocation id)");
@@ -318,7 +185,9 @@ int main(int argc, char** argv) {
   logs->add_option("TASK", logs_target, "allocation id, id prefix or task name")->required();
   logs->add_option("--stream", logs_stream, "stdout or stderr")->check(CLI::IsMember({"stdout", "stderr"}))
     ->capture_default_str();
-  logs->footer("Example: troupectl logs hello");
+  bool logs_follow = false;
+  logs->add_flag("-f,--follow", logs_follow, "keep printing what the container writes until interrupted");
+  logs->footer("Examples: troupectl logs hello\n  troupectl logs -f hello --stream stderr");
   std::string stats_target;
   auto* stats = app.add_subcommand("stats", "CPU and memory of running containers, from their cgroups");
   stats->add_option("TASK", stats_target, "allocation id, id prefix or task name (default: all)");
@@ -449,11 +318,13 @@ int main(int argc, char** argv) {
   if (*status)
     return cmd_status(g, c);
   if (*actors)
-    return cmd_actors(g, c, actors_node);
+    return cmd_actors(g, c, actors_node, actors_all);
   if (*kill)
     return cmd_actor_kill(g, c, target);
+  if (*trace)
+    return cmd_actor_trace(g, c, target, trace_seconds);
   if (*events)
-    return cmd_events(g, c, follow, of_tasks, of_members);
+    return cmd_events(g, c, ef);
   if (*run)
     return cmd_run(g, c, rf);
   if (*nodes)
@@ -480,7 +351,7 @@ int main(int argc, char** argv) {
   if (*rm)
     return cmd_remove(g, c, rm_target);
   if (*logs)
-    return cmd_logs(g, c, logs_target, logs_stream);
+    return cmd_logs(g, c, logs_target, logs_stream, logs_follow);
   if (*stats)
     return cmd_stats(g, c, stats_target);
   if (*image_import)

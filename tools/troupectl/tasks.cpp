@@ -1,5 +1,6 @@
 // troupectl run / ps / rm / logs / stats: containers on the agent addressed
 // (the ones started with `troupectl run`, not the services' allocations).
+#include <thread>
 #include <ctime>
 
 #include "runtime/text.hpp"
@@ -157,7 +158,7 @@ int cmd_rm(const globals& g, const client& c, const std::string& target) {
   return exit_ok;
 }
 
-int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream) {
+int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream, bool follow) {
   auto id = find_alloc(c, target);
   if (!id)
     return fail(id.error());
@@ -165,8 +166,31 @@ int cmd_logs(const globals& g, const client& c, const std::string& target, const
   if (auto r = c.get("/v1/tasks/" + *id + "/logs?stream=" + stream, logs); !r)
     return fail(r.error());
   if (g.fmt != format::table)
-    return print(render(logs, g.fmt)), exit_ok;
-  print(logs.data());
+    print(render(logs, g.fmt));
+  else
+    print(logs.data());
+  std::fflush(stdout);
+  auto next = logs.offset() + logs.data().size();
+  while (follow) {
+    v1::TaskLogs more;
+    if (auto r = c.get("/v1/tasks/" + *id + "/logs?stream=" + stream + "&offset=" + std::to_string(next) +
+                         "&wait=30s",
+                       more);
+        !r) {
+      // Following rides out a restarting agent: say so, retry.
+      std::fprintf(stderr, "troupectl: %s; retrying\n", r.error().message().c_str());
+      std::this_thread::sleep_for(std::chrono::seconds{1});
+      continue;
+    }
+    if (more.data().empty())
+      continue;
+    if (g.fmt != format::table)
+      print(render(more, g.fmt));
+    else
+      print(more.data());
+    std::fflush(stdout);
+    next = more.offset() + more.data().size();
+  }
   return exit_ok;
 }
 
