@@ -1,5 +1,7 @@
 #include "actors/registry/registry_actor.hpp"
 
+#include <algorithm>
+
 #include "actors/image/store.hpp"
 #include "actors/node/node_actor.hpp"
 #include "actors/registry/gc.hpp"
@@ -169,7 +171,10 @@ caf::response_promise with_fresh_peers(registry_actor_t* self, caf::actor w, Req
   return rp;
 }
 
-/// A cluster image no peer could give is asked for again after this long.
+/// A cluster image no peer could give is asked for again after 2 s, then
+/// twice as long after each failure, up to 30 s: a push just recorded may
+/// not be served yet by the node that took it.
+constexpr std::int64_t replicate_first_retry_ms = 2'000;
 constexpr std::int64_t replicate_retry_ms = 30'000;
 
 /// On servers: every tag of the cluster's registry that this node lacks is
@@ -191,7 +196,7 @@ void replicate(registry_actor_t* self) {
           if (held && held->name() == image.name())
             continue;
           auto key = image.name() + "@" + image.manifest_digest();
-          if (auto later = s.retry_at.find(key); later != s.retry_at.end() && later->second > unix_ms())
+          if (auto later = s.retry_at.find(key); later != s.retry_at.end() && later->second.at_ms > unix_ms())
             continue;
           s.replicating = true;
           auto svc = s.svc;
@@ -210,7 +215,10 @@ void replicate(registry_actor_t* self) {
                   },
                   [self, image, key](caf::error& err) {
                     self->state.replicating = false;
-                    self->state.retry_at[key] = unix_ms() + replicate_retry_ms;
+                    auto& retry = self->state.retry_at[key];
+                    retry.delay_ms = retry.delay_ms == 0 ? replicate_first_retry_ms
+                                                         : std::min(2 * retry.delay_ms, replicate_retry_ms);
+                    retry.at_ms = unix_ms() + retry.delay_ms;
                     self->state.log->warn("replicate_failed image={} reason=\"{}\"", image.name(), describe_exit(err));
                   });
           return;  // one at a time; the next tick takes the next one

@@ -73,7 +73,11 @@ struct registry_state {
   agent_context_ptr ctx;
   std::shared_ptr<images_service> svc;
   bool replicating = false;  // a copy of a cluster image is under way
-  std::map<std::string, std::int64_t> retry_at;  // "repo:tag@digest" that failed -> when to try again (unix ms)
+  struct retry {
+    std::int64_t at_ms = 0;     // when to try again (unix ms)
+    std::int64_t delay_ms = 0;  // the last wait, doubled after each failure
+  };
+  std::map<std::string, retry> retry_at;  // "repo:tag@digest" that failed
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "registry";
 };

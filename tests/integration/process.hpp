@@ -27,6 +27,16 @@
 
 namespace troupe::testing {
 
+/// In a forked child: runs argv[0] with argv, or exits 127.
+[[noreturn]] inline void exec_child(std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (auto& a : argv)
+    args.push_back(a.data());
+  args.push_back(nullptr);
+  ::execv(args[0], args.data());
+  ::_exit(127);
+}
+
 class process {
 public:
   /// Starts argv[0] with stdout and stderr appended to `log`.
@@ -40,12 +50,7 @@ public:
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
-      std::vector<char*> args;
-      for (auto& a : argv)
-        args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
+      exec_child(argv);
     }
   }
 

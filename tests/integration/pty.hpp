@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/integration/process.hpp"
+
 namespace troupe::testing {
 
 class pty_session {
@@ -36,12 +38,7 @@ public:
         ::putenv(e.data());
       if (::chdir(cwd.c_str()) != 0)
         ::_exit(126);
-      std::vector<char*> args;
-      for (auto& a : argv)
-        args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
+      exec_child(argv);
     }
   }
 
