@@ -143,14 +143,14 @@ void token_routes::install(httplib::Server& svr) {
   svr.Delete(R"(/v1/tokens/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     v1::RevokeToken r;
     r.set_token(req.matches[1]);
+    // Who asks, from the list the check just read (after the revoke it would
+    // be read again, and a token revoking itself would no longer be in it).
+    auto me = auth_->identify(req.get_header_value("Authorization"));
     ask_failure why{};
     auto rep = backend_.revoke(r, why);
-    if (!rep && why == ask_failure::not_found)
-      return reply_error(res, 404, "not_found", rep.error().message());
     if (!rep)
-      return reply_replicated_failure(res, why, rep.error());
+      return reply_replicated_failure(res, why, rep.error());  // a missing token: 404
     auth_->invalidate();
-    auto me = auth_->identify(req.get_header_value("Authorization"));
     log_->info("token_revoked id={} name={} by={}", rep->token().id(), rep->token().name(), me ? me->name() : "");
     reply(res, shown(rep->token()));
   });
