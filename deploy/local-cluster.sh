@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# A Troupe cluster of N agents on this machine, each on its own loopback
+# address (node-i on 127.0.0.(10+i) by default) with its own data dir:
+# node-1 bootstraps it, the others join through node-1; the first three
+# are servers, the rest clients.
+#
+#   deploy/local-cluster.sh start N [OPTIONS] [-- AGENT_FLAGS...]
+#   deploy/local-cluster.sh stop            SIGTERM every agent (SIGKILL after 20 s)
+#   deploy/local-cluster.sh status          each node's pid, address, role; the cluster
+#   deploy/local-cluster.sh logs I [-f]     node-I's log
+#   deploy/local-cluster.sh restart I       stop node-I and start it again, data intact
+#
+# Options (each also an environment variable):
+#   --dir DIR          TROUPE_CLUSTER_DIR  state (default .cluster at the checkout's top)
+#   --bin DIR          TROUPE_BIN          troupe and troupectl (default build/release/tools)
+#   --ip-base A.B.C.D  TROUPE_IP_BASE      node-i listens on the base's last byte + i (127.0.0.10)
+#   --http-port PORT   TROUPE_HTTP_PORT    every node's API port, on its own address (7070)
+#   --servers S        TROUPE_SERVERS      how many of the nodes vote in Raft (3)
+#   --driver D         TROUPE_DRIVER       auto, runc or process (auto)
+#
+# Layout, read by troupe-chaos and by people (DIR/node-I/):
+#   run        executable: execs the agent in the foreground with its flags
+#   pid        the running agent's pid      log    its output
+#   addr       its IP                       http   its API as IP:PORT
+#   role       server or client             data/  its --data-dir
+# DIR/env sets TROUPE_ADDR, TROUPE_TOKEN_FILE, CLUSTER_NODES and CLUSTER_MODE.
+# A stopped cluster starts again from the same dirs, keeping its state.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${TROUPE_CLUSTER_DIR:-$root/.cluster}
+bin=${TROUPE_BIN:-$root/build/release/tools}
+ip_base=${TROUPE_IP_BASE:-127.0.0.10}
+http_port=${TROUPE_HTTP_PORT:-7070}
+servers=${TROUPE_SERVERS:-3}
+driver=${TROUPE_DRIVER:-auto}
+
+die() { echo "local-cluster: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+cmd=${1:-}
+[ -n "$cmd" ] || usage
+shift
+arg=
+case "$cmd" in
+  start | logs | restart) [ $# -ge 1 ] && [[ $1 =~ ^[0-9]+$ ]] || die "$cmd needs a number (local-cluster.sh $cmd 3)"
+                          arg=$1; shift ;;
+  stop | status) ;;
+  -h | --help | help) usage ;;
+  *) die "unknown command '$cmd' (start, stop, status, logs, restart)" ;;
+esac
+follow=0
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) dir=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --ip-base) ip_base=$2; shift 2 ;;
+    --http-port) http_port=$2; shift 2 ;;
+    --servers) servers=$2; shift 2 ;;
+    --driver) driver=$2; shift 2 ;;
+    -f) follow=1; shift ;;
+    --) shift; extra=("$@"); break ;;
+    *) die "unknown option '$1'" ;;
+  esac
+done
+[[ $ip_base =~ ^127\.([0-9]+)\.([0-9]+)\.([0-9]+)$ ]] || die "--ip-base '$ip_base' is not a 127.x.y.z address"
+ip_prefix=127.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}
+ip_last=${BASH_REMATCH[3]}
+[[ $http_port =~ ^[0-9]+$ ]] || die "--http-port '$http_port' is not a port"
+[[ $servers =~ ^[1-9][0-9]*$ ]] || die "--servers '$servers' is not a positive number"
+dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
+
+addr_of() {  # node I's IP
+  local last=$((ip_last + $1))
+  [ "$last" -le 254 ] || die "node-$1: $ip_base + $1 is past $ip_prefix.254"
+  echo "$ip_prefix.$last"
+}
+node_dir() { echo "$dir/node-$1"; }
+pid_of() { cat "$(node_dir "$1")/pid" 2>/dev/null || true; }
+running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+nodes() { ls -d "$dir"/node-* 2>/dev/null | sed 's/.*node-//' | sort -n; }
+token() { cat "$(node_dir 1)/data/management.token" 2>/dev/null || true; }
+ctl_at() { local http=$1; shift; TROUPE_TOKEN=$(token) "$bin/troupectl" --addr "$http" "$@"; }
+
+# Writes node I's run script once; later starts reuse it (same flags).
+configure() {
+  local i=$1 d addr role
+  d=$(node_dir "$i")
+  [ -x "$d/run" ] && return
+  mkdir -p "$d/data"
+  addr=$(addr_of "$i")
+  role=client
+  [ "$i" -le "$servers" ] && role=server
+  local args=(agent --name "node-$i" --data-dir "$d/data" --bind "$addr" --http-port "$http_port"
+              --port-range "$((20000 + 500 * (i - 1)))-$((20499 + 500 * (i - 1)))"
+              --driver "$driver" "--$role" --gossip-profile local --label "zone=z$(((i - 1) % 3 + 1))")
+  [ "$i" -gt 1 ] && args+=(--seed "$(addr_of 1):7946")
+  args+=("${extra[@]}")
+  {
+    echo '#!/bin/sh'
+    echo "# node-$i of the cluster in $dir (written by deploy/local-cluster.sh)"
+    printf 'exec %q' "$bin/troupe"
+    printf ' %q' "${args[@]}"
+    echo
+  } >"$d/run"
+  chmod +x "$d/run"
+  echo "$addr" >"$d/addr"
+  echo "$addr:$http_port" >"$d/http"
+  echo "$role" >"$d/role"
+}
+
+start_node() {
+  local i=$1 d
+  d=$(node_dir "$i")
+  if running "$i"; then
+    echo "node-$i already running (pid $(pid_of "$i"))"
+    return
+  fi
+  [ -x "$bin/troupe" ] || die "no agent at $bin/troupe (build it, or give --bin)"
+  # setsid: the agent outlives this script and its terminal.
+  setsid "$d/run" >>"$d/log" 2>&1 </dev/null &
+  echo $! >"$d/pid"
+  local http
+  http=$(cat "$d/http")
+  for _ in $(seq 300); do
+    [ -n "$(token)" ] && ctl_at "$http" status >/dev/null 2>&1 && { echo "node-$i up (pid $(pid_of "$i"), $http)"; return; }
+    running "$i" || { tail -20 "$d/log" >&2; die "node-$i exited; its log is $d/log"; }
+    sleep 0.1
+  done
+  die "node-$i did not answer within 30 s; see $d/log"
+}
+
+stop_node() {
+  local i=$1 p
+  p=$(pid_of "$i")
+  if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null; then
+    rm -f "$(node_dir "$i")/pid"
+    return 1
+  fi
+  kill -TERM "$p"
+  for _ in $(seq 200); do
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$p" 2>/dev/null; then
+    echo "local-cluster: node-$i ($p) did not stop in 20 s; killing it" >&2
+    kill -KILL "$p"
+  fi
+  rm -f "$(node_dir "$i")/pid"
+}
+
+write_env() {
+  cat >"$dir/env" <<EOT
+# written by deploy/local-cluster.sh: . $dir/env
+TROUPE_ADDR=$(cat "$(node_dir 1)/http")
+TROUPE_TOKEN_FILE=$(node_dir 1)/data/management.token
+CLUSTER_NODES=$(nodes | wc -l)
+CLUSTER_MODE=loopback
+export TROUPE_ADDR TROUPE_TOKEN_FILE
+EOT
+}
+
+case "$cmd" in
+  start)
+    [ "$arg" -ge 1 ] || die "start needs at least 1 node"
+    for i in $(seq "$arg"); do configure "$i"; done
+    for i in $(seq "$arg"); do start_node "$i"; done
+    write_env
+    echo "cluster of $arg in $dir; use it with:"
+    echo "  export TROUPE_ADDR=$(cat "$(node_dir 1)/http") TROUPE_TOKEN=\$(cat $(node_dir 1)/data/management.token)"
+    ;;
+  stop)
+    stopped=0
+    # Clients first, node-1 last: the servers keep a quorum while the others leave.
+    for i in $(nodes | sort -rn); do stop_node "$i" && stopped=$((stopped + 1)); done
+    echo "$stopped agent(s) stopped; state kept in $dir (rm -rf it to start afresh)"
+    ;;
+  restart)
+    [ -x "$(node_dir "$arg")/run" ] || die "node-$arg was never started in $dir"
+    stop_node "$arg" || true
+    start_node "$arg"
+    ;;
+  status)
+    printf '%-8s %-8s %-7s %-20s %s\n' NODE PID ROLE API STATE
+    for i in $(nodes); do
+      d=$(node_dir "$i")
+      state=stopped
+      running "$i" && state=running
+      printf '%-8s %-8s %-7s %-20s %s\n' "node-$i" "$(pid_of "$i" | sed 's/^$/-/')" "$(cat "$d/role")" \
+        "$(cat "$d/http")" "$state"
+    done
+    for i in $(nodes); do
+      running "$i" || continue
+      echo
+      ctl_at "$(cat "$(node_dir "$i")/http")" status || true
+      break
+    done
+    ;;
+  logs)
+    f=$(node_dir "$arg")/log
+    [ -f "$f" ] || die "no log for node-$arg in $dir"
+    if [ "$follow" = 1 ]; then exec tail -n 50 -f "$f"; else cat "$f"; fi
+    ;;
+esac
