@@ -107,6 +107,7 @@ codec codec::with_runtime_types(std::chrono::milliseconds request_timeout) {
   c.add<v1::GetTaskEvents, v1::TaskEventList>();
   c.add<v1::GetTaskUsage, v1::TaskUsageList>();
   c.add<v1::TaskUsageList>();
+  c.add<v1::GetTaskLogs, v1::TaskLogs>();
   c.add<v1::GetMembers, v1::MemberList>();
   c.add<v1::MemberEvent>();
   c.add<v1::GetMemberEvents, v1::MemberEventList>();

@@ -22,6 +22,7 @@
 #include "actors/api/http_reply.hpp"
 #include "actors/api/images.hpp"
 #include "actors/api/tokens.hpp"
+#include "actors/node/task_logs.hpp"
 #include "storage/environment.hpp"
 #include "storage/table.hpp"
 #include "actors/api/introspect.hpp"
@@ -66,14 +67,6 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
   reply_error(res, 400, "bad_request",
               "query parameter " + std::string{name} + "=" + quote(text) + " is not an unsigned integer");
   return false;
-}
-
-} // namespace
-
-namespace {
-
-bool valid_alloc_id(const std::string& id) {
-  return id.size() == 12 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 } // namespace
@@ -512,17 +505,21 @@ private:
     reply(res, *st);
   }
 
+  /// GET /v1/tasks/{id}/logs: this node's allocation, or with ?node=NAME
+  /// one on another member (read there by its node actor, over RPC).
   void logs(const std::string& id, const httplib::Request& req, httplib::Response& res) {
-    if (!valid_alloc_id(id))
-      return reply_error(res, 400, "bad_request", "allocation id " + quote(id) + " is not 12 hex digits");
-    auto stream = req.has_param("stream") ? req.get_param_value("stream") : std::string{"stdout"};
-    if (stream != "stdout" && stream != "stderr")
-      return reply_error(res, 400, "bad_request", "stream " + quote(stream) + " must be stdout or stderr");
-    constexpr uint64_t max_read = 1u << 20;
+    v1::GetTaskLogs q;
+    q.set_alloc_id(id);
+    q.set_stream(req.has_param("stream") ? req.get_param_value("stream") : std::string{"stdout"});
+    if (auto problem = node::task_logs_problem(q); !problem.empty())
+      return reply_error(res, 400, "bad_request", problem);
     uint64_t tail = 64 * 1024;
     uint64_t offset = 0;
     if (!query_u64(req, res, "tail", tail) || !query_u64(req, res, "offset", offset))
       return;
+    q.set_tail(tail);
+    q.set_offset(offset);
+    q.set_from_offset(req.has_param("offset"));
     // A blocking query: with ?offset= and ?wait=, wait (at most a minute)
     // for bytes past offset; troupectl logs -f asks again from where it got.
     std::chrono::milliseconds wait{0};
@@ -534,38 +531,42 @@ private:
                              " is not a duration up to 1m (like 30s)");
       wait = *w;
     }
-    auto file = ctx_->config.data_dir / "logs" / id / (stream + ".log");
-    std::error_code ec;
-    auto size = static_cast<uint64_t>(std::filesystem::file_size(file, ec));
-    if (ec)
-      return reply_error(res, 404, "not_found", "no " + stream + " log for allocation " + id);
-    bool from_offset = req.has_param("offset");
-    for (auto until = std::chrono::steady_clock::now() + wait;
-         from_offset && size == offset && std::chrono::steady_clock::now() < until && !stopping_;) {
-      std::this_thread::sleep_for(100ms);
-      size = static_cast<uint64_t>(std::filesystem::file_size(file, ec));
-      if (ec)
-        return reply_error(res, 404, "not_found", "no " + stream + " log for allocation " + id);
+    auto where = node_param(req);
+    bool local = where.empty() || where == ctx_->config.name;
+    auto logs_root = ctx_->config.data_dir / "logs";
+    auto read = [&](ask_failure& why) -> result<v1::TaskLogs> {
+      if (!local)
+        return ask_on<v1::TaskLogs>(where, "node", q, &why);
+      auto got = node::read_task_logs(logs_root, q);
+      why = ask_failure::not_found;
+      if (got)
+        got->set_node(ctx_->config.name);
+      return got;
+    };
+    // Here the file's size tells when there is more; another node's log is
+    // read again every 250 ms (each read at most 1 MiB, usually empty).
+    auto until = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+      ask_failure why{};
+      auto got = read(why);
+      if (!got && why == ask_failure::not_found)
+        return reply_error(res, 404, "not_found", got.error().message());
+      if (!got)
+        return reply_failure(res, "node", why, got.error());
+      bool more = !q.from_offset() || !got->data().empty() || got->offset() != q.offset();
+      if (more || std::chrono::steady_clock::now() >= until || stopping_)
+        return reply(res, *got);
+      if (local) {
+        while (std::chrono::steady_clock::now() < until && !stopping_) {
+          auto size = node::task_log_size(logs_root, q);
+          if (!size || *size != q.offset())
+            break;
+          std::this_thread::sleep_for(100ms);
+        }
+      } else {
+        std::this_thread::sleep_for(250ms);
+      }
     }
-    if (from_offset && size < offset)
-      offset = 0;  // rotated (past 10 MiB): the live file starts again
-    std::ifstream in{file, std::ios::binary};
-    if (!in)
-      return reply_error(res, 404, "not_found", "no " + stream + " log for allocation " + id);
-    v1::TaskLogs out;
-    out.set_alloc_id(id);
-    out.set_stream(stream);
-    out.set_size(size);
-    tail = std::min(tail, max_read);
-    uint64_t from = from_offset ? offset : size > tail ? size - tail : 0;
-    auto len = std::min(size - from, max_read);
-    out.set_offset(from);
-    in.seekg(static_cast<std::streamoff>(from));
-    std::string text(len, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<std::size_t>(in.gcount()));
-    out.set_data(std::move(text));
-    reply(res, out);
   }
 
   void import_image(const httplib::Request& req, httplib::Response& res) {
@@ -591,8 +592,8 @@ private:
 
   /// Usage read from the cgroups now (one task, or every running one).
   void stats(const std::string& id, httplib::Response& res) {
-    if (!id.empty() && !valid_alloc_id(id))
-      return reply_error(res, 400, "bad_request", "allocation id " + quote(id) + " is not 12 hex digits");
+    if (!id.empty() && !node::is_alloc_id(id))
+      return reply_error(res, 400, "bad_request", "allocation id " + quote(id) + " is not 12 to 16 hex digits");
     v1::GetTaskUsage q;
     q.set_alloc_id(id);
     ask_failure why{};

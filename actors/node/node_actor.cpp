@@ -7,6 +7,7 @@
 
 #include "actors/node/identity.hpp"
 #include "actors/node/resolve.hpp"
+#include "actors/node/task_logs.hpp"
 #include "net/port.hpp"
 #include "runtime/clock.hpp"
 #include "runtime/describe.hpp"
@@ -531,6 +532,16 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
     [self](wire::pb<v1::ListTasks>&) { return wire::make_pb(list_tasks(self->state)); },
     [self](wire::pb<v1::StopTask>& req) { return stop_task(self, req.msg.alloc_id()); },
     [self](wire::pb<v1::GetTaskUsage>& req) { return wire::make_pb(usage(self->state, req.msg.alloc_id())); },
+    [self](wire::pb<v1::GetTaskLogs>& req) -> caf::result<wire::pb<v1::TaskLogs>> {
+      // Another node's API asks (GET /v1/tasks/ID/logs?node=): one bounded read.
+      if (auto problem = task_logs_problem(req.msg); !problem.empty())
+        return refuse(refusal::invalid, problem);
+      auto logs = read_task_logs(self->state.deps->logs_root, req.msg);
+      if (!logs)
+        return refuse(refusal::missing, logs.error().message());
+      logs->set_node(self->state.ctx->config.name);
+      return wire::make_pb(std::move(*logs));
+    },
     [self](atoms::report_atom) { report_usage(self); },
     [self](caf::tick_atom) {
       self->delayed_send(self, assigned_interval, caf::tick_atom_v);

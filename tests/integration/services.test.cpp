@@ -235,3 +235,76 @@ TEST_CASE("a client agent runs the tasks placed on it, learning them from a serv
   CHECK_MESSAGE(eventually(10s, [&] { return !contains(client.ctl({"-o", "json", "ps"}).output, "web-"); }),
                 client.log_tail());
 }
+
+TEST_CASE("logs SERVICE: every replica's output from the node that runs it, marked; -f follows new lines") {
+  agents set;
+  auto& server = set.add_server();
+  auto& client = set.add_client("c1");
+  auto spec = spec_file(server, "talk.yaml",
+                        "name: talk\nimage: busybox:1\nreplicas: 2\nconstraints: ['node.role == client']\n"
+                        "command: [sh, -c, 'echo start; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.2; "
+                        "done']\nresources: {cpu: 50m, memory: 16Mi}\n");
+  REQUIRE_MESSAGE(eventually(20s, [&] {
+    auto nodes = get_json<v1::NodeList>(server, "/v1/nodes");
+    return nodes && nodes->nodes_size() == 2;
+  }), server.log_tail());
+  auto deployed = server.ctl({"deploy", "-f", spec, "--wait"});
+  REQUIRE_MESSAGE(deployed.code == 0, deployed.output << server.log_tail());
+  auto runs = running_allocations(server);
+  REQUIRE(runs.size() == 2);
+
+  // Asked of the server, read on c1 (over RPC): each line marked with its replica.
+  REQUIRE_MESSAGE(eventually(10s, [&] {
+    auto out = server.ctl({"logs", "talk"}).output;
+    return contains(out, "talk." + runs[0].id().substr(0, 6) + "@c1 | start\n") &&
+           contains(out, "talk." + runs[1].id().substr(0, 6) + "@c1 | start\n");
+  }), server.ctl({"logs", "talk"}).output << client.log_tail());
+  // One allocation by id prefix, from any agent: its bytes unmarked.
+  auto one = server.ctl({"logs", runs[0].id().substr(0, 8)});
+  CHECK(one.code == 0);
+  CHECK(one.output.rfind("start\ntick-1\n", 0) == 0);
+
+  // The API: ?node= reads there; a blocking query from the end waits for more.
+  httplib::Client http{"127.0.0.1", server.http};
+  http.set_bearer_token_auth(test_token());
+  http.set_read_timeout(10, 0);
+  auto base = "/v1/tasks/" + runs[0].id() + "/logs?node=c1";
+  auto now = http.Get(base);
+  REQUIRE(now);
+  REQUIRE(now->status == 200);
+  auto logs = parse_json<v1::TaskLogs>(now->body);
+  CHECK(logs.node() == "c1");
+  auto more = http.Get(base + "&offset=" + std::to_string(logs.offset() + logs.data().size()) + "&wait=5s");
+  REQUIRE(more);
+  CHECK(more->status == 200);
+  CHECK(contains(parse_json<v1::TaskLogs>(more->body).data(), "tick-"));
+  auto here = http.Get("/v1/tasks/" + runs[0].id() + "/logs");  // not on the server itself
+  REQUIRE(here);
+  CHECK(here->status == 404);
+  auto nowhere = http.Get(base.substr(0, base.find('?')) + "?node=no-such-node");
+  REQUIRE(nowhere);
+  CHECK(nowhere->status == 404);
+
+  // Following: both replicas' new lines, each once, until interrupted.
+  auto out = server.dir.path() / "follow.out";
+  process follower{{TROUPECTL_BIN, "--addr", "127.0.0.1:" + std::to_string(server.http), "--token", test_token(),
+                    "logs", "-f", "talk"},
+                   out};
+  auto tick_of = [&](const std::string& id, const std::string& text) {
+    int last = 0;
+    auto mark = "talk." + id.substr(0, 6) + "@c1 | tick-";
+    for (auto at = text.find(mark); at != std::string::npos; at = text.find(mark, at + 1))
+      last = std::max(last, std::atoi(text.c_str() + at + mark.size()));
+    return last;
+  };
+  auto seen = std::make_pair(tick_of(runs[0].id(), read_file(out)), tick_of(runs[1].id(), read_file(out)));
+  CHECK_MESSAGE(eventually(15s, [&] {
+    auto text = read_file(out);
+    return tick_of(runs[0].id(), text) > seen.first + 5 && tick_of(runs[1].id(), text) > seen.second + 5;
+  }), read_file(out));
+  auto text = read_file(out);
+  auto twice = "talk." + runs[0].id().substr(0, 6) + "@c1 | tick-3\n";
+  CHECK(text.find(twice) == text.rfind(twice));
+  CHECK(follower.running());
+  CHECK(server.ctl({"rm", "talk"}).code == 0);
+}

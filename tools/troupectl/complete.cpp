@@ -90,7 +90,7 @@ std::vector<std::string> values_of(const CLI::Option* opt, const std::string& cu
   auto name = opt->get_positional() && !opt->nonpositional() ? opt->get_name(true) : std::string{};
   if (name == "NODE" || std::find(lnames.begin(), lnames.end(), "node") != lnames.end())
     return objects(object_kind::node, "");
-  if (name == "SERVICE")
+  if (name == "SERVICE" || name == "TARGET")  // TARGET: logs, a service or a task
     return objects(object_kind::service, "");
   if (name == "ACTOR")
     return actor_candidates(current, objects);

@@ -181,13 +181,17 @@ int main(int argc, char** argv) {
     ->required();
   rm->footer("Examples: troupectl rm web\n  troupectl rm hello   # a container started with troupectl run");
   std::string logs_target, logs_stream = "stdout";
-  auto* logs = app.add_subcommand("logs", "a container's output");
-  logs->add_option("TASK", logs_target, "allocation id, id prefix or task name")->required();
+  auto* logs = app.add_subcommand("logs", "a service's or a container's output");
+  logs->add_option("TARGET", logs_target,
+                   "a service (its replicas on every node, each line marked), a task name on this node, "
+                   "or an allocation id or id prefix anywhere")
+    ->required();
   logs->add_option("--stream", logs_stream, "stdout or stderr")->check(CLI::IsMember({"stdout", "stderr"}))
     ->capture_default_str();
   bool logs_follow = false;
   logs->add_flag("-f,--follow", logs_follow, "keep printing what the container writes until interrupted");
-  logs->footer("Examples: troupectl logs hello\n  troupectl logs -f hello --stream stderr");
+  logs->footer("Examples: troupectl logs web\n  troupectl logs -f web\n  troupectl logs -f hello --stream stderr\n"
+               "  troupectl logs 3f2a9c");
   std::string stats_target;
   auto* stats = app.add_subcommand("stats", "CPU and memory of running containers, from their cgroups");
   stats->add_option("TASK", stats_target, "allocation id, id prefix or task name (default: all)");

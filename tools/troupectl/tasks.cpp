@@ -1,12 +1,19 @@
 // troupectl run / ps / rm / logs / stats: containers on the agent addressed
-// (the ones started with `troupectl run`, not the services' allocations).
-#include <thread>
+// (the ones started with `troupectl run`); logs also follows a service's
+// replicas on every node.
+#include <atomic>
 #include <ctime>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "runtime/text.hpp"
 #include "runtime/values.hpp"
 #include "tools/troupectl/commands.hpp"
 #include "troupe/v1/api.pb.h"
+#include "troupe/v1/service.pb.h"
 #include "troupe/v1/task.pb.h"
 
 namespace troupectl {
@@ -158,39 +165,169 @@ int cmd_rm(const globals& g, const client& c, const std::string& target) {
   return exit_ok;
 }
 
-int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream, bool follow) {
-  auto id = find_alloc(c, target);
-  if (!id)
-    return fail(id.error());
-  v1::TaskLogs logs;
-  if (auto r = c.get("/v1/tasks/" + *id + "/logs?stream=" + stream, logs); !r)
-    return fail(r.error());
-  if (g.fmt != format::table)
-    print(render(logs, g.fmt));
-  else
-    print(logs.data());
-  std::fflush(stdout);
-  auto next = logs.offset() + logs.data().size();
-  while (follow) {
+namespace {
+
+/// One allocation whose log is shown: where it is and how its lines are
+/// marked when there are several ("web.3f2a9c@node-2 | ").
+struct log_source {
+  std::string alloc_id;
+  std::string node;  // "" for this node
+  std::string label;
+};
+
+std::string logs_path(const log_source& src, const std::string& stream) {
+  auto path = "/v1/tasks/" + src.alloc_id + "/logs?stream=" + stream;
+  return src.node.empty() ? path : path + "&node=" + src.node;
+}
+
+/// A service's allocations that run or should (NAME or NAMESPACE/NAME);
+/// nothing when `target` names no service (or no leader can say).
+std::vector<log_source> service_sources(const client& c, const std::string& target) {
+  if (target.empty() || target.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-/") != std::string::npos)
+    return {};
+  v1::AllocationList list;
+  if (!c.get("/v1/allocations?service=" + target, list))
+    return {};
+  std::vector<log_source> out;
+  for (auto& a : list.allocations()) {
+    if (a.desired() != "run" && a.state() != "running")
+      continue;
+    auto name = a.service().substr(a.service().find('/') + 1);
+    out.push_back({a.id(), a.node(), name + "." + a.id().substr(0, 6) + "@" + a.node()});
+  }
+  return out;
+}
+
+/// An allocation anywhere in the cluster by id or id prefix.
+result<log_source> cluster_source(const client& c, const std::string& target) {
+  v1::AllocationList list;
+  if (auto r = c.get("/v1/allocations", list); !r)
+    return error{"no task or allocation " + quote(target) + " on this node, and the cluster's allocations cannot be read: " +
+                 r.error().message()};
+  std::vector<log_source> hits;
+  for (auto& a : list.allocations())
+    if (a.id().rfind(target, 0) == 0)
+      hits.push_back({a.id(), a.node(), ""});
+  if (hits.empty())
+    return error{"no service, task or allocation " + quote(target) + " (see troupectl services, ps)"};
+  if (hits.size() > 1)
+    return error{quote(target) + " matches " + std::to_string(hits.size()) + " allocations; give more of the id"};
+  return hits[0];
+}
+
+/// Prints what a log read brought: as written for one source; for several,
+/// complete lines, each marked with its source (a partial line waits for
+/// its end, or is printed when `flush`).
+class log_printer {
+public:
+  log_printer(const globals& g, bool marked) : g_(g), marked_(marked) {}
+
+  void put(const log_source& src, const v1::TaskLogs& logs, bool flush) {
+    std::lock_guard lock{mutex_};
+    if (g_.fmt != format::table) {
+      print(render(logs, g_.fmt));
+    } else if (!marked_) {
+      print(logs.data());
+    } else {
+      auto& pending = partial_[src.alloc_id];
+      pending += logs.data();
+      std::size_t from = 0;
+      for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n', from)) {
+        print(src.label + " | " + pending.substr(from, nl + 1 - from));
+        from = nl + 1;
+      }
+      pending.erase(0, from);
+      if (flush && !pending.empty()) {
+        print(src.label + " | " + pending + "\n");
+        pending.clear();
+      }
+    }
+    std::fflush(stdout);
+  }
+
+private:
+  const globals& g_;
+  bool marked_;
+  std::mutex mutex_;
+  std::map<std::string, std::string> partial_;
+};
+
+/// Follows one source with blocking queries from `next` until `stop`.
+void follow_source(const client& c, const log_source& src, const std::string& stream, uint64_t next,
+                   log_printer& out, const std::atomic<bool>& stop) {
+  while (!stop) {
     v1::TaskLogs more;
-    if (auto r = c.get("/v1/tasks/" + *id + "/logs?stream=" + stream + "&offset=" + std::to_string(next) +
-                         "&wait=30s",
-                       more);
+    int http = 0;
+    if (auto r = c.call("GET", logs_path(src, stream) + "&offset=" + std::to_string(next) + "&wait=30s", "", more,
+                        &http);
         !r) {
+      if (http == 404 && !src.label.empty())
+        return;  // an allocation of a service that is gone
       // Following rides out a restarting agent: say so, retry.
       std::fprintf(stderr, "troupectl: %s; retrying\n", r.error().message().c_str());
       std::this_thread::sleep_for(std::chrono::seconds{1});
       continue;
     }
-    if (more.data().empty())
-      continue;
-    if (g.fmt != format::table)
-      print(render(more, g.fmt));
-    else
-      print(more.data());
-    std::fflush(stdout);
+    out.put(src, more, more.data().empty());
     next = more.offset() + more.data().size();
   }
+}
+
+} // namespace
+
+int cmd_logs(const globals& g, const client& c, const std::string& target, const std::string& stream, bool follow) {
+  // A service's replicas on every node, a task on this node, or any
+  // allocation of the cluster by id.
+  bool of_service = false;
+  std::vector<log_source> sources = service_sources(c, target);
+  if (!sources.empty()) {
+    of_service = true;
+  } else if (auto id = find_alloc(c, target)) {
+    sources.push_back({*id, "", ""});
+  } else {
+    auto src = cluster_source(c, target);
+    if (!src)
+      return fail(src.error());
+    sources.push_back(*src);
+  }
+  log_printer out{g, of_service};
+  std::map<std::string, uint64_t> next;
+  for (auto& src : sources) {
+    v1::TaskLogs logs;
+    int http = 0;
+    if (auto r = c.call("GET", logs_path(src, stream), "", logs, &http); !r) {
+      if (of_service && http == 404)  // not started yet: no log so far
+        continue;
+      if (!of_service)
+        return fail(r.error());
+      std::fprintf(stderr, "troupectl: %s: %s\n", src.label.c_str(), r.error().message().c_str());
+      continue;
+    }
+    out.put(src, logs, true);
+    next[src.alloc_id] = logs.offset() + logs.data().size();
+  }
+  if (!follow)
+    return exit_ok;
+  // One follower per allocation; a service's list is read again every 2 s,
+  // so that replicas placed later (a scale-up, a replacement) join in.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> followers;
+  std::set<std::string> followed;
+  for (;;) {
+    for (auto& src : sources) {
+      if (!followed.insert(src.alloc_id).second)
+        continue;
+      auto from = next.count(src.alloc_id) ? next[src.alloc_id] : 0;
+      followers.emplace_back([&c, src, &stream, from, &out, &stop] { follow_source(c, src, stream, from, out, stop); });
+    }
+    if (!of_service)
+      break;
+    std::this_thread::sleep_for(std::chrono::seconds{2});
+    if (auto now = service_sources(c, target); !now.empty())
+      sources = std::move(now);
+  }
+  for (auto& t : followers)
+    t.join();
   return exit_ok;
 }
 
