@@ -172,7 +172,9 @@ case "$cmd" in
   stop)
     stopped=0
     # Clients first, node-1 last: the servers keep a quorum while the others leave.
-    for i in $(nodes | sort -rn); do stop_node "$i" && stopped=$((stopped + 1)); done
+    for i in $(nodes | sort -rn); do
+      if stop_node "$i"; then stopped=$((stopped + 1)); fi
+    done
     echo "$stopped agent(s) stopped; state kept in $dir (rm -rf it to start afresh)"
     ;;
   restart)
@@ -184,9 +186,9 @@ case "$cmd" in
     printf '%-8s %-8s %-7s %-20s %s\n' NODE PID ROLE API STATE
     for i in $(nodes); do
       d=$(node_dir "$i")
-      state=stopped
-      running "$i" && state=running
-      printf '%-8s %-8s %-7s %-20s %s\n' "node-$i" "$(pid_of "$i" | sed 's/^$/-/')" "$(cat "$d/role")" \
+      state=stopped pid=
+      running "$i" && state=running pid=$(pid_of "$i")
+      printf '%-8s %-8s %-7s %-20s %s\n' "node-$i" "${pid:--}" "$(cat "$d/role")" \
         "$(cat "$d/http")" "$state"
     done
     for i in $(nodes); do

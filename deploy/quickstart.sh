@@ -1,32 +1,43 @@
 #!/usr/bin/env bash
 # The main job: installs, builds (Release) and starts a Troupe cluster of
-# three agents on loopback (node-1 bootstraps it, node-2 and node-3 join
-# through it as servers), then deploys a demo web service: three busybox
-# httpd replicas with an http health check, reachable from the host.
+# three agents on loopback with deploy/local-cluster.sh (node-1 bootstraps
+# it, node-2 and node-3 join through it as servers; node-i listens on
+# 127.0.0.(10+i)), then deploys a demo web service: three busybox httpd
+# replicas with an http health check, reachable from the host.
 #   deploy/quickstart.sh          start (or show the running cluster)
 #   deploy/quickstart.sh stop     remove the demo service, stop the agents
-#   TROUPE_HTTP_PORT              node-1's API port (default 7070; node-2 and
-#                                 node-3 take the next two)
-# State, logs and pids live in .quickstart/ at the top of the checkout.
+#   TROUPE_HTTP_PORT              every node's API port, on its own address (default 7070)
+#   TROUPE_IP_BASE                node-i listens on the base's last byte + i (default 127.0.0.10;
+#                                 move it to run quickstart beside a deploy/local-cluster.sh cluster)
+#   TROUPE_BUILD_DIR              the build to use (default build/release at the top of the checkout)
+#   TROUPE_SKIP_BUILD=1           do not configure and build: use TROUPE_BUILD_DIR as it is
+# State, logs and pids live in .quickstart/ at the top of the checkout, in
+# local-cluster.sh's layout (.quickstart/node-I/{run,pid,log,http,data/}).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 qs=$root/.quickstart
-build=$root/build/release
-base=${TROUPE_HTTP_PORT:-7070}
-nodes=(node-1 node-2 node-3)
+build=${TROUPE_BUILD_DIR:-$root/build/release}
+build=$(cd "$build" 2>/dev/null && pwd || echo "$build")
+cluster=("$root/deploy/local-cluster.sh")
+cluster_opts=(--dir "$qs" --bin "$build/tools" --servers 3 --http-port "${TROUPE_HTTP_PORT:-7070}")
 # node-1 bootstraps the cluster and writes its management token there.
-token_file=$qs/node-1/management.token
+token_file=$qs/node-1/data/management.token
 token() { cat "$token_file" 2>/dev/null || true; }
-ctl() { TROUPE_TOKEN=$(token) "$build/tools/troupectl" --addr "127.0.0.1:$base" "$@"; }
+api() { cat "$qs/node-1/http"; }
+ctl() { TROUPE_TOKEN=$(token) "$build/tools/troupectl" --addr "$(api)" "$@"; }
+running() { [ -f "$qs/node-$1/pid" ] && kill -0 "$(cat "$qs/node-$1/pid")" 2>/dev/null; }
 
-# node-N: API base+N-1, gossip 7946+10(N-1), rpc one above, task ports
-# 20000+1000(N-1) .. +999 (the agents share the host's network).
-http_port() { echo $((base + $1 - 1)); }
-gossip_port() { echo $((7946 + 10 * ($1 - 1))); }
-pidfile() { echo "$qs/node-$1.pid"; }
-running() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
+# An earlier quickstart kept node-I's data dir in .quickstart/node-I itself.
+check_layout() {
+  if [ -e "$qs/node-1/data.mdb" ]; then
+    echo "quickstart: $qs holds a cluster of an older quickstart (data dirs directly in node-I/);" >&2
+    echo "  stop its agents (kill -TERM \$(cat $qs/node-*.pid)), then rm -rf $qs and start again" >&2
+    exit 1
+  fi
+}
 
 stop() {
+  check_layout
   if running 1; then
     # Containers outlive their agents by design: the service goes first,
     # and each node stops its tasks.
@@ -37,47 +48,7 @@ stop() {
       done
     fi
   fi
-  local stopped=0
-  for n in 3 2 1; do
-    running "$n" || { rm -f "$(pidfile "$n")"; continue; }
-    pid=$(cat "$(pidfile "$n")")
-    kill -TERM "$pid"
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "quickstart: node-$n ($pid) did not stop in 10s; killing it" >&2
-      kill -KILL "$pid"
-    fi
-    rm -f "$(pidfile "$n")"
-    stopped=$((stopped + 1))
-  done
-  echo "quickstart: $stopped agent(s) stopped (logs: $qs/node-*.log)"
-}
-
-start_agent() {
-  local n=$1 gossip http
-  gossip=$(gossip_port "$n")
-  http=$(http_port "$n")
-  if running "$n"; then
-    echo "quickstart: node-$n already running (pid $(cat "$(pidfile "$n")"))"
-    return
-  fi
-  local args=(agent --name "node-$n" --data-dir "$qs/node-$n" --bind 127.0.0.1
-              --gossip-port "$gossip" --rpc-port $((gossip + 1)) --http-port "$http"
-              --port-range "$((20000 + 1000 * (n - 1)))-$((20999 + 1000 * (n - 1)))"
-              --driver "$driver" --server --label "zone=z$n")
-  [ "$n" -gt 1 ] && args+=(--seed "127.0.0.1:$(gossip_port 1)")
-  nohup "$build/tools/troupe" "${args[@]}" >>"$qs/node-$n.log" 2>&1 &
-  echo $! >"$(pidfile "$n")"
-  for _ in $(seq 200); do
-    TROUPE_TOKEN=$(token) "$build/tools/troupectl" --addr "127.0.0.1:$http" status >/dev/null 2>&1 && return
-    running "$n" || { echo "quickstart: node-$n exited; its log:" >&2; tail -20 "$qs/node-$n.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "quickstart: node-$n did not answer within 20s; see $qs/node-$n.log" >&2
-  exit 1
+  "${cluster[@]}" stop "${cluster_opts[@]}"
 }
 
 # A busybox image made from the host's static busybox, imported once into
@@ -118,9 +89,17 @@ EOT
 }
 
 start() {
-  "$root/deploy/setup.sh"
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim
+  check_layout
+  if [ "${TROUPE_SKIP_BUILD:-0}" = 1 ]; then
+    echo "quickstart: TROUPE_SKIP_BUILD=1: using the build in $build as it is"
+  else
+    "$root/deploy/setup.sh"
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build" -j"$(nproc)" --target troupe troupectl troupe-shim
+  fi
+  for tool in troupe troupectl; do
+    [ -x "$build/tools/$tool" ] || { echo "quickstart: no $build/tools/$tool (build it, or unset TROUPE_SKIP_BUILD)" >&2; exit 1; }
+  done
   [ -x /bin/busybox ] || { echo "quickstart: /bin/busybox is missing (busybox-static)" >&2; exit 1; }
   mkdir -p "$qs"
   driver=process
@@ -129,9 +108,8 @@ start() {
   else
     echo "quickstart: not root or no runc: the demo runs as host processes (--driver process)"
   fi
-  for n in 1 2 3; do
-    start_agent "$n"
-  done
+  # A cluster started before keeps the flags of its first start (node-I/run).
+  "${cluster[@]}" start 3 "${cluster_opts[@]}" --driver "$driver"
   for _ in $(seq 100); do  # a leader (a restarted cluster elects one first)
     ctl services >/dev/null 2>&1 && break
     sleep 0.2
@@ -148,14 +126,15 @@ start() {
   done
   cat <<EOT
 
-Try:  export PATH=$build/tools:\$PATH TROUPE_TOKEN=\$(cat $token_file)
+Try:  export PATH=$build/tools:\$PATH TROUPE_ADDR=$(api) TROUPE_TOKEN=\$(cat $token_file)
       troupectl services; troupectl service inspect web
       troupectl scale web 5; troupectl ps web
-      troupectl image ls; curl -s -u "any:\$TROUPE_TOKEN" 127.0.0.1:$base/v2/_catalog   # the built-in registry
+      troupectl image ls; curl -s -u "any:\$TROUPE_TOKEN" $(api)/v2/_catalog   # the built-in registry
       troupectl token create ci --scope read --ttl 24h   # a read-only token for a script
       troupectl drain node-2               # its replica moves to node-1 or node-3
-      kill -9 \$(cat $qs/node-3.pid)        # the cluster keeps 3 replicas on the two left
-Logs: $qs/node-*.log
+      kill -9 \$(cat $qs/node-3/pid)        # the cluster keeps 3 replicas on the two left
+      deploy/local-cluster.sh status --dir $qs --bin $build/tools   # the agents: pids, addresses, roles
+Logs: $qs/node-*/log
 Stop: deploy/quickstart.sh stop
 EOT
 }
