@@ -9,6 +9,8 @@
 #include <type_traits>
 
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <httplib.h>
 
 #include "runtime/ask.hpp"
@@ -67,6 +69,38 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
   reply_error(res, 400, "bad_request",
               "query parameter " + std::string{name} + "=" + quote(text) + " is not an unsigned integer");
   return false;
+}
+
+// Parses an optional ?wait= of a blocking query (at most a minute); false
+// (and a 400) if bad.
+bool query_wait(const httplib::Request& req, httplib::Response& res, std::chrono::milliseconds& out) {
+  if (!req.has_param("wait"))
+    return true;
+  auto w = parse_duration(req.get_param_value("wait"));
+  if (!w || *w > std::chrono::minutes{1}) {
+    reply_error(res, 400, "bad_request",
+                "query parameter wait=" + quote(req.get_param_value("wait")) + " is not a duration up to 1m (like 30s)");
+    return false;
+  }
+  out = *w;
+  return true;
+}
+
+/// The opaque index of a blocking read: a hash of what it answered, so
+/// that any change to it (a task that starts, a rollout step) is one.
+std::string index_of(const google::protobuf::Message& msg) {
+  std::string bytes;
+  google::protobuf::io::StringOutputStream out{&bytes};
+  google::protobuf::io::CodedOutputStream coded{&out};
+  coded.SetSerializationDeterministic(true);
+  msg.SerializeToCodedStream(&coded);
+  coded.Trim();
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : bytes)
+    h = (h ^ c) * 1099511628211ull;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
 }
 
 } // namespace
@@ -250,7 +284,9 @@ private:
       v1::GetServices get;
       get.set_service(key(req));
       get.set_stale(stale(req));
-      replicated<v1::ServiceList>(get, res);
+      if (!req.has_param("wait"))
+        return replicated<v1::ServiceList>(get, res);
+      watch_service(get, req, res);
     });
     svr.Delete(one, [this, key](const httplib::Request& req, httplib::Response& res) {
       v1::RemoveService rm;
@@ -452,6 +488,34 @@ private:
     reply(res, *rep);
   }
 
+  /// GET /v1/services/{name}?wait=D[&index=I], a blocking query: the
+  /// answer (its index in the X-Troupe-Index header) once it differs from
+  /// the one whose `index` the client gives
+  /// (at once without one), or when D is up. troupectl deploy --wait
+  /// follows a rollout with it. The agent reads the service again every
+  /// 100 ms while the query waits (a read of the leader's state).
+  void watch_service(const v1::GetServices& get, const httplib::Request& req, httplib::Response& res) {
+    std::chrono::milliseconds wait{0};
+    if (!query_wait(req, res, wait))
+      return;
+    auto known = req.get_param_value("index");
+    auto until = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+      ask_failure why{};
+      result<v1::ServiceList> rep = replicated_ask<v1::ServiceList>(get, why);
+      if (!rep)
+        return reply_replicated_failure(res, why, rep.error());
+      if (rep->services_size() == 0)
+        return reply_error(res, 404, "not_found", "service " + get.service() + " does not exist");
+      auto index = index_of(*rep);
+      if (known.empty() || index != known || std::chrono::steady_clock::now() >= until || stopping_) {
+        res.set_header("X-Troupe-Index", index);
+        return reply(res, *rep);
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+
   /// The servers membership says are alive.
   std::vector<std::string> alive_servers() {
     std::vector<std::string> out;
@@ -523,14 +587,8 @@ private:
     // A blocking query: with ?offset= and ?wait=, wait (at most a minute)
     // for bytes past offset; troupectl logs -f asks again from where it got.
     std::chrono::milliseconds wait{0};
-    if (req.has_param("wait")) {
-      auto w = parse_duration(req.get_param_value("wait"));
-      if (!w || *w > std::chrono::minutes{1})
-        return reply_error(res, 400, "bad_request",
-                           "query parameter wait=" + quote(req.get_param_value("wait")) +
-                             " is not a duration up to 1m (like 30s)");
-      wait = *w;
-    }
+    if (!query_wait(req, res, wait))
+      return;
     auto where = node_param(req);
     bool local = where.empty() || where == ctx_->config.name;
     auto logs_root = ctx_->config.data_dir / "logs";

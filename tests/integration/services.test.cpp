@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include <httplib.h>
 
@@ -74,8 +75,49 @@ TEST_CASE("one server: deploy places 3, scale to 5, a new spec is version 2 ever
   CHECK_MESSAGE(contains(table.output, "default/web"), table.output);
   CHECK_MESSAGE(contains(table.output, "busybox:1"), table.output);
 
+  // A blocking query: ?wait= without an index answers at once with one;
+  // with it, the answer comes once the service changes (here: a scale).
+  httplib::Client http{"127.0.0.1", a.http};
+  http.set_bearer_token_auth(test_token());
+  http.set_read_timeout(70, 0);
+  auto first = http.Get("/v1/services/web?wait=1m");
+  REQUIRE(first);
+  REQUIRE(first->status == 200);
+  auto before_index = first->get_header_value("X-Troupe-Index");
+  REQUIRE(!before_index.empty());
+  std::optional<v1::ServiceList> changed;
+  std::string changed_index;
+  bool indexes_moved = true;
+  std::thread watcher{[&] {
+    // Following the changes (a task may also report in between) until the scale.
+    auto index = before_index;
+    for (int i = 0; i < 20 && !(changed && changed->services(0).desired() == 5); ++i) {
+      auto r = http.Get("/v1/services/web?wait=1m&index=" + index);
+      if (!r || r->status != 200)
+        return;
+      changed = parse_json<v1::ServiceList>(r->body);
+      indexes_moved = indexes_moved && r->get_header_value("X-Troupe-Index") != index;
+      index = changed_index = r->get_header_value("X-Troupe-Index");
+    }
+  }};
   auto scaled = a.ctl({"scale", "web", "5"});
+  watcher.join();
   CHECK_MESSAGE(scaled.code == 0, scaled.output);
+  REQUIRE(changed);
+  CHECK(indexes_moved);
+  CHECK(changed->services(0).desired() == 5);
+  auto unchanged = http.Get("/v1/services/web?wait=200ms&index=" + changed_index);  // the wait runs out
+  REQUIRE(unchanged);
+  CHECK(unchanged->status == 200);
+  for (auto bad : {"/v1/services/web?wait=2h", "/v1/services/web?wait=soon"}) {
+    auto r = http.Get(bad);
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK(contains(r->body, "wait="));
+  }
+  auto missing = http.Get("/v1/services/nope?wait=1s");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
   CHECK_MESSAGE(eventually(10s, [&] { return placed(a, 5, 1); }), a.ctl({"services"}).output);
 
   // A changed env is a new version; scale's 5 replicas give way to the spec's 3.

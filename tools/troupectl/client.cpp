@@ -52,8 +52,12 @@ status client::del(const std::string& path, google::protobuf::Message& out) cons
   return call("DELETE", path, "", out);
 }
 
+status client::watch(const std::string& path, google::protobuf::Message& out, std::string& index) const {
+  return call("GET", path, "", out, nullptr, &index);
+}
+
 status client::call(const char* method, const std::string& path, const std::string& body,
-                    google::protobuf::Message& out, int* http_status) const {
+                    google::protobuf::Message& out, int* http_status, std::string* index) const {
   if (http_status)
     *http_status = 0;
   if (auto st = check(); !st)
@@ -79,6 +83,8 @@ status client::call(const char* method, const std::string& path, const std::stri
   opts.ignore_unknown_fields = true;  // a newer agent may add fields
   if (http_status)
     *http_status = res->status;
+  if (index)
+    *index = res->get_header_value("X-Troupe-Index");
   if (res->status != 200) {
     troupe::v1::ErrorReply err;
     if (google::protobuf::util::JsonStringToMessage(res->body, &err, opts).ok() && !err.message().empty())

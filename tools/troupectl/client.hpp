@@ -33,10 +33,16 @@ public:
                            google::protobuf::Message& out) const;
   troupe::status del(const std::string& path, google::protobuf::Message& out) const;
 
+  /// A GET of a blocking query (?wait=&index=): `index` receives the
+  /// reply's X-Troupe-Index, for the next one.
+  troupe::status watch(const std::string& path, google::protobuf::Message& out, std::string& index) const;
+
   /// Any of the above; `http_status`, when given, receives the reply's HTTP
-  /// status (0 when no reply came), so that a caller can tell 404 apart.
+  /// status (0 when no reply came), so that a caller can tell 404 apart;
+  /// `index` the X-Troupe-Index header.
   troupe::status call(const char* method, const std::string& path, const std::string& body,
-                      google::protobuf::Message& out, int* http_status = nullptr) const;
+                      google::protobuf::Message& out, int* http_status = nullptr,
+                      std::string* index = nullptr) const;
 
 private:
 

@@ -119,6 +119,22 @@ result<v1::ServiceSummary> get_service(const client& c, const std::string& key, 
   return list.services(0);
 }
 
+/// GET /v1/services/KEY?wait=&index=: the service once it differs from the
+/// answer `index` names (at once when empty), or after `wait`; `index`
+/// becomes the new answer's.
+result<v1::ServiceSummary> watch_service(const client& c, const std::string& key, std::string& index,
+                                         std::chrono::milliseconds wait) {
+  v1::ServiceList list;
+  auto path = "/v1/services/" + key + "?wait=" + std::to_string(wait.count()) + "ms";
+  if (!index.empty())
+    path += "&index=" + index;
+  if (auto r = c.watch(path, list, index); !r)
+    return r.error();
+  if (list.services_size() != 1)
+    return error{"the agent answered " + std::to_string(list.services_size()) + " services for " + key};
+  return list.services(0);
+}
+
 // ---- deploy
 
 result<v1::ServiceSpec> read_spec_file(const std::string& file) {
@@ -174,9 +190,12 @@ int wait_for_rollout(const globals& g, const client& c, const std::string& key, 
   auto start = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> stuck_since;
   std::string last;
+  std::string index;  // of the last answer: the next read waits for a change
   for (;;) {
     auto now = std::chrono::steady_clock::now();
-    auto s = get_service(c, key);
+    // A blocking query: answered when the service changes, or after 2 s
+    // (so that "stuck for 10 s" and the timeout are noticed).
+    auto s = watch_service(c, key, index, 2s);
     if (!s) {
       // A leader election or a restarting agent: say so, keep following.
       say("troupectl: " + s.error().message() + "; retrying");
@@ -215,7 +234,10 @@ int wait_for_rollout(const globals& g, const client& c, const std::string& key, 
     }
     if (now - start >= timeout)
       return fail(error{"service " + key + " did not settle within " + troupe::format_duration(timeout)});
-    std::this_thread::sleep_for(200ms);
+    if (!s)
+      std::this_thread::sleep_for(500ms);
+    else if (index.empty())  // an agent that does not wait: ask again in a while
+      std::this_thread::sleep_for(200ms);
   }
 }
 
