@@ -34,7 +34,9 @@ http_port=${TROUPE_HTTP_PORT:-7070}
 servers=${TROUPE_SERVERS:-3}
 driver=${TROUPE_DRIVER:-auto}
 
-die() { echo "local-cluster: $*" >&2; exit 1; }
+prog=local-cluster
+# shellcheck source=deploy/cluster-common.sh
+. "$root/deploy/cluster-common.sh"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 cmd=${1:-}
@@ -75,12 +77,6 @@ addr_of() {  # node I's IP
   [ "$last" -le 254 ] || die "node-$1: $ip_base + $1 is past $ip_prefix.254"
   echo "$ip_prefix.$last"
 }
-node_dir() { echo "$dir/node-$1"; }
-pid_of() { cat "$(node_dir "$1")/pid" 2>/dev/null || true; }
-running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
-nodes() { ls -d "$dir"/node-* 2>/dev/null | sed 's/.*node-//' | sort -n; }
-token() { cat "$(node_dir 1)/data/management.token" 2>/dev/null || true; }
-ctl_at() { local http=$1; shift; TROUPE_TOKEN=$(token) "$bin/troupectl" --addr "$http" "$@"; }
 
 # Writes node I's run script once; later starts reuse it (same flags).
 configure() {
@@ -96,68 +92,7 @@ configure() {
               --driver "$driver" "--$role" --gossip-profile local --label "zone=z$(((i - 1) % 3 + 1))")
   [ "$i" -gt 1 ] && args+=(--seed "$(addr_of 1):7946")
   args+=("${extra[@]}")
-  {
-    echo '#!/bin/sh'
-    echo "# node-$i of the cluster in $dir (written by deploy/local-cluster.sh)"
-    printf 'exec %q' "$bin/troupe"
-    printf ' %q' "${args[@]}"
-    echo
-  } >"$d/run"
-  chmod +x "$d/run"
-  echo "$addr" >"$d/addr"
-  echo "$addr:$http_port" >"$d/http"
-  echo "$role" >"$d/role"
-}
-
-start_node() {
-  local i=$1 d
-  d=$(node_dir "$i")
-  if running "$i"; then
-    echo "node-$i already running (pid $(pid_of "$i"))"
-    return
-  fi
-  [ -x "$bin/troupe" ] || die "no agent at $bin/troupe (build it, or give --bin)"
-  # setsid: the agent outlives this script and its terminal.
-  setsid "$d/run" >>"$d/log" 2>&1 </dev/null &
-  echo $! >"$d/pid"
-  local http
-  http=$(cat "$d/http")
-  for _ in $(seq 300); do
-    [ -n "$(token)" ] && ctl_at "$http" status >/dev/null 2>&1 && { echo "node-$i up (pid $(pid_of "$i"), $http)"; return; }
-    running "$i" || { tail -20 "$d/log" >&2; die "node-$i exited; its log is $d/log"; }
-    sleep 0.1
-  done
-  die "node-$i did not answer within 30 s; see $d/log"
-}
-
-stop_node() {
-  local i=$1 p
-  p=$(pid_of "$i")
-  if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null; then
-    rm -f "$(node_dir "$i")/pid"
-    return 1
-  fi
-  kill -TERM "$p"
-  for _ in $(seq 200); do
-    kill -0 "$p" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$p" 2>/dev/null; then
-    echo "local-cluster: node-$i ($p) did not stop in 20 s; killing it" >&2
-    kill -KILL "$p"
-  fi
-  rm -f "$(node_dir "$i")/pid"
-}
-
-write_env() {
-  cat >"$dir/env" <<EOT
-# written by deploy/local-cluster.sh: . $dir/env
-TROUPE_ADDR=$(cat "$(node_dir 1)/http")
-TROUPE_TOKEN_FILE=$(node_dir 1)/data/management.token
-CLUSTER_NODES=$(nodes | wc -l)
-CLUSTER_MODE=loopback
-export TROUPE_ADDR TROUPE_TOKEN_FILE
-EOT
+  write_node "$i" "$addr" "$role" "" "node-$i of the cluster in $dir (written by deploy/local-cluster.sh)" "${args[@]}"
 }
 
 case "$cmd" in
@@ -165,17 +100,12 @@ case "$cmd" in
     [ "$arg" -ge 1 ] || die "start needs at least 1 node"
     for i in $(seq "$arg"); do configure "$i"; done
     for i in $(seq "$arg"); do start_node "$i"; done
-    write_env
+    write_env loopback
     echo "cluster of $arg in $dir; use it with:"
-    echo "  export TROUPE_ADDR=$(cat "$(node_dir 1)/http") TROUPE_TOKEN=\$(cat $(node_dir 1)/data/management.token)"
+    started_banner
     ;;
   stop)
-    stopped=0
-    # Clients first, node-1 last: the servers keep a quorum while the others leave.
-    for i in $(nodes | sort -rn); do
-      if stop_node "$i"; then stopped=$((stopped + 1)); fi
-    done
-    echo "$stopped agent(s) stopped; state kept in $dir (rm -rf it to start afresh)"
+    echo "$(stop_all) agent(s) stopped; state kept in $dir (rm -rf it to start afresh)"
     ;;
   restart)
     [ -x "$(node_dir "$arg")/run" ] || die "node-$arg was never started in $dir"
@@ -188,19 +118,9 @@ case "$cmd" in
       d=$(node_dir "$i")
       state=stopped pid=
       running "$i" && state=running pid=$(pid_of "$i")
-      printf '%-8s %-8s %-7s %-20s %s\n' "node-$i" "${pid:--}" "$(cat "$d/role")" \
-        "$(cat "$d/http")" "$state"
+      printf '%-8s %-8s %-7s %-20s %s\n' "node-$i" "${pid:--}" "$(cat "$d/role")" "$(cat "$d/http")" "$state"
     done
-    for i in $(nodes); do
-      running "$i" || continue
-      echo
-      ctl_at "$(cat "$(node_dir "$i")/http")" status || true
-      break
-    done
+    cluster_status
     ;;
-  logs)
-    f=$(node_dir "$arg")/log
-    [ -f "$f" ] || die "no log for node-$arg in $dir"
-    if [ "$follow" = 1 ]; then exec tail -n 50 -f "$f"; else cat "$f"; fi
-    ;;
+  logs) show_log "$arg" "$follow" ;;
 esac

@@ -45,7 +45,9 @@ http_port=${TROUPE_HTTP_PORT:-7070}
 servers=${TROUPE_SERVERS:-3}
 driver=${TROUPE_DRIVER:-auto}
 
-die() { echo "netns-cluster: $*" >&2; exit 1; }
+prog=netns-cluster
+# shellcheck source=deploy/cluster-common.sh
+. "$root/deploy/cluster-common.sh"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 cmd=${1:-}
@@ -108,19 +110,14 @@ addr_of() {  # node I's IP
   [ "$last" -le 254 ] || die "node-$1: $net_prefix.$last is past $net_prefix.254"
   echo "$net_prefix.$last"
 }
-node_dir() { echo "$dir/node-$1"; }
 ns_of() { echo "trp-$hash-$1"; }
+node_where() { ns_of "$1"; }
 veth_of() { echo "trp-$hash-v$1"; }
-pid_of() { cat "$(node_dir "$1")/pid" 2>/dev/null || true; }
-running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
-nodes() { ls -d "$dir"/node-* 2>/dev/null | sed 's/.*node-//' | sort -n; }
-token() { cat "$(node_dir 1)/data/management.token" 2>/dev/null || true; }
-ctl_at() { local http=$1; shift; TROUPE_TOKEN=$(token) "$bin/troupectl" --addr "$http" "$@"; }
 ns_exists() { [ -e "/run/netns/$1" ]; }
 link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
 
 # What this run made, undone if it fails before the end (see on_exit).
-made_ns=() made_rules=() started=()
+made_ns=() made_rules=()
 made_bridge=0 done_ok=0
 
 # ---- The network ----------------------------------------------------------
@@ -242,75 +239,12 @@ configure() {
               --driver "$driver" "--$role" --gossip-profile local --label "zone=z$(((i - 1) % 3 + 1))")
   [ "$i" -gt 1 ] && args+=(--seed "$(addr_of 1):7946")
   args+=("${extra[@]}")
-  {
-    echo '#!/bin/sh'
-    echo "# node-$i of the cluster in $dir, in network namespace $ns (written by deploy/netns-cluster.sh)"
-    echo "# nsenter --net, not ip netns exec: that one also gives the agent a mount namespace with a"
-    echo "# /sys of its own, without /sys/fs/cgroup (runc needs it), and hides its containers' mounts"
-    echo "# from the next agent that adopts them. exec: the pid is the agent's."
-    printf 'exec nsenter --net=/run/netns/%q -- %q' "$ns" "$bin/troupe"
-    printf ' %q' "${args[@]}"
-    echo
-  } >"$d/run"
-  chmod +x "$d/run"
+  write_node "$i" "$addr" "$role" "nsenter --net=/run/netns/$ns --" \
+    "node-$i of the cluster in $dir, in network namespace $ns (written by deploy/netns-cluster.sh)
+nsenter --net, not ip netns exec: that one also gives the agent a mount namespace with a
+/sys of its own, without /sys/fs/cgroup (runc needs it), and hides its containers' mounts
+from the next agent that adopts them. exec: the pid is the agent's." "${args[@]}"
   echo "$ns" >"$d/netns"
-  echo "$addr" >"$d/addr"
-  echo "$addr:$http_port" >"$d/http"
-  echo "$role" >"$d/role"
-}
-
-start_node() {
-  local i=$1 d
-  d=$(node_dir "$i")
-  if running "$i"; then
-    echo "node-$i already running (pid $(pid_of "$i"))"
-    return 0
-  fi
-  [ -x "$bin/troupe" ] || die "no agent at $bin/troupe (build it, or give --bin)"
-  # setsid: the agent outlives this script and its terminal.
-  setsid "$d/run" >>"$d/log" 2>&1 </dev/null &
-  echo $! >"$d/pid"
-  started+=("$i")
-  local http
-  http=$(cat "$d/http")
-  for _ in $(seq 300); do
-    [ -n "$(token)" ] && ctl_at "$http" status >/dev/null 2>&1 && { echo "node-$i up (pid $(pid_of "$i"), $(cat "$d/netns"), $http)"; return 0; }
-    running "$i" || { tail -20 "$d/log" >&2; die "node-$i exited; its log is $d/log"; }
-    sleep 0.1
-  done
-  die "node-$i did not answer within 30 s; see $d/log"
-}
-
-stop_node() {
-  local i=$1 p
-  p=$(pid_of "$i")
-  if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null; then
-    rm -f "$(node_dir "$i")/pid"
-    return 1
-  fi
-  kill -TERM "$p"
-  for _ in $(seq 200); do
-    kill -0 "$p" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$p" 2>/dev/null; then
-    echo "netns-cluster: node-$i ($p) did not stop in 20 s; killing it" >&2
-    kill -KILL "$p"
-  fi
-  rm -f "$(node_dir "$i")/pid"
-}
-
-write_env() {
-  cat >"$dir/env" <<EOT
-# written by deploy/netns-cluster.sh: . $dir/env
-TROUPE_ADDR=$(cat "$(node_dir 1)/http")
-TROUPE_TOKEN_FILE=$(node_dir 1)/data/management.token
-CLUSTER_NODES=$(nodes | wc -l)
-CLUSTER_MODE=netns
-CLUSTER_BRIDGE=$bridge
-CLUSTER_SUBNET=$subnet
-export TROUPE_ADDR TROUPE_TOKEN_FILE
-EOT
 }
 
 # A start or restart that fails stops the agents it started and removes
@@ -349,17 +283,13 @@ case "$cmd" in
     ensure_bridge
     for i in $(seq "$arg"); do ensure_node_net "$i"; done
     for i in $(seq "$arg"); do start_node "$i"; done
-    write_env
+    write_env netns "CLUSTER_BRIDGE=$bridge" "CLUSTER_SUBNET=$subnet"
     done_ok=1
     echo "cluster of $arg in $dir (namespaces trp-$hash-1..$arg on bridge $bridge, $subnet); use it with:"
-    echo "  export TROUPE_ADDR=$(cat "$(node_dir 1)/http") TROUPE_TOKEN=\$(cat $(node_dir 1)/data/management.token)"
+    started_banner
     ;;
   stop)
-    stopped=0
-    # Clients first, node-1 last: the servers keep a quorum while the others leave.
-    for i in $(nodes | sort -rn); do
-      if stop_node "$i"; then stopped=$((stopped + 1)); fi
-    done
+    stopped=$(stop_all)
     if [ "$keep_net" = 1 ]; then
       echo "$stopped agent(s) stopped; namespaces and bridge $bridge kept; state kept in $dir"
     else
@@ -388,16 +318,7 @@ case "$cmd" in
         "$(cat "$d/http")" "$(ns_of "$i")" "$state"
     done
     if link_exists "$bridge"; then echo "bridge $bridge up, $subnet"; else echo "bridge $bridge: none"; fi
-    for i in $(nodes); do
-      running "$i" || continue
-      echo
-      ctl_at "$(cat "$(node_dir "$i")/http")" status || true
-      break
-    done
+    cluster_status
     ;;
-  logs)
-    f=$(node_dir "$arg")/log
-    [ -f "$f" ] || die "no log for node-$arg in $dir"
-    if [ "$follow" = 1 ]; then exec tail -n 50 -f "$f"; else cat "$f"; fi
-    ;;
+  logs) show_log "$arg" "$follow" ;;
 esac
