@@ -278,7 +278,7 @@ TEST_CASE("a client agent runs the tasks placed on it, learning them from a serv
                 client.log_tail());
 }
 
-TEST_CASE("logs SERVICE: every replica's output from the node that runs it, marked; -f follows new lines") {
+TEST_CASE("logs SERVICE: every replica's output from the node that runs it, marked, and -f follows new lines") {
   agents set;
   auto& server = set.add_server();
   auto& client = set.add_client("c1");
