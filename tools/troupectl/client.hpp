@@ -34,9 +34,12 @@ public:
   troupe::status del(const std::string& path, google::protobuf::Message& out) const;
 
   /// Any of the above; `http_status`, when given, receives the reply's HTTP
-  /// status (0 when no reply came), so that a caller can tell 404 apart.
+  /// status (0 when no reply came), so that a caller can tell 404 apart;
+  /// `not_sent`, when given, is set when the connection itself failed, so
+  /// that the request surely never reached the agent (safe to send again).
   troupe::status call(const char* method, const std::string& path, const std::string& body,
-                      google::protobuf::Message& out, int* http_status = nullptr) const;
+                      google::protobuf::Message& out, int* http_status = nullptr,
+                      bool* not_sent = nullptr) const;
 
 private:
 
