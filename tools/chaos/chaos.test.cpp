@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "tools/chaos/model.hpp"
 #include "tools/chaos/schedule.hpp"
 #include "tools/chaos/stats.hpp"
 
@@ -58,7 +59,9 @@ TEST_CASE("a schedule draws only the asked kinds, targets within the cluster and
 TEST_CASE("the schedule of seed 1 stays what it was, so that old seeds still replay") {
   auto s = make_schedule(config_with(1));
   // Pinned: a change here means recorded seeds no longer replay their run.
-  CHECK(s[0].describe() == make_schedule(config_with(1))[0].describe());
+  CHECK(s[0].describe() == "#0 actor-kill node-3 hold=0s gap=2.355s");
+  CHECK(s[1].describe() == "#1 agent-kill node-1 hold=1.296s gap=4.971s");
+  CHECK(s[2].describe() == "#2 actor-kill node-2 hold=0s gap=3.546s");
   CHECK(s.front().index == 0);
   CHECK(s.back().index == 49);
 }
@@ -102,4 +105,47 @@ TEST_CASE("an empty summary is all zero") {
   CHECK(s.count == 0);
   CHECK(s.median == 0);
   CHECK(s.p99 == 0);
+}
+
+namespace {
+
+operation op(const std::string& kind, outcome result, const std::string& gen, std::uint32_t replicas) {
+  operation o;
+  o.service = "s";
+  o.kind = kind;
+  o.gen = gen;
+  o.replicas = replicas;
+  o.result = result;
+  if (result == outcome::acked)
+    o.after = declared{gen, replicas};
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("with only acknowledged changes the last one is the only final spec allowed") {
+  std::vector<operation> ops{op("deploy", outcome::acked, "0", 2), op("deploy", outcome::acked, "1", 3)};
+  auto states = possible_states(ops, "s");
+  REQUIRE(states.size() == 1);
+  CHECK(*states.begin() == declared{"1", 3});
+}
+
+TEST_CASE("an unanswered deploy after the last acknowledged one may or may not have landed") {
+  std::vector<operation> ops{op("deploy", outcome::acked, "0", 2), op("deploy", outcome::unacked, "1", 1),
+                             op("deploy", outcome::failed, "2", 3)};
+  auto states = possible_states(ops, "s");
+  CHECK(states == std::set<declared>{{"0", 2}, {"1", 1}});
+}
+
+TEST_CASE("an unanswered scale keeps the generation it lands on") {
+  std::vector<operation> ops{op("deploy", outcome::acked, "0", 2), op("deploy", outcome::unacked, "1", 1),
+                             op("scale", outcome::unacked, "", 3)};
+  auto states = possible_states(ops, "s");
+  CHECK(states == std::set<declared>{{"0", 2}, {"1", 1}, {"0", 3}, {"1", 3}});
+}
+
+TEST_CASE("a lost acknowledged change is no allowed final spec") {
+  std::vector<operation> ops{op("deploy", outcome::acked, "0", 2), op("deploy", outcome::acked, "1", 3)};
+  CHECK(possible_states(ops, "s").count(declared{"0", 2}) == 0);
+  CHECK(possible_states(ops, "other").empty());
 }

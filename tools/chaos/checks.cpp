@@ -1,6 +1,7 @@
 #include "tools/chaos/checks.hpp"
 
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <google/protobuf/struct.pb.h>
@@ -321,7 +322,7 @@ check_result check_no_crash(const cluster& c, const std::map<int, pid_t>& initia
   return r;
 }
 
-std::vector<std::string> leaked_containers(api& a, const node_info& n, std::string* error) {
+std::vector<std::string> leaked_containers(api& a, const node_info& n, std::string* error, std::size_t* running_count) {
   std::vector<std::string> leaks;
   v1::AllocationList allocs;
   if (auto o = a.get("/v1/allocations?node=" + n.name, allocs); !o.st) {
@@ -345,6 +346,8 @@ std::vector<std::string> leaked_containers(api& a, const node_info& n, std::stri
     auto more = running_processes(n.dir / "data" / "process");
     running.insert(running.end(), more.begin(), more.end());
   }
+  if (running_count != nullptr)
+    *running_count = running.size();
   for (const auto& id : running)
     if (!wanted.count(id))
       leaks.push_back(id);
@@ -356,16 +359,21 @@ check_result check_no_leaks(api& a, const cluster& c, milliseconds timeout) {
   auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     std::vector<std::string> found;
+    std::vector<std::string> counts;
     for (const auto& n : c.nodes()) {
       std::string error;
-      auto leaks = leaked_containers(a, n, &error);
+      std::size_t running = 0;
+      auto leaks = leaked_containers(a, n, &error, &running);
+      counts.push_back(n.name + ": " + std::to_string(running) + " container(s) running, each an allocation it should run");
       if (!error.empty())
         found.push_back(n.name + ": " + error);
       for (const auto& id : leaks)
         found.push_back(n.name + ": container " + id + " runs, and no allocation it should run has that id");
     }
-    if (found.empty())
+    if (found.empty()) {
+      r.details = std::move(counts);
       return r;
+    }
     if (std::chrono::steady_clock::now() >= until) {
       r.pass = false;
       r.details = std::move(found);

@@ -62,7 +62,9 @@ check_result check_no_leaks(api& a, const cluster& c, std::chrono::milliseconds 
 check_result check_lmdb(const cluster& c);
 
 /// The containers that run on node-I and are no allocation it should run;
-/// `error` when the scheduler could not be asked.
-std::vector<std::string> leaked_containers(api& a, const node_info& n, std::string* error);
+/// `error` when the scheduler could not be asked; `running_count`, when
+/// given, receives how many containers run there.
+std::vector<std::string> leaked_containers(api& a, const node_info& n, std::string* error,
+                                           std::size_t* running_count = nullptr);
 
 } // namespace troupe::chaos

@@ -207,8 +207,12 @@ fault_result injector::restart_agent(const fault& f) {
   note_injected(history_, f, r);
   replaced_.insert(f.target);
   (void) cluster_.signal(f.target, SIGTERM);
+  auto asked = std::chrono::steady_clock::now();
   // local-cluster.sh gives an agent 20 s before it kills it.
-  if (!cluster_.wait_exit(f.target, milliseconds{20000})) {
+  if (cluster_.wait_exit(f.target, milliseconds{20000})) {
+    r.detail += " stopped_in_ms=" + std::to_string(std::chrono::duration_cast<milliseconds>(
+                                                       std::chrono::steady_clock::now() - asked).count());
+  } else {
     r.detail += " did_not_stop_in=20s (SIGKILL)";
     logging::get("chaos")->warn("agent_slow_stop node={} pid={}", cluster_.node(f.target).name, cluster_.pid_of(f.target));
     (void) cluster_.signal(f.target, SIGKILL);

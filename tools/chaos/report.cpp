@@ -63,7 +63,7 @@ std::string run_report::text() const {
   }
   out << "\nviolations: " << violations() << "\n";
   if (violations() > 0)
-    out << "replay: troupe-chaos --cluster DIR --seed " << seed << " (same --faults and --minutes); history of this run: "
+    out << "replay: " << replay << " (on a fresh cluster of " << nodes << " nodes)\nhistory of this run: "
         << history_file << "\n";
   return out.str();
 }

@@ -28,6 +28,7 @@ struct run_report {
   std::size_t nodes = 0;
   std::chrono::milliseconds duration{0};
   std::string history_file;
+  std::string replay;              // the command line that replays the schedule
   std::map<fault_kind, kind_tally> faults;
   std::map<outcome, std::size_t> workload;
   std::vector<check_result> checks;

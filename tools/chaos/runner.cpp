@@ -1,6 +1,7 @@
 #include "tools/chaos/runner.hpp"
 
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -183,12 +184,17 @@ int run(const options& opts) {
   report.history_file = opts.history_file.empty()
                             ? (c.dir() / ("chaos-" + std::to_string(opts.seed) + ".history.jsonl")).string()
                             : opts.history_file;
+  char minutes[32];
+  std::snprintf(minutes, sizeof minutes, "%g", opts.minutes);
+  report.replay = "troupe-chaos --cluster " + report.cluster + " --seed " + std::to_string(opts.seed) +
+                  " --minutes " + minutes + " --services " + std::to_string(opts.services);
   history hist{report.history_file};
   if (!hist.ok())
     return setup_failed("--history: cannot write " + report.history_file);
   std::string kind_list;
   for (auto k : kinds)
     kind_list += std::string{kind_list.empty() ? "" : ","} + name(k);
+  report.replay += " --faults " + kind_list;
   hist.write(event{"start"}.num("seed", static_cast<std::int64_t>(opts.seed)).str("cluster", report.cluster)
                  .str("mode", c.mode()).num("nodes", static_cast<std::int64_t>(c.nodes().size()))
                  .str("faults", kind_list).real("minutes", opts.minutes).num("services", opts.services));
