@@ -203,6 +203,10 @@ int run(const options& opts) {
   auto started = clock_type::now();
 
   api a{c, milliseconds{5000}};
+  injector inject{c, a, hist};
+  // Rules a run stopped midway left in the namespaces would keep the
+  // cluster apart: gone before anything else.
+  inject.clean_network();
   if (auto st = wait_answering(c, a, milliseconds{60000}); !st)
     return setup_failed(st.error().message());
   std::map<int, pid_t> initial_pids;
@@ -212,8 +216,6 @@ int run(const options& opts) {
     std::error_code ec;
     log_offsets[n.index] = fs::exists(n.dir / "log") ? fs::file_size(n.dir / "log", ec) : 0;
   }
-  injector inject{c, a, hist};
-  inject.clean_network();
 
   if (auto st = import_image(c, a); !st)
     return setup_failed(st.error().message());
