@@ -14,6 +14,9 @@ bin=$(cd "${TROUPE_BIN:-$1}" && pwd)
 chaos=${TROUPE_CHAOS:-$1/troupe-chaos}
 minutes=${2:-2}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+for f in "$bin/troupe" "$bin/troupectl" "$chaos"; do
+  [ -x "$f" ] || { echo "chaos_short: no $f (build troupe, troupectl, troupe-shim and troupe-chaos first)" >&2; exit 1; }
+done
 cluster=$root/deploy/local-cluster.sh
 dir=$(mktemp -d /tmp/troupe-chaos-short.XXXXXX)
 # An address block of its own, so that parallel runs (and other people's

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 20));
   app.add_option("--converge-timeout", converge, "bound on each convergence (90s)");
   app.add_flag("--stop-at-end", opts.stop_at_end, "stop the agents (SIGTERM) before the LMDB check");
+  app.add_option("--print-schedule", opts.print_schedule,
+                 "print the first N faults of the seed's schedule for this cluster and exit (nothing is injected)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   try {

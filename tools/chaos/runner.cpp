@@ -175,6 +175,16 @@ int run(const options& opts) {
   auto kinds = kinds_for(opts, c, &why);
   if (kinds.empty())
     return setup_failed(why.empty() ? "--faults: no fault kind left to inject" : why);
+  if (opts.print_schedule > 0) {
+    schedule_config sc;
+    sc.seed = opts.seed;
+    sc.kinds = kinds;
+    sc.nodes = static_cast<int>(c.nodes().size());
+    sc.count = opts.print_schedule;
+    for (const auto& f : make_schedule(sc))
+      std::cout << f.describe() << "\n";
+    return 0;
+  }
 
   run_report report;
   report.seed = opts.seed;

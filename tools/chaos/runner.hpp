@@ -24,6 +24,7 @@ struct options {
   int services = 3;
   std::chrono::milliseconds converge_timeout{90000};
   bool stop_at_end = false;
+  std::size_t print_schedule = 0;   // > 0: print that many faults of the schedule and exit
 };
 
 /// 0: no violation; 1: violations; 2: the run could not be set up.
