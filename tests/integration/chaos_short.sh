@@ -6,7 +6,8 @@
 #   tests/integration/chaos_short.sh BIN_DIR [MINUTES]
 #
 # BIN_DIR holds troupe, troupectl and troupe-chaos ($TROUPE_BIN and
-# $TROUPE_CHAOS, when set, name the agent's dir and the runner instead). The
+# $TROUPE_CHAOS, when set, name the agent's dir and the runner instead;
+# $CHAOS_DRIVER forces the driver, runc or process). The
 # cluster is stopped and its containers removed however the test ends; its
 # dir (logs, history, report) is kept when the test fails.
 set -euo pipefail
@@ -25,7 +26,10 @@ ip_base=127.$((100 + $$ % 100)).$(($$ / 100 % 250)).10
 port=7070
 
 driver=process
-if [ "$(id -u)" != 0 ]; then
+if [ -n "${CHAOS_DRIVER:-}" ]; then
+  driver=$CHAOS_DRIVER
+  why="CHAOS_DRIVER is set"
+elif [ "$(id -u)" != 0 ]; then
   why="not root"
 elif ! command -v runc >/dev/null 2>&1; then
   why="no runc on PATH"
