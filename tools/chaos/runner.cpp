@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -163,6 +164,170 @@ void stop_agents(const cluster& c) {
   }
 }
 
+// The state of one run, from setup to report, in phases.
+class chaos_run {
+public:
+  chaos_run(const options& opts, const cluster& c, std::vector<fault_kind> kinds, run_report& report)
+      : opts_(opts), c_(c), kinds_(std::move(kinds)), report_(report), hist_(report.history_file),
+        api_(c, milliseconds{5000}), inject_(c, api_, hist_) {
+    for (int i = 1; i <= opts.services; ++i)
+      services_.push_back("chaos-" + std::to_string(i));
+    work_ = std::make_unique<workload>(api_, hist_, watch_, services_, opts.seed);
+  }
+
+  history& hist() { return hist_; }
+
+  /// The agents answer, the image is imported, the services deployed and
+  /// converged: "" when so, else why not.
+  std::string setup() {
+    // Rules a run stopped midway left in the namespaces would keep the
+    // cluster apart: gone before anything else.
+    inject_.clean_network();
+    if (auto st = wait_answering(c_, api_, milliseconds{60000}); !st)
+      return st.error().message();
+    for (const auto& n : c_.nodes()) {
+      initial_pids_[n.index] = c_.pid_of(n.index);
+      std::error_code ec;
+      log_offsets_[n.index] = fs::exists(n.dir / "log") ? fs::file_size(n.dir / "log", ec) : 0;
+    }
+    if (auto st = import_image(c_, api_); !st)
+      return st.error().message();
+    if (auto st = deploy_services(api_, hist_, *work_, services_, opts_.seed); !st)
+      return st.error().message();
+    auto first = wait_converged(api_, c_, services_, watch_, opts_.converge_timeout);
+    hist_.write(event{"converge"}.str("after", "setup").flag("ok", first.ok).num("ms", first.took.count())
+                    .str("problem", first.problem));
+    if (!first.ok)
+      return "the services did not converge within " + format_duration(opts_.converge_timeout) +
+             " after setup: " + first.problem;
+    logging::get("chaos")->info("setup_converged ms={}", first.took.count());
+    return {};
+  }
+
+  /// The schedule until the deadline, the workload running beside it.
+  void inject_faults() {
+    schedule_config sc;
+    sc.seed = opts_.seed;
+    sc.kinds = kinds_;
+    sc.nodes = static_cast<int>(c_.nodes().size());
+    sc.count = 10000;
+    auto deadline = clock_type::now() + milliseconds{static_cast<std::int64_t>(opts_.minutes * 60000)};
+    work_->start();
+    for (const auto& f : make_schedule(sc)) {
+      // A fault starts only if it can be injected, held and healed in time.
+      if (clock_type::now() + f.gap + f.hold + milliseconds{2000} > deadline)
+        break;
+      std::this_thread::sleep_for(f.gap);
+      auto result = inject_.run(f);
+      auto& tally = report_.faults[f.kind];
+      if (!result.injected) {
+        ++tally.skipped[result.skipped];
+        continue;
+      }
+      ++tally.injected;
+      // Convergence is measured against a fixed declared state: the
+      // workload waits from the heal until the cluster has converged.
+      work_->pause();
+      measure_convergence(f, result, tally);
+      work_->resume();
+    }
+    work_->stop();
+    hist_.write(event{"faults_done"});
+  }
+
+  /// The six invariants, into the report.
+  void check() {
+    auto last = wait_converged(api_, c_, services_, watch_, opts_.converge_timeout);
+    check_result converged{"every service converges to its declared replicas and version within " +
+                               format_duration(opts_.converge_timeout),
+                           last.ok && convergence_failures_.empty(), convergence_failures_};
+    converged.details.push_back(last.ok ? "at the end: converged in " + std::to_string(last.took.count()) + " ms"
+                                        : "at the end: " + last.problem);
+    report_.checks.push_back(converged);
+    report_.checks.push_back(check_no_over_replication(api_, services_, milliseconds{10000}));
+    report_.checks.push_back(check_acked_changes(api_, work_->operations(), services_, watch_));
+    report_.checks.push_back(check_no_crash(c_, initial_pids_, inject_.replaced(), log_offsets_));
+    report_.checks.push_back(check_no_leaks(api_, c_, milliseconds{30000}));
+    // LMDB lets readers in other processes run beside the agent's writer,
+    // so the environments are checked while the agents run unless asked to
+    // stop them first.
+    if (opts_.stop_at_end) {
+      stop_agents(c_);
+      report_.notes.push_back("agents stopped with SIGTERM before the LMDB check (--stop-at-end)");
+    }
+    report_.checks.push_back(check_lmdb(c_));
+    for (const auto& check : report_.checks)
+      hist_.write(event{"check"}.str("name", check.name).flag("pass", check.pass)
+                      .num("details", static_cast<std::int64_t>(check.details.size())));
+    report_.workload = work_->counts();
+  }
+
+private:
+  void measure_convergence(const fault& f, const fault_result& result, kind_tally& tally) {
+    auto log = logging::get("chaos");
+    auto spent = milliseconds{hist_.now_ms() - result.healed_ms};
+    auto conv = wait_converged(api_, c_, services_, watch_, opts_.converge_timeout - spent);
+    auto took = milliseconds{hist_.now_ms() - result.healed_ms};
+    hist_.write(event{"converge"}.num("fault", static_cast<std::int64_t>(f.index)).str("kind", name(f.kind))
+                    .flag("ok", conv.ok).num("ms", took.count()).str("problem", conv.problem));
+    if (conv.ok) {
+      tally.converge_ms.push_back(static_cast<double>(took.count()));
+      log->info("converged fault={} kind={} ms={}", f.index, name(f.kind), took.count());
+      return;
+    }
+    ++tally.not_converged;
+    convergence_failures_.push_back("after " + f.describe() + " (" + result.detail + "): not converged within " +
+                                    format_duration(opts_.converge_timeout) + ": " + conv.problem);
+    log->warn("not_converged fault={} kind={} problem=\"{}\"", f.index, name(f.kind), conv.problem);
+  }
+
+  const options& opts_;
+  const cluster& c_;
+  std::vector<fault_kind> kinds_;
+  run_report& report_;
+  history hist_;
+  api api_;
+  injector inject_;
+  version_watch watch_;
+  std::vector<std::string> services_;
+  std::unique_ptr<workload> work_;
+  std::map<int, pid_t> initial_pids_;
+  std::map<int, std::uintmax_t> log_offsets_;
+  std::vector<std::string> convergence_failures_;
+};
+
+int print_schedule(const options& opts, const cluster& c, const std::vector<fault_kind>& kinds) {
+  schedule_config sc;
+  sc.seed = opts.seed;
+  sc.kinds = kinds;
+  sc.nodes = static_cast<int>(c.nodes().size());
+  sc.count = opts.print_schedule;
+  for (const auto& f : make_schedule(sc))
+    std::cout << f.describe() << "\n";
+  return 0;
+}
+
+run_report start_report(const options& opts, const cluster& c, const std::vector<fault_kind>& kinds) {
+  run_report report;
+  report.seed = opts.seed;
+  report.cluster = c.dir().string();
+  report.mode = c.mode();
+  report.nodes = c.nodes().size();
+  report.history_file = opts.history_file.empty()
+                            ? (c.dir() / ("chaos-" + std::to_string(opts.seed) + ".history.jsonl")).string()
+                            : opts.history_file;
+  char minutes[32];
+  std::snprintf(minutes, sizeof minutes, "%g", opts.minutes);
+  std::string kind_list;
+  for (auto k : kinds)
+    kind_list += std::string{kind_list.empty() ? "" : ","} + name(k);
+  report.replay = "troupe-chaos --cluster " + report.cluster + " --seed " + std::to_string(opts.seed) +
+                  " --minutes " + minutes + " --services " + std::to_string(opts.services) + " --faults " + kind_list;
+  for (auto k : kinds)
+    report.faults[k];  // every asked kind gets a row, also one never drawn
+  return report;
+}
+
 } // namespace
 
 int run(const options& opts) {
@@ -175,151 +340,25 @@ int run(const options& opts) {
   auto kinds = kinds_for(opts, c, &why);
   if (kinds.empty())
     return setup_failed(why.empty() ? "--faults: no fault kind left to inject" : why);
-  if (opts.print_schedule > 0) {
-    schedule_config sc;
-    sc.seed = opts.seed;
-    sc.kinds = kinds;
-    sc.nodes = static_cast<int>(c.nodes().size());
-    sc.count = opts.print_schedule;
-    for (const auto& f : make_schedule(sc))
-      std::cout << f.describe() << "\n";
-    return 0;
-  }
+  if (opts.print_schedule > 0)
+    return print_schedule(opts, c, kinds);
 
-  run_report report;
-  report.seed = opts.seed;
-  report.cluster = c.dir().string();
-  report.mode = c.mode();
-  report.nodes = c.nodes().size();
-  report.history_file = opts.history_file.empty()
-                            ? (c.dir() / ("chaos-" + std::to_string(opts.seed) + ".history.jsonl")).string()
-                            : opts.history_file;
-  char minutes[32];
-  std::snprintf(minutes, sizeof minutes, "%g", opts.minutes);
-  report.replay = "troupe-chaos --cluster " + report.cluster + " --seed " + std::to_string(opts.seed) +
-                  " --minutes " + minutes + " --services " + std::to_string(opts.services);
-  history hist{report.history_file};
-  if (!hist.ok())
-    return setup_failed("--history: cannot write " + report.history_file);
-  std::string kind_list;
-  for (auto k : kinds)
-    kind_list += std::string{kind_list.empty() ? "" : ","} + name(k);
-  report.replay += " --faults " + kind_list;
-  hist.write(event{"start"}.num("seed", static_cast<std::int64_t>(opts.seed)).str("cluster", report.cluster)
-                 .str("mode", c.mode()).num("nodes", static_cast<std::int64_t>(c.nodes().size()))
-                 .str("faults", kind_list).real("minutes", opts.minutes).num("services", opts.services));
-  log->info("run_start seed={} cluster={} nodes={} mode={} faults={} minutes={} history={}", opts.seed,
-            report.cluster, c.nodes().size(), c.mode(), kind_list, opts.minutes, report.history_file);
+  auto report = start_report(opts, c, kinds);
   auto started = clock_type::now();
+  chaos_run chaos{opts, c, kinds, report};
+  if (!chaos.hist().ok())
+    return setup_failed("--history: cannot write " + report.history_file);
+  chaos.hist().write(event{"start"}.num("seed", static_cast<std::int64_t>(opts.seed)).str("cluster", report.cluster)
+                         .str("mode", c.mode()).num("nodes", static_cast<std::int64_t>(c.nodes().size()))
+                         .str("replay", report.replay));
+  log->info("run_start seed={} nodes={} mode={} history={} replay=\"{}\"", opts.seed, c.nodes().size(), c.mode(),
+            report.history_file, report.replay);
+  if (auto problem = chaos.setup(); !problem.empty())
+    return setup_failed(problem);
+  chaos.inject_faults();
+  chaos.check();
 
-  api a{c, milliseconds{5000}};
-  injector inject{c, a, hist};
-  // Rules a run stopped midway left in the namespaces would keep the
-  // cluster apart: gone before anything else.
-  inject.clean_network();
-  if (auto st = wait_answering(c, a, milliseconds{60000}); !st)
-    return setup_failed(st.error().message());
-  std::map<int, pid_t> initial_pids;
-  std::map<int, std::uintmax_t> log_offsets;
-  for (const auto& n : c.nodes()) {
-    initial_pids[n.index] = c.pid_of(n.index);
-    std::error_code ec;
-    log_offsets[n.index] = fs::exists(n.dir / "log") ? fs::file_size(n.dir / "log", ec) : 0;
-  }
-
-  if (auto st = import_image(c, a); !st)
-    return setup_failed(st.error().message());
-  std::vector<std::string> services;
-  for (int i = 1; i <= opts.services; ++i)
-    services.push_back("chaos-" + std::to_string(i));
-  version_watch watch;
-  workload work{a, hist, watch, services, opts.seed};
-  if (auto st = deploy_services(a, hist, work, services, opts.seed); !st)
-    return setup_failed(st.error().message());
-  auto first = wait_converged(a, c, services, watch, opts.converge_timeout);
-  hist.write(event{"converge"}.str("after", "setup").flag("ok", first.ok).num("ms", first.took.count())
-                 .str("problem", first.problem));
-  if (!first.ok)
-    return setup_failed("the services did not converge within " + format_duration(opts.converge_timeout) +
-                        " after setup: " + first.problem);
-  log->info("setup_converged ms={}", first.took.count());
-
-  schedule_config sc;
-  sc.seed = opts.seed;
-  sc.kinds = kinds;
-  sc.nodes = static_cast<int>(c.nodes().size());
-  sc.count = 10000;
-  auto schedule = make_schedule(sc);
-  auto deadline = clock_type::now() + milliseconds{static_cast<std::int64_t>(opts.minutes * 60000)};
-  std::vector<std::string> convergence_failures;
-
-  work.start();
-  for (const auto& f : schedule) {
-    // A fault starts only if it can be injected, held and healed in time.
-    if (clock_type::now() + f.gap + f.hold + milliseconds{2000} > deadline)
-      break;
-    std::this_thread::sleep_for(f.gap);
-    auto result = inject.run(f);
-    auto& tally = report.faults[f.kind];
-    if (!result.injected) {
-      ++tally.skipped[result.skipped];
-      continue;
-    }
-    ++tally.injected;
-    // Convergence is measured against a fixed declared state: the workload
-    // waits from the heal until the cluster has converged.
-    work.pause();
-    auto conv = wait_converged(a, c, services, watch,
-                               opts.converge_timeout - std::chrono::duration_cast<milliseconds>(
-                                   std::chrono::milliseconds{hist.now_ms() - result.healed_ms}));
-    auto took = milliseconds{hist.now_ms() - result.healed_ms};
-    hist.write(event{"converge"}.num("fault", static_cast<std::int64_t>(f.index)).str("kind", name(f.kind))
-                   .flag("ok", conv.ok).num("ms", took.count()).str("problem", conv.problem));
-    if (conv.ok) {
-      tally.converge_ms.push_back(static_cast<double>(took.count()));
-      log->info("converged fault={} kind={} ms={}", f.index, name(f.kind), took.count());
-    } else {
-      ++tally.not_converged;
-      convergence_failures.push_back("after " + f.describe() + " (" + result.detail + "): not converged within " +
-                                     format_duration(opts.converge_timeout) + ": " + conv.problem);
-      log->warn("not_converged fault={} kind={} problem=\"{}\"", f.index, name(f.kind), conv.problem);
-    }
-    work.resume();
-  }
-  work.stop();
-  hist.write(event{"faults_done"});
-
-  // 1: the final declared state converges.
-  auto last = wait_converged(a, c, services, watch, opts.converge_timeout);
-  check_result converged{"every service converges to its declared replicas and version within " +
-                             format_duration(opts.converge_timeout),
-                         last.ok && convergence_failures.empty(), convergence_failures};
-  if (!last.ok)
-    converged.details.push_back("at the end: " + last.problem);
-  else
-    converged.details.push_back("at the end: converged in " + std::to_string(last.took.count()) + " ms");
-  report.checks.push_back(converged);
-  // 2..5
-  report.checks.push_back(check_no_over_replication(a, services, milliseconds{10000}));
-  report.checks.push_back(check_acked_changes(a, work.operations(), services, watch));
-  report.checks.push_back(check_no_crash(c, initial_pids, inject.replaced(), log_offsets));
-  report.checks.push_back(check_no_leaks(a, c, milliseconds{30000}));
-  // 6: LMDB allows readers beside the agent's writer, in other processes
-  // too, so the environments are checked while the agents run unless asked
-  // to stop them first.
-  if (opts.stop_at_end) {
-    stop_agents(c);
-    report.notes.push_back("agents stopped with SIGTERM before the LMDB check (--stop-at-end)");
-  }
-  report.checks.push_back(check_lmdb(c));
-  for (const auto& check : report.checks)
-    hist.write(event{"check"}.str("name", check.name).flag("pass", check.pass)
-                   .num("details", static_cast<std::int64_t>(check.details.size())));
-
-  report.workload = work.counts();
   report.duration = std::chrono::duration_cast<milliseconds>(clock_type::now() - started);
-  for (auto k : kinds)
-    report.faults[k];  // every asked kind gets a row, also one never drawn
   auto text = report.text();
   std::cout << text << std::flush;
   if (!opts.report_file.empty()) {
@@ -328,7 +367,7 @@ int run(const options& opts) {
     if (!out)
       std::cerr << "troupe-chaos: --report: cannot write " << opts.report_file << "\n";
   }
-  hist.write(event{"end"}.num("violations", static_cast<std::int64_t>(report.violations())));
+  chaos.hist().write(event{"end"}.num("violations", static_cast<std::int64_t>(report.violations())));
   if (report.violations() > 0) {
     log->error("violations count={} seed={} history={}", report.violations(), opts.seed, report.history_file);
     return exit_violation;
