@@ -20,13 +20,39 @@ namespace {
 using std::chrono::milliseconds;
 
 void sleep_for(milliseconds d) {
-  std::this_thread::sleep_for(d);
+  hold_for(d);
+}
+
+volatile std::sig_atomic_t interrupt_flag = 0;
+
+void on_interrupt(int sig) {
+  interrupt_flag = 1;
+  std::signal(sig, SIG_DFL);
 }
 
 // Rules the runner adds carry this comment, so that a cleanup finds them.
 constexpr const char* rule_tag = "troupe-chaos";
 
 } // namespace
+
+bool interrupted() {
+  return interrupt_flag != 0;
+}
+
+void install_interrupt_handler() {
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+}
+
+void hold_for(milliseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (!interrupted()) {
+    auto left = until - std::chrono::steady_clock::now();
+    if (left <= milliseconds{0})
+      return;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, milliseconds{100}));
+  }
+}
 
 command_result run_command(const std::vector<std::string>& argv) {
   command_result out;

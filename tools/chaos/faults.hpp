@@ -4,6 +4,7 @@
 // delay through iptables and tc inside the namespaces.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -30,6 +31,14 @@ struct command_result {
   std::string output;
 };
 command_result run_command(const std::vector<std::string>& argv);
+
+/// Set by SIGINT or SIGTERM (install_interrupt_handler): the fault being
+/// held is healed at once and no other starts. A second signal ends the
+/// runner as the signal would.
+bool interrupted();
+void install_interrupt_handler();
+/// Sleeps for `d`, or less when interrupted.
+void hold_for(std::chrono::milliseconds d);
 
 class injector {
 public:

@@ -217,7 +217,9 @@ public:
       // A fault starts only if it can be injected, held and healed in time.
       if (clock_type::now() + f.gap + f.hold + milliseconds{2000} > deadline)
         break;
-      std::this_thread::sleep_for(f.gap);
+      hold_for(f.gap);
+      if (interrupted())
+        break;
       auto result = inject_.run(f);
       auto& tally = report_.faults[f.kind];
       if (!result.injected) {
@@ -230,6 +232,12 @@ public:
       work_->pause();
       measure_convergence(f, result, tally);
       work_->resume();
+      if (interrupted())
+        break;
+    }
+    if (interrupted()) {
+      report_.notes.push_back("interrupted: the fault held was healed, no other was injected");
+      logging::get("chaos")->warn("interrupted; checking the invariants");
     }
     work_->stop();
     hist_.write(event{"faults_done"});
@@ -344,6 +352,7 @@ int run(const options& opts) {
     return print_schedule(opts, c, kinds);
 
   auto report = start_report(opts, c, kinds);
+  install_interrupt_handler();
   auto started = clock_type::now();
   chaos_run chaos{opts, c, kinds, report};
   if (!chaos.hist().ok())
