@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "tools/chaos/history.hpp"
 #include "tools/chaos/model.hpp"
 #include "tools/chaos/schedule.hpp"
 #include "tools/chaos/stats.hpp"
@@ -148,4 +149,10 @@ TEST_CASE("a lost acknowledged change is no allowed final spec") {
   std::vector<operation> ops{op("deploy", outcome::acked, "0", 2), op("deploy", outcome::acked, "1", 3)};
   CHECK(possible_states(ops, "s").count(declared{"0", 2}) == 0);
   CHECK(possible_states(ops, "other").empty());
+}
+
+TEST_CASE("history lines are JSON objects with escaped strings") {
+  CHECK(json_string("a\"b\\c\nd\x01") == "\"a\\\"b\\\\c\\nd\\u0001\"");
+  auto line = event{"op"}.str("kind", "deploy").num("version", 7).flag("ok", true).json();
+  CHECK(line == "{\"event\":\"op\",\"kind\":\"deploy\",\"version\":7,\"ok\":true}");
 }
