@@ -227,6 +227,9 @@ public:
         continue;
       }
       ++tally.injected;
+      if (result.detail.find("did_not_stop_in") != std::string::npos)
+        report_.notes.push_back("after " + f.describe() + ": " + c_.node(result.node).name +
+                                " did not stop within 20 s of SIGTERM and was killed (" + result.detail + ")");
       // Convergence is measured against a fixed declared state: the
       // workload waits from the heal until the cluster has converged.
       work_->pause();
