@@ -1,5 +1,6 @@
 #include "tools/chaos/checks.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -163,6 +164,18 @@ std::string convergence_problem(api& a, const cluster& c, const std::vector<std:
     v1::NodeStatus st;
     if (auto o = a.call_on(n.index, "GET", "/v1/status", "", st); !o.st)
       return n.name + " does not answer: " + o.st.error().message();
+  }
+  // Raft whole again: a leader, and every server a voter (a server that
+  // stopped gracefully is removed and added anew under a new raft id).
+  v1::NodeStatus health;
+  if (auto o = a.get("/v1/status?cluster=1", health); !o.st)
+    return "GET /v1/status?cluster=1: " + o.st.error().message();
+  if (health.cluster().leader().empty())
+    return "no Raft leader";
+  for (const auto& n : c.nodes()) {
+    const auto& voters = health.cluster().voters();
+    if (n.role == "server" && std::find(voters.begin(), voters.end(), n.name) == voters.end())
+      return n.name + " is no Raft voter yet";
   }
   v1::NodeList nodes;
   if (auto o = a.get("/v1/nodes", nodes); !o.st)
