@@ -192,6 +192,15 @@ environment::~environment() {
   release_dir(claim_);
 }
 
+std::vector<std::string> environment::table_names() const {
+  std::shared_lock lock{tables_mutex_};
+  std::vector<std::string> names;
+  names.reserve(tables_.size());
+  for (const auto& [name, handle] : tables_)
+    names.push_back(name);
+  return names;
+}
+
 // Readers never open table handles (LMDB allows only one transaction at a
 // time to do so), so every table on disk gets its handle here, up front.
 status environment::open_existing_tables() {

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 struct MDB_env;
 
@@ -110,6 +111,9 @@ public:
 
   /// The data dir, as an absolute path.
   const std::filesystem::path& dir() const noexcept { return dir_; }
+  /// The tables on disk when the environment was opened, and those made
+  /// since through it, in byte order (for checkers that walk everything).
+  std::vector<std::string> table_names() const;
   /// The current map size in bytes.
   std::size_t map_size() const noexcept { return map_size_.load(); }
   const options& config() const noexcept { return opts_; }

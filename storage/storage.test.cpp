@@ -499,3 +499,15 @@ TEST_CASE("a data dir that is already open in this process is not opened "
   auto again = environment::open(dir.path(), fast_options());
   CHECK_MESSAGE(again.ok(), said(again));
 }
+
+TEST_CASE("table_names lists the tables made before and after the environment was opened") {
+  temp_dir dir;
+  {
+    auto env = open_env(dir);
+    must(env->write([&](write_txn& txn) { return txn.put("beta", "k", "v"); }));
+  }
+  auto env = open_env(dir);
+  CHECK(env->table_names() == std::vector<std::string>{"beta"});
+  must(env->write([&](write_txn& txn) { return txn.put("alpha", "k", "v"); }));
+  CHECK(env->table_names() == std::vector<std::string>{"alpha", "beta"});
+}

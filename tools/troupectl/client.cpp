@@ -53,13 +53,16 @@ status client::del(const std::string& path, google::protobuf::Message& out) cons
 }
 
 status client::watch(const std::string& path, google::protobuf::Message& out, std::string& index) const {
-  return call("GET", path, "", out, nullptr, &index);
+  return call("GET", path, "", out, nullptr, nullptr, &index);
 }
 
 status client::call(const char* method, const std::string& path, const std::string& body,
-                    google::protobuf::Message& out, int* http_status, std::string* index) const {
+                    google::protobuf::Message& out, int* http_status, bool* not_sent,
+                    std::string* index) const {
   if (http_status)
     *http_status = 0;
+  if (not_sent)
+    *not_sent = false;
   if (auto st = check(); !st)
     return st;
   httplib::Client cli{host_, port_};
@@ -74,6 +77,8 @@ status client::call(const char* method, const std::string& path, const std::stri
              : m == "DELETE" ? cli.Delete(path, headers)
                              : cli.Get(path, headers);
   if (!res) {
+    if (not_sent)
+      *not_sent = res.error() == httplib::Error::Connection;
     auto why = res.error() == httplib::Error::Connection ? std::string{"connection failed"}
                                                          : httplib::to_string(res.error());
     return error{"cannot reach the agent at " + addr_ + ": " + why +

@@ -39,10 +39,12 @@ public:
 
   /// Any of the above; `http_status`, when given, receives the reply's HTTP
   /// status (0 when no reply came), so that a caller can tell 404 apart;
-  /// `index` the X-Troupe-Index header.
+  /// `not_sent`, when given, is set when the connection itself failed, so
+  /// that the request surely never reached the agent (safe to send again);
+  /// `index` receives the X-Troupe-Index header.
   troupe::status call(const char* method, const std::string& path, const std::string& body,
                       google::protobuf::Message& out, int* http_status = nullptr,
-                      std::string* index = nullptr) const;
+                      bool* not_sent = nullptr, std::string* index = nullptr) const;
 
 private:
 
