@@ -41,7 +41,12 @@ struct link {
   // Guarded by impl::mu. Only the links thread removes frames from the queue,
   // so it may read queued payloads outside the lock (deque elements do not
   // move when others are pushed).
-  std::deque<std::string> queue;  // payloads, oldest first
+  struct queued {
+    std::string payload;
+    steady::time_point expires;  // not written after this: its sender gave up
+    std::size_t size() const { return payload.size(); }
+  };
+  std::deque<queued> queue;  // oldest first
   std::size_t bytes = 0;
   bool kicked = false;   // a pump is posted
   bool dropped = false;  // forgotten or stopped: counts no more
@@ -222,18 +227,36 @@ struct peer_links::impl {
     if (l->writing)
       return;
     std::vector<std::string_view> payloads;
+    std::size_t expired = 0;
     {
       std::lock_guard lock{mu};
       if (l->dropped)
         return;
+      // Nothing is in flight (not writing): frames whose sender gave up
+      // (a request past its timeout) go now, wherever they wait, so that a
+      // peer back from an outage never acts on a request answered "retry".
+      auto now = steady::now();
+      for (auto f = l->queue.begin(); f != l->queue.end();) {
+        if (f->expires > now) {
+          ++f;
+          continue;
+        }
+        l->bytes -= f->size();
+        total_bytes -= f->size();
+        --total_frames;
+        ++expired;
+        f = l->queue.erase(f);
+      }
       std::size_t n = 0;
       for (const auto& p : l->queue) {
         if (!payloads.empty() && n + p.size() > write_batch_bytes)
           break;
-        payloads.emplace_back(p);
+        payloads.emplace_back(p.payload);
         n += p.size();
       }
     }
+    if (expired)
+      bump(&peer_counters::frames_expired, expired);
     if (payloads.empty())
       return;
     if (peer_closed(*l))
@@ -461,7 +484,7 @@ result<std::unique_ptr<peer_links>> peer_links::start(peer_options opt, frame_fn
 
 address peer_links::local() const { return impl_->local; }
 
-status peer_links::send(const address& to, std::string_view payload) {
+status peer_links::send(const address& to, std::string_view payload, steady::time_point expires) {
   auto& p = *impl_;
   auto refuse = [&](uint64_t peer_counters::*field, const std::string& why) {
     p.bump(field);
@@ -498,7 +521,7 @@ status peer_links::send(const address& to, std::string_view payload) {
                   "queue full (" + std::to_string(frames) + " frames, " + std::to_string(bytes) +
                     " bytes waiting): the peer is slow or down");
   }
-  l->queue.emplace_back(payload);
+  l->queue.push_back({std::string{payload}, expires});
   l->bytes += n;
   p.total_bytes += n;
   ++p.total_frames;

@@ -73,6 +73,7 @@ struct peer_options {
 /// Totals since start, and two gauges.
 struct peer_counters {
   uint64_t frames_sent = 0;            // written to an outbound connection
+  uint64_t frames_expired = 0;         // dropped unsent: past the expiry send() gave
   uint64_t frames_received = 0;        // given to the callback
   uint64_t refused_too_large = 0;      // send() of a payload over max_frame
   uint64_t refused_queue_full = 0;     // send() over a queue bound: backpressure
@@ -110,8 +111,10 @@ public:
 
   /// Queues `payload` as one frame to the peer listening at `to`. Fails (and
   /// counts) when the payload is over max_frame or a queue bound is hit;
-  /// success means queued, not delivered.
-  status send(const address& to, std::string_view payload);
+  /// success means queued, not delivered. A frame still queued at `expires`
+  /// (a request whose caller has given up) is dropped, never written.
+  status send(const address& to, std::string_view payload,
+              std::chrono::steady_clock::time_point expires = std::chrono::steady_clock::time_point::max());
 
   /// Drops the link to `to`: its connection and every frame queued for it.
   void forget(const address& to);

@@ -85,6 +85,27 @@ TEST_CASE("frames to a peer that is down wait and are delivered once it listens,
   CHECK(a->counters().frames_sent == 5);
 }
 
+TEST_CASE("frames whose expiry passed while the peer was down are dropped, not delivered late") {
+  auto to = vacant_address();
+  inbox in_a;
+  auto a = links(in_a);
+  auto soon = std::chrono::steady_clock::now() + 200ms;
+  REQUIRE(a->send(to, "answered timeout long ago", soon));
+  REQUIRE(a->send(to, "still wanted"));
+  REQUIRE(a->send(to, "also too late", soon));
+  REQUIRE(eventually([&] { return std::chrono::steady_clock::now() > soon && a->counters().connect_failures >= 2; }));
+
+  inbox in_b;
+  net::peer_options opt;
+  opt.port = to.port;
+  auto b = links(in_b, opt);
+  REQUIRE(in_b.wait_for(1));
+  CHECK(in_b.payloads() == std::vector<std::string>{"still wanted"});
+  CHECK(a->counters().frames_expired == 2);
+  CHECK(a->counters().frames_sent == 1);
+  CHECK(eventually([&] { return a->counters().queued_frames == 0 && a->counters().queued_bytes == 0; }));
+}
+
 TEST_CASE("a full queue refuses send and counts it: backpressure, never unbounded memory") {
   auto to = vacant_address();
   inbox in;

@@ -85,13 +85,16 @@ caf::response_promise call(actor* self, v1::RemoteCall& call) {
   st.pending.emplace(id, rp);
   auto timeout = call.timeout_ms() > 0 ? milliseconds{call.timeout_ms()} : default_timeout;
   self->delayed_send(self, timeout, atoms::expire_atom_v, id);
-  with_address(self, call.node(), [self, id, env](result<net::address> to) {
+  // A request still queued when its caller gives up is never sent: a peer
+  // back from an outage must not act on one answered "timeout" long ago.
+  auto expires = std::chrono::steady_clock::now() + timeout;
+  with_address(self, call.node(), [self, id, env, expires](result<net::address> to) {
     auto& s = self->state;
     if (!to)
       return finish(self, id, wire::error_reply(env, s.ctx->config.name,
                                                 unknown_node(to.error()) ? "no_such_node" : "unavailable",
                                                 to.error().message()));
-    if (auto sent = s.links->send(*to, env.SerializeAsString()); !sent)
+    if (auto sent = s.links->send(*to, env.SerializeAsString(), expires); !sent)
       finish(self, id, wire::error_reply(env, s.ctx->config.name, "unavailable", sent.error().message()));
   });
   return rp;
