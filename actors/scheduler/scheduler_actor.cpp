@@ -281,9 +281,17 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
   std::uint32_t ready = 0;
   auto now = unix_ms();
   const auto& rollout = record.rollout();
+  // Older tasks told to stop that their live node has not yet reported
+  // stopped: a stop-first rollout starts their replacements only then.
+  std::uint32_t old_stopping = 0;
   for (const auto* a : mine) {
-    if (a->desired() != "run")
+    if (a->desired() != "run") {
+      const auto* n = c.find(a->node());
+      bool ended = a->state() == "stopped" || a->state() == "failed" || a->state() == "lost";
+      if (a->version() != record.version() && !ended && n != nullptr && !n->lost)
+        ++old_stopping;
       continue;
+    }
     const auto* n = c.find(a->node());
     bool current = a->version() == record.version();
     // A task that failed (its restart policy gave up) is replaced elsewhere
@@ -344,8 +352,13 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
       keep_old = std::min(olds, n > ready ? n - ready : 0);
       target = std::max(allowed_new, n - std::min(n, olds));
     } else {
+      // Stop-first never runs more than n: a new task takes the place of
+      // an old one once that one has stopped (the next plan after its node
+      // says so), not in the plan that stops it.
       keep_old = std::min(olds, n - allowed_new);
+      auto stop_now = olds - keep_old;
       target = n - keep_old;
+      target = target > old_stopping + stop_now ? target - old_stopping - stop_now : 0;
     }
     auto stop_old = old.size() > keep_old ? old.size() - keep_old : 0;
     for (std::size_t i = 0; i < stop_old; ++i)

@@ -455,7 +455,12 @@ TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its 
   CHECK(f.rollout().from_version() == 1);
   CHECK(f.rollout().allowed() == 2);
   f.schedule();
-  CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 2}, {2, 2}});  // stop-first: 2 old out, 2 new in
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 2}});  // stop-first: 2 old told to stop, none new yet
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 2}});  // still running on their nodes: still none
+  f.report_stopped();
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 2}, {2, 2}});  // stopped: 2 new in their place
   CHECK_FALSE(f.step(3000));                                              // nothing ready yet
   f.report_all("running", 10000);
   CHECK_FALSE(f.step(10500));  // ready, but not for the monitor period yet
@@ -463,8 +468,9 @@ TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its 
   CHECK(f.rollout().done() == 2);
   CHECK(f.rollout().allowed() == 4);
   f.schedule();
-  CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 4}});
   f.report_stopped();
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 4}});
   f.report_all("running", 12000);
   CHECK(f.step(13000));
   CHECK(f.rollout().state() == "completed");
@@ -499,6 +505,7 @@ TEST_CASE("a health check gates the batch: running is not enough, healthy for th
   f.deploy(spec, 2000);
   f.schedule();
   f.report_stopped();
+  f.schedule();
   f.report_all("running", 3000, "starting");
   CHECK_FALSE(f.step(9000));
   f.report_all("running", 9000, "healthy");
@@ -518,6 +525,7 @@ TEST_CASE("a failing update pauses, or rolls back to the previous spec, which th
     f.deploy(updating(2, 1, "web:broken", "stop-first", action), 2000);
     f.schedule();
     f.report_stopped();
+    f.schedule();
     f.report_all("failed", 3000, "", 2);
     REQUIRE(f.step(3500));
     auto rec = f.state.services("default/web").services(0).service();
@@ -537,10 +545,12 @@ TEST_CASE("a failing update pauses, or rolls back to the previous spec, which th
     CHECK(rec.rollout().reason().find("rolled back to version 1") != std::string::npos);
     f.schedule();
     f.report_stopped();
+    f.schedule();
     f.report_all("running", 5000);
     f.step(6000);
     f.schedule();
     f.report_stopped();
+    f.schedule();
     f.report_all("running", 7000);
     f.step(8000);
     CHECK(f.versions() == std::map<std::uint64_t, int>{{3, 2}});
