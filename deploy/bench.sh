@@ -29,6 +29,11 @@
 #                      docker-registry on loopback, then three agents pulling at once; about a minute)
 #   BENCH_IMAGES_ROUNDS  pull rounds per side (default 5)
 #   BENCH_IMAGES_JSON  also write every image pull sample to this file
+#   BENCH_CHAOS=0      skip the convergence benchmark: deploy/chaos.sh --netns (5 agents in network
+#                      namespaces, every fault kind, seed BENCH_CHAOS_SEED or 2026); its report gives the
+#                      convergence time per fault kind (median, p99)
+#   BENCH_CHAOS_MINUTES  how long faults are injected (default 30)
+#   BENCH_CHAOS_REPORT   where its report goes (default .chaos/bench-report.md)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -294,6 +299,23 @@ elif [ "${BENCH_IMAGES:-1}" = 1 ]; then
     ${BENCH_IMAGES_JSON:+--json "$BENCH_IMAGES_JSON"}
   if [ "$bench_code" -ne 0 ]; then
     echo "bench.sh: the image pull benchmark failed (exit $bench_code)" >&2
+    exit 1
+  fi
+fi
+
+# Convergence after faults: a chaos run against 5 agents in network
+# namespaces (deploy/chaos.sh builds nothing here: the Release build above
+# has troupe-chaos). The report holds the convergence times per fault kind;
+# docs/benchmarks.md sets them beside the failover defaults of Kubernetes,
+# Swarm and Nomad.
+if [ "${BENCH_CHAOS:-1}" = 1 ]; then
+  [ "${BENCH_NO_BUILD:-0}" = 1 ] || cmake --build "$root/build/release" -j"$(nproc)" --target troupe-chaos >/dev/null
+  chaos_report=${BENCH_CHAOS_REPORT:-$root/.chaos/bench-report.md}
+  run_bench env TROUPE_SKIP_BUILD=1 "$root/deploy/chaos.sh" --netns --nodes 5 \
+    --minutes "${BENCH_CHAOS_MINUTES:-30}" --seed "${BENCH_CHAOS_SEED:-2026}" --report "$chaos_report"
+  sed -n '/^## Faults/,/^## Workload/p' "$chaos_report" 2>/dev/null | sed '$d' || true
+  if [ "$bench_code" -ne 0 ]; then
+    echo "bench.sh: the chaos run found violations or failed (exit $bench_code); see $chaos_report" >&2
     exit 1
   fi
 fi
