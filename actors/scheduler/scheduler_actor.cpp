@@ -3,6 +3,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <random>
 #include <set>
@@ -343,6 +344,8 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
   // old task for each new one; start-first stops one only once a new one is
   // ready, so that up to `parallelism` extra tasks run meanwhile.
   std::uint32_t target = spec.replicas();
+  // At most this many tasks of this version once placed (stop-first).
+  std::size_t place_cap = std::numeric_limits<std::size_t>::max();
   if (!spec.global() && rolling(rollout)) {
     auto n = spec.replicas();
     auto allowed_new = std::min(rollout.allowed(), n);
@@ -356,9 +359,11 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
       // an old one once that one has stopped (the next plan after its node
       // says so), not in the plan that stops it.
       keep_old = std::min(olds, n - allowed_new);
-      auto stop_now = olds - keep_old;
       target = n - keep_old;
-      target = target > old_stopping + stop_now ? target - old_stopping - stop_now : 0;
+      // Only placing waits: tasks of this version already running stay.
+      auto stop_now = olds - keep_old;
+      auto room = n > keep_old + old_stopping + stop_now ? n - keep_old - old_stopping - stop_now : 0;
+      place_cap = std::max<std::size_t>(room, keep.size());
     }
     auto stop_old = old.size() > keep_old ? old.size() - keep_old : 0;
     for (std::size_t i = 0; i < stop_old; ++i)
@@ -420,8 +425,9 @@ v1::ApplyPlan plan_service(cluster& c, const v1::ServiceRecord& record,
   } else if (keep.size() > target) {
     for (const auto& id : c.pick_to_stop(keep, target))
       stop(id);
-  } else if (keep.size() < target) {
-    record_placements(c.place(key, spec, fresh_ids(target - keep.size()), seed));
+  } else if (keep.size() < target && keep.size() < place_cap) {
+    auto more = std::min<std::size_t>(target, place_cap) - keep.size();
+    record_placements(c.place(key, spec, fresh_ids(more), seed));
   }
   std::string why;
   for (const auto& u : unplaced)

@@ -468,6 +468,9 @@ TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its 
   CHECK(f.rollout().done() == 2);
   CHECK(f.rollout().allowed() == 4);
   f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 2}});  // the last 2 old told to stop
+  f.schedule();
+  CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 2}});  // while they stop, the new ones stay
   f.report_stopped();
   f.schedule();
   CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 4}});
