@@ -2,9 +2,25 @@
 # (DIR/node-I/{run,pid,log,addr,http,role,data/}), starting, stopping and
 # showing agents. Sourced; the script sets prog, dir and bin first, and may
 # define node_where I (what "node-I up" adds, e.g. its namespace).
-# shellcheck shell=bash disable=SC2154  # prog, dir, bin, http_port: set by the script
+# shellcheck shell=bash disable=SC2154,SC2034  # prog, dir, bin, http_port: set by the script; cmd, arg, taken: read by it
 
 die() { echo "$prog: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+# read_command ARGS...: cmd, and arg for the commands that take a node
+# number (start N, logs I, restart I); taken: how many words that was.
+read_command() {
+  cmd=${1:-} arg='' taken=1
+  [ -n "$cmd" ] || usage
+  case "$cmd" in
+    start | logs | restart)
+      [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || die "$cmd needs a number ($prog.sh $cmd 3)"
+      arg=$2 taken=2 ;;
+    stop | status) ;;
+    -h | --help | help) usage ;;
+    *) die "unknown command '$cmd' (start, stop, status, logs, restart)" ;;
+  esac
+}
 node_dir() { echo "$dir/node-$1"; }
 pid_of() { cat "$(node_dir "$1")/pid" 2>/dev/null || true; }
 running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }

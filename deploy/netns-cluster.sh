@@ -48,19 +48,8 @@ driver=${TROUPE_DRIVER:-auto}
 prog=netns-cluster
 # shellcheck source=deploy/cluster-common.sh
 . "$root/deploy/cluster-common.sh"
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
-
-cmd=${1:-}
-[ -n "$cmd" ] || usage
-shift
-arg=
-case "$cmd" in
-  start | logs | restart) [ $# -ge 1 ] && [[ $1 =~ ^[0-9]+$ ]] || die "$cmd needs a number (netns-cluster.sh $cmd 3)"
-                          arg=$1; shift ;;
-  stop | status) ;;
-  -h | --help | help) usage ;;
-  *) die "unknown command '$cmd' (start, stop, status, logs, restart)" ;;
-esac
+read_command "$@"
+shift "$taken"
 follow=0
 keep_net=0
 extra=()

@@ -186,16 +186,21 @@ std::string injector::restart(int index) {
   return "restarted pid=" + std::to_string(*pid);
 }
 
-fault_result injector::kill_agent(const fault& f, int index) {
-  fault_result r;
+bool injector::begin_on_agent(const fault& f, int index, fault_result& r) {
   r.node = index;
-  auto pid = cluster_.pid_of(index);
   if (!cluster_.running(index)) {
     r.skipped = cluster_.node(index).name + " is not running";
-    return r;
+    return false;
   }
-  r.detail = "pid=" + std::to_string(pid);
+  r.detail = "pid=" + std::to_string(cluster_.pid_of(index));
   note_injected(history_, f, r);
+  return true;
+}
+
+fault_result injector::kill_agent(const fault& f, int index) {
+  fault_result r;
+  if (!begin_on_agent(f, index, r))
+    return r;
   replaced_.insert(index);
   if (auto st = cluster_.signal(index, SIGKILL); !st) {
     r.detail += " " + st.error().message();
@@ -208,13 +213,8 @@ fault_result injector::kill_agent(const fault& f, int index) {
 
 fault_result injector::pause_agent(const fault& f) {
   fault_result r;
-  r.node = f.target;
-  if (!cluster_.running(f.target)) {
-    r.skipped = cluster_.node(f.target).name + " is not running";
+  if (!begin_on_agent(f, f.target, r))
     return r;
-  }
-  r.detail = "pid=" + std::to_string(cluster_.pid_of(f.target));
-  note_injected(history_, f, r);
   (void) cluster_.signal(f.target, SIGSTOP);
   sleep_for(f.hold);
   if (auto st = cluster_.signal(f.target, SIGCONT); !st)
@@ -224,13 +224,8 @@ fault_result injector::pause_agent(const fault& f) {
 
 fault_result injector::restart_agent(const fault& f) {
   fault_result r;
-  r.node = f.target;
-  if (!cluster_.running(f.target)) {
-    r.skipped = cluster_.node(f.target).name + " is not running";
+  if (!begin_on_agent(f, f.target, r))
     return r;
-  }
-  r.detail = "pid=" + std::to_string(cluster_.pid_of(f.target));
-  note_injected(history_, f, r);
   replaced_.insert(f.target);
   (void) cluster_.signal(f.target, SIGTERM);
   auto asked = std::chrono::steady_clock::now();

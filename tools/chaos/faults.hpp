@@ -56,6 +56,9 @@ public:
   void clean_network() const;
 
 private:
+  /// An agent fault's start: skipped (false) when node `index` is not
+  /// running; else its pid noted and the injection recorded.
+  bool begin_on_agent(const fault& f, int index, fault_result& r);
   fault_result kill_actor(const fault& f);
   fault_result kill_agent(const fault& f, int index);
   fault_result pause_agent(const fault& f);
