@@ -25,7 +25,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${TROUPE_BUILD_DIR:-$root/build/release}
-minutes=30 netns=0 nodes=5 seed= faults= report= driver=auto keep=0
+minutes=30 netns=0 nodes=5 seed='' faults='' report='' driver=auto keep=0
 die() { echo "chaos: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -69,9 +69,16 @@ if [ -d "$dir" ]; then
   "$script" stop --dir "$dir" >/dev/null 2>&1 || true
   rm -rf "$dir"
 fi
+prog=chaos bin=$build/tools
+# shellcheck source=deploy/cluster-common.sh
+. "$root/deploy/cluster-common.sh"
+# The services' containers outlive the agents: removed first, and what is
+# left once the agents stopped is ended.
 cleanup() {
   [ "$keep" = 1 ] && { echo "chaos: cluster kept running in $dir ($script stop --dir $dir)"; return; }
+  remove_workload chaos-1 chaos-2 chaos-3
   "$script" stop --dir "$dir" >/dev/null 2>&1 || true
+  remove_leftovers
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -139,3 +139,38 @@ show_log() {  # show_log I FOLLOW
   [ -f "$f" ] || die "no log for node-$1 in $dir"
   if [ "$2" = 1 ]; then exec tail -n 50 -f "$f"; else cat "$f"; fi
 }
+
+# Containers outlive their agents by design. remove_workload SERVICE...:
+# removes the services through the first agent that answers and waits (up
+# to 20 s) for their tasks to stop; then, once the caller stopped the
+# agents, remove_leftovers ends what still runs: runc containers in each
+# node's runc root, the process driver's process groups.
+remove_workload() {
+  local i http s
+  for i in $(nodes); do
+    http=$(cat "$(node_dir "$i")/http" 2>/dev/null) || continue
+    ctl_at "$http" status >/dev/null 2>&1 || continue
+    for s in "$@"; do ctl_at "$http" rm "$s" >/dev/null 2>&1 || true; done
+    for _ in $(seq 100); do
+      [ "$(ctl_at "$http" -o json ps --all 2>/dev/null | grep -c '"id"')" = 0 ] && break
+      sleep 0.2
+    done
+    return 0
+  done
+}
+
+remove_leftovers() {
+  local d id pidfile pid
+  for d in "$dir"/node-*/data; do
+    if [ -d "$d/runc" ] && command -v runc >/dev/null; then
+      for id in $(runc --root "$d/runc" list -q 2>/dev/null); do
+        runc --root "$d/runc" delete -f "$id" >/dev/null 2>&1 || true
+      done
+    fi
+    for pidfile in "$d"/containers/*/init.pid; do
+      [ -f "$pidfile" ] || continue
+      read -r pid _ <"$pidfile" || continue
+      [ -n "$pid" ] && kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+  done
+}

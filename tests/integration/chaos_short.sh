@@ -44,36 +44,18 @@ fi
 rm -rf "$dir/runc-probe"
 echo "chaos_short: driver $driver ($why); cluster in $dir on $ip_base"
 
-ctl() { TROUPE_TOKEN=$(cat "$dir/node-1/data/management.token") "$bin/troupectl" --addr "$1" "${@:2}"; }
+prog=chaos_short
+# shellcheck source=deploy/cluster-common.sh
+. "$root/deploy/cluster-common.sh"
 
 # Containers outlive their agents by design: remove the services first, then
 # stop the agents, then end whatever still runs.
 cleanup() {
   local rc=$?
   set +e
-  for i in 1 2 3 4; do
-    http=$(cat "$dir/node-$i/http" 2>/dev/null) || continue
-    ctl "$http" status >/dev/null 2>&1 || continue
-    for s in 1 2 3; do ctl "$http" rm "chaos-$s" >/dev/null 2>&1; done
-    for _ in $(seq 100); do
-      [ "$(ctl "$http" -o json ps --all 2>/dev/null | grep -c '"id"')" = 0 ] && break
-      sleep 0.2
-    done
-    break
-  done
+  remove_workload chaos-1 chaos-2 chaos-3
   "$cluster" stop --dir "$dir" >/dev/null 2>&1
-  for d in "$dir"/node-*/data; do
-    if [ -d "$d/runc" ]; then
-      for id in $(runc --root "$d/runc" list -q 2>/dev/null); do
-        runc --root "$d/runc" delete -f "$id" >/dev/null 2>&1
-      done
-    fi
-    for pidfile in "$d"/containers/*/init.pid; do
-      [ -f "$pidfile" ] || continue
-      read -r pid _ <"$pidfile" || continue
-      [ -n "$pid" ] && kill -KILL -- "-$pid" 2>/dev/null
-    done
-  done
+  remove_leftovers
   if [ "$rc" = 0 ]; then
     rm -rf "$dir"
   else
