@@ -144,7 +144,8 @@ show_log() {  # show_log I FOLLOW
 # removes the services through the first agent that answers and waits (up
 # to 20 s) for their tasks to stop; then, once the caller stopped the
 # agents, remove_leftovers ends what still runs: runc containers in each
-# node's runc root, the process driver's process groups.
+# node's runc root, the process driver's process groups, and the mounts
+# of their roots.
 remove_workload() {
   local i http s
   for i in $(nodes); do
@@ -172,5 +173,9 @@ remove_leftovers() {
       read -r pid _ <"$pidfile" || continue
       [ -n "$pid" ] && kill -KILL -- "-$pid" 2>/dev/null || true
     done
+    # The agent unmounts a container's root when it removes it; these had
+    # no agent left to do it.
+    awk -v p="$d/containers/" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sort -r |
+      while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   done
 }
