@@ -266,6 +266,18 @@ std::string injector::iptables(const node_info& n, const std::string& op, const 
   return {};
 }
 
+void injector::hold_rules(const fault& f, const std::vector<std::pair<const node_info*, std::vector<std::string>>>& rules,
+                          fault_result& r) {
+  note_injected(history_, f, r);
+  for (const auto& [n, rule] : rules)
+    if (auto why = iptables(*n, "-A", rule); !why.empty())
+      r.detail += " " + why;
+  sleep_for(f.hold);
+  for (const auto& [n, rule] : rules)
+    if (auto why = iptables(*n, "-D", rule); !why.empty())
+      r.detail += " heal: " + why;
+}
+
 fault_result injector::partition(const fault& f) {
   // One node cut off from all the others, both ways.
   fault_result r;
@@ -279,14 +291,7 @@ fault_result injector::partition(const fault& f) {
     rules.push_back({&peer, {"-s", target.addr, "-m", "comment", "--comment", rule_tag, "-j", "DROP"}});
   }
   r.detail = "isolated=" + target.name;
-  note_injected(history_, f, r);
-  for (const auto& [n, rule] : rules)
-    if (auto why = iptables(*n, "-A", rule); !why.empty())
-      r.detail += " " + why;
-  sleep_for(f.hold);
-  for (const auto& [n, rule] : rules)
-    if (auto why = iptables(*n, "-D", rule); !why.empty())
-      r.detail += " heal: " + why;
+  hold_rules(f, rules, r);
   return r;
 }
 
@@ -299,12 +304,7 @@ fault_result injector::loss(const fault& f) {
   std::vector<std::string> rule{"!", "-i", "lo", "-m", "statistic", "--mode", "random", "--probability", p,
                                 "-m", "comment", "--comment", rule_tag, "-j", "DROP"};
   r.detail = std::string{"probability="} + p;
-  note_injected(history_, f, r);
-  if (auto why = iptables(target, "-A", rule); !why.empty())
-    r.detail += " " + why;
-  sleep_for(f.hold);
-  if (auto why = iptables(target, "-D", rule); !why.empty())
-    r.detail += " heal: " + why;
+  hold_rules(f, {{&target, rule}}, r);
   return r;
 }
 

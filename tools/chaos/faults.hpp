@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tools/chaos/cluster.hpp"
@@ -70,6 +71,10 @@ private:
   /// Starts node-I again and records it; the error says why it did not start.
   std::string restart(int index);
   std::string iptables(const node_info& n, const std::string& op, const std::vector<std::string>& rule) const;
+  /// Records the injection, appends each rule in its node's namespace,
+  /// holds the fault, then deletes them (failures go to r.detail).
+  void hold_rules(const fault& f, const std::vector<std::pair<const node_info*, std::vector<std::string>>>& rules,
+                  fault_result& r);
 
   const cluster& cluster_;
   api& api_;
