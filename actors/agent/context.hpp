@@ -1,12 +1,14 @@
 // What the agent hands every actor it spawns: its configuration, its LMDB
 // environment, the names of its actors, and the node-wide services built
-// once at start (image store, container driver). Read-only after start.
+// once at start (image store, container driver). Read-only after start,
+// but for what the shared objects synchronise themselves (names, claims).
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <string>
 
+#include "runtime/claims.hpp"
 #include "runtime/config.hpp"
 #include "runtime/directory.hpp"
 #include "storage/environment.hpp"
@@ -36,6 +38,7 @@ struct agent_context {
   std::string driver_problem;                  // why driver is null
   std::shared_ptr<net::keyring> keys;          // gossip and RPC encryption; null without --encrypt
   std::shared_ptr<registry::images_service> registry;  // registry client, puller, peers (actors/registry)
+  std::shared_ptr<claims> task_owners = std::make_shared<claims>();  // allocation ids a live task actor drives
 };
 
 using agent_context_ptr = std::shared_ptr<const agent_context>;

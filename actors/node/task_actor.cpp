@@ -38,6 +38,11 @@ using task = caf::stateful_actor<task_state>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 constexpr health_atom health_atom_v{};
 
+/// claim_atom: time to try again to take the allocation from a predecessor.
+using claim_atom = caf::atom_constant<caf::atom("claim")>;
+constexpr claim_atom claim_atom_v{};
+constexpr auto claim_retry = std::chrono::milliseconds{50};
+
 const std::string& id_of(task* self) { return self->state.alloc.id(); }
 
 /// A transition, one-way to the monitor, which numbers and keeps task events; dropped
@@ -392,6 +397,59 @@ v1::TaskStatus stop(task* self) {
   return st.status;
 }
 
+/// What the tasks table holds now replaces what the actor was spawned with:
+/// a predecessor that finished a start (or failed one) after the node read
+/// the table has recorded it.
+void reload(task* self) {
+  auto& st = self->state;
+  std::optional<v1::TaskStatus> stored;
+  auto read = st.deps->ctx->env->read([&](storage::read_txn& txn) -> status {
+    auto t = tasks_table.get(txn, id_of(self));
+    if (!t)
+      return t.error();
+    if (*t)
+      stored = std::move(**t);
+    return {};
+  });
+  if (!read)
+    return st.log->warn("reload_failed alloc={} reason=\"{}\"", id_of(self), read.error().message());
+  if (!stored || stored->state().empty())
+    return;
+  st.status = std::move(*stored);
+  st.status.set_alloc_id(st.alloc.id());
+  st.status.set_name(st.alloc.spec().name());
+}
+
+/// Takes the allocation, or waits while a predecessor still holds it (it
+/// dies once its current driver call returns): then adopts or starts, or
+/// stops if a StopTask came meanwhile.
+void claim_or_wait(task* self) {
+  auto& st = self->state;
+  auto owners = st.deps->ctx->task_owners;
+  if (!owners->try_claim(id_of(self))) {
+    if (st.waiting_since_ms == 0) {
+      st.waiting_since_ms = unix_ms();
+      st.log->info("task_waiting alloc={} reason=\"a previous actor of this allocation is still finishing\"",
+                   id_of(self));
+    }
+    self->delayed_send(self, claim_retry, claim_atom_v);
+    return;
+  }
+  self->attach_functor([owners, id = id_of(self)] { owners->release(id); });
+  st.owner = true;
+  if (st.waiting_since_ms != 0)
+    st.log->info("task_claimed alloc={} waited_ms={}", id_of(self), unix_ms() - st.waiting_since_ms);
+  reload(self);
+  if (!st.stops_waiting.empty()) {
+    auto out = stop(self);
+    for (auto& rp : st.stops_waiting)
+      rp.deliver(wire::make_pb(v1::TaskStatus{out}));
+    st.stops_waiting.clear();
+    return self->quit();
+  }
+  adopt_or_start(self);
+}
+
 } // namespace
 
 caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<task_deps> deps,
@@ -407,7 +465,7 @@ caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<
   st.ports = std::move(ports);
   st.health = health_tracker{health_settings::of(st.alloc.spec().health())};
   st.log = logging::get("task");
-  adopt_or_start(self);
+  claim_or_wait(self);
   return supervised_behavior(
     self,
     [self](caf::tick_atom, uint64_t generation) {
@@ -424,10 +482,20 @@ caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<
       self->state.status.set_restarts(self->state.status.restarts() + 1);
       start_container(self);
     },
+    [self](claim_atom) {
+      if (!self->state.owner)
+        claim_or_wait(self);
+    },
     [self](wire::pb<v1::StopTask>&) {
+      auto rp = self->make_response_promise();
+      if (!self->state.owner) {  // answered once the predecessor is gone
+        self->state.stops_waiting.push_back(rp);
+        return rp;
+      }
       auto out = stop(self);
       self->quit();
-      return wire::make_pb(std::move(out));
+      rp.deliver(wire::make_pb(std::move(out)));
+      return rp;
     },
     [self](wire::pb<v1::ListTasks>&) { return wire::make_pb(self->state.status); });
 }

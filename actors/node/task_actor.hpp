@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -49,12 +50,17 @@ struct task_state {
   std::map<std::string, int> ports;
   uint64_t generation = 0;                // bumps per container; stale timers are ignored
   health_tracker health;                  // the spec's health check, if it has one
+  bool owner = false;                     // holds the allocation (ctx->task_owners); until then it waits
+  int64_t waiting_since_ms = 0;           // when it began to wait for a predecessor to finish
+  std::vector<caf::response_promise> stops_waiting;  // StopTask that came while it waited
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "task";
 };
 
 /// Runs `alloc`. `last` is what the node knew of it (empty for a new one):
-/// a container id in it means "adopt if still there".
+/// a container id in it means "adopt if still there". While another actor
+/// still holds the allocation (a predecessor finishing a driver call), it
+/// waits for it, then reads the tasks table again before it acts.
 caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<task_deps> deps,
                          v1::Allocation alloc, v1::TaskStatus last, std::map<std::string, int> ports);
 

@@ -296,3 +296,63 @@ TEST_CASE_FIXTURE(task_fixture, "a task without a health check has no health") {
   CHECK(s.health_failures() == 0);
   CHECK(health_events("plain1").empty());
 }
+
+TEST_CASE_FIXTURE(task_fixture, "a task actor spawned while another still holds the allocation waits for it") {
+  // A node actor respawned under a task that is still in a driver call
+  // spawns a second actor for the same allocation: it must not drive the
+  // container until the first is gone, then adopt what the first left.
+  auto alloc = allocation("twice1", {"sleep", "100"}, v1::HealthCheck{});
+  auto first = spawn(alloc);
+  auto ran = wait_for_status(first, running);
+  REQUIRE(ran.state() == "running");
+  auto adoptions = [&] {
+    auto list = ask<v1::TaskEventList>(*sys, monitor, v1::GetTaskEvents{}, 10s);
+    REQUIRE_MESSAGE(list.ok(), storage::testing::said(list));
+    int n = 0;
+    for (const auto& ev : list->events())
+      n += ev.alloc_id() == "twice1" && contains(ev.reason(), "adopted");
+    return n;
+  };
+  v1::TaskStatus pending;
+  pending.set_state("pending"); // what the node read before the first started it
+  auto second = spawn(alloc, pending);
+  std::this_thread::sleep_for(400ms);
+  CHECK(adoptions() == 0);
+  CHECK(status(first).pid() == ran.pid());
+  auto listed = driver->list();
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
+  {
+    caf::scoped_actor self{*sys};
+    self->send_exit(first, caf::exit_reason::kill);
+    self->wait_for(first);
+  }
+  auto adopted = wait_for_status(second, [](auto& s) { return contains(s.reason(), "adopted"); });
+  CHECK(adopted.state() == "running");
+  CHECK(adopted.pid() == ran.pid());
+  CHECK(adoptions() == 1);
+  listed = driver->list();
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
+}
+
+TEST_CASE_FIXTURE(task_fixture, "a stop sent to a waiting task actor is answered once it holds the allocation") {
+  auto alloc = allocation("twice2", {"sleep", "100"}, v1::HealthCheck{});
+  auto first = spawn(alloc);
+  REQUIRE(wait_for_status(first, running).state() == "running");
+  auto second = spawn(alloc, stored("twice2"));
+  caf::scoped_actor self{*sys};
+  self->send(second, wire::make_pb(v1::StopTask{}));
+  std::this_thread::sleep_for(200ms);
+  CHECK(self->mailbox().empty()); // not answered while the first holds it
+  self->send_exit(first, caf::exit_reason::kill);
+  self->wait_for(first);
+  v1::TaskStatus out;
+  self->receive([&](wire::pb<v1::TaskStatus>& s) { out = s.msg; },
+                caf::after(std::chrono::seconds{30}) >> [] { FAIL("no answer to StopTask"); });
+  CHECK(out.state() == "stopped");
+  CHECK(stored("twice2").state() == "stopped");
+  auto listed = driver->list();
+  REQUIRE(listed.ok());
+  CHECK(listed->empty());
+}
