@@ -156,3 +156,24 @@ TEST_CASE("history lines are JSON objects with escaped strings") {
   auto line = event{"op"}.str("kind", "deploy").num("version", 7).flag("ok", true).json();
   CHECK(line == "{\"event\":\"op\",\"kind\":\"deploy\",\"version\":7,\"ok\":true}");
 }
+
+TEST_CASE("a partition cuts off a strict minority that holds its target") {
+  for (int nodes : {1, 3, 4, 5, 7}) {
+    for (std::uint64_t pick = 0; pick < 64; ++pick) {
+      int target = 1 + static_cast<int>(pick % static_cast<std::uint64_t>(nodes));
+      auto side = minority_side(target, pick * 0x9e3779b97f4a7c15ULL, nodes);
+      REQUIRE_FALSE(side.empty());
+      CHECK(side.front() == target);
+      CHECK((nodes == 1 || 2 * static_cast<int>(side.size()) < nodes));
+      CHECK(std::set<int>(side.begin(), side.end()).size() == side.size());
+      for (int i : side)
+        CHECK((i >= 1 && i <= nodes));
+    }
+  }
+  // Five nodes: both a one-node and a two-node minority occur.
+  std::set<std::size_t> sizes;
+  for (std::uint64_t pick = 0; pick < 16; ++pick)
+    sizes.insert(minority_side(1, pick, 5).size());
+  CHECK(sizes == std::set<std::size_t>{1, 2});
+  CHECK(minority_side(2, 7, 5) == minority_side(2, 7, 5));
+}

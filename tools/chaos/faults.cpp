@@ -279,18 +279,27 @@ void injector::hold_rules(const fault& f, const std::vector<std::pair<const node
 }
 
 fault_result injector::partition(const fault& f) {
-  // One node cut off from all the others, both ways.
+  // The minority side cut off from the majority, both ways; each side
+  // still reaches its own members.
   fault_result r;
   r.node = f.target;
-  const auto& target = cluster_.node(f.target);
+  auto side = f.minority.empty() ? std::vector<int>{f.target} : f.minority;
+  auto in_minority = [&](int index) { return std::find(side.begin(), side.end(), index) != side.end(); };
   std::vector<std::pair<const node_info*, std::vector<std::string>>> rules;
-  for (const auto& peer : cluster_.nodes()) {
-    if (peer.index == f.target)
+  std::string minority, majority;
+  for (const auto& a : cluster_.nodes()) {
+    auto& names = in_minority(a.index) ? minority : majority;
+    names += (names.empty() ? "" : ",") + a.name;
+    if (!in_minority(a.index))
       continue;
-    rules.push_back({&target, {"-s", peer.addr, "-m", "comment", "--comment", rule_tag, "-j", "DROP"}});
-    rules.push_back({&peer, {"-s", target.addr, "-m", "comment", "--comment", rule_tag, "-j", "DROP"}});
+    for (const auto& b : cluster_.nodes()) {
+      if (in_minority(b.index))
+        continue;
+      rules.push_back({&a, {"-s", b.addr, "-m", "comment", "--comment", rule_tag, "-j", "DROP"}});
+      rules.push_back({&b, {"-s", a.addr, "-m", "comment", "--comment", rule_tag, "-j", "DROP"}});
+    }
   }
-  r.detail = "isolated=" + target.name;
+  r.detail = "minority=" + minority + " majority=" + majority;
   hold_rules(f, rules, r);
   return r;
 }

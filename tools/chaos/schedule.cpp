@@ -90,16 +90,37 @@ std::optional<std::vector<fault_kind>> parse_fault_list(std::string_view text, s
 
 std::string fault::describe() const {
   std::string out = "#" + std::to_string(index) + " " + name(kind);
-  if (kind == fault_kind::leader_kill)
+  if (kind == fault_kind::leader_kill) {
     out += " leader";
-  else
+  } else {
     out += " node-" + std::to_string(target);
+    for (std::size_t i = 1; i < minority.size(); ++i)
+      out += "+node-" + std::to_string(minority[i]);
+  }
   out += " hold=" + format_duration(hold) + " gap=" + format_duration(gap);
   if (kind == fault_kind::loss)
     out += " p=" + std::to_string(probability).substr(0, 4);
   if (kind == fault_kind::delay)
     out += " delay=" + format_duration(delay);
   return out;
+}
+
+std::vector<int> minority_side(int target, std::uint64_t pick, int nodes) {
+  std::vector<int> side{target};
+  int most = std::max(1, (nodes - 1) / 2);
+  auto size = 1 + static_cast<int>(pick % static_cast<std::uint64_t>(most));
+  std::vector<int> others;
+  for (int i = 1; i <= nodes; ++i)
+    if (i != target)
+      others.push_back(i);
+  std::mt19937_64 rng{pick};
+  while (static_cast<int>(side.size()) < size && !others.empty()) {
+    auto at = static_cast<std::ptrdiff_t>(draw(rng, 0, others.size() - 1));
+    side.push_back(others[static_cast<std::size_t>(at)]);
+    others.erase(others.begin() + at);
+  }
+  std::sort(side.begin() + 1, side.end());
+  return side;
 }
 
 std::vector<fault> make_schedule(const schedule_config& config) {
@@ -120,6 +141,8 @@ std::vector<fault> make_schedule(const schedule_config& config) {
     // draws of the faults after it.
     f.probability = static_cast<double>(draw(rng, 10, 40)) / 100.0;
     f.delay = std::chrono::milliseconds{static_cast<std::int64_t>(draw(rng, 50, 300))};
+    if (f.kind == fault_kind::partition)  // from pick: the draws of later faults stay as they were
+      f.minority = minority_side(f.target, f.pick, config.nodes);
     out.push_back(f);
   }
   return out;

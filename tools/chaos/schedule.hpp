@@ -36,13 +36,14 @@ struct fault {
   std::size_t index = 0;          // 0, 1, ... in schedule order
   fault_kind kind = fault_kind::actor_kill;
   int target = 1;                 // node index (node-1 is 1); leader-kill: the leader instead
+  std::vector<int> minority;      // partition: the side cut off (target first), sorted after it
   std::uint64_t pick = 0;         // actor-kill: which actor of the target's sorted list
   std::chrono::milliseconds gap{0};   // wait before injecting it
   std::chrono::milliseconds hold{0};  // how long it lasts before it is healed
   double probability = 0;         // loss: of dropping each packet
   std::chrono::milliseconds delay{0}; // delay: added latency
 
-  /// "#3 agent-kill node-2 hold=4.2s gap=3s"
+  /// "#3 agent-kill node-2 hold=4.2s gap=3s", "#4 partition node-2+node-5 ..."
   std::string describe() const;
 };
 
@@ -54,6 +55,12 @@ struct schedule_config {
   std::chrono::milliseconds min_gap{2000};
   std::chrono::milliseconds max_gap{6000};
 };
+
+/// The side of a partition cut off from the rest: `target` and, in a
+/// cluster of five or more, up to (nodes - 1) / 2 - 1 others drawn from
+/// `pick`, so it is always a strict minority of the nodes (which servers it
+/// holds decides whether the majority side keeps a Raft quorum).
+std::vector<int> minority_side(int target, std::uint64_t pick, int nodes);
 
 /// The same config gives the same schedule, on every platform: draws use
 /// std::mt19937_64 and integer arithmetic only (no std::uniform_*_distribution,
