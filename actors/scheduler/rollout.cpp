@@ -44,9 +44,14 @@ rollout_decision decide(const v1::ServiceRecord& record, std::uint32_t desired,
   step.set_at_ms(now_ms);
   std::string first_failure;
   std::uint32_t old_left = 0;
+  std::uint32_t ready = 0;  // new tasks that run (healthy, if checked), judged or not
   for (const auto* a : allocations) {
     if (a->version() != record.version()) {
       old_left += a->desired() == "run" ? 1 : 0;
+      continue;
+    }
+    if (a->verdict() == "done") {
+      ready += a->desired() == "run" ? 1 : 0;
       continue;
     }
     if (!a->verdict().empty())
@@ -55,8 +60,10 @@ rollout_decision decide(const v1::ServiceRecord& record, std::uint32_t desired,
       step.add_failed(a->id());
       if (first_failure.empty())
         first_failure = failure_of(*a);
-    } else if (a->desired() == "run" && a->ready_since_ms() > 0 && now_ms - a->ready_since_ms() >= monitor) {
-      step.add_done(a->id());
+    } else if (a->desired() == "run" && a->ready_since_ms() > 0) {
+      ++ready;
+      if (now_ms - a->ready_since_ms() >= monitor)
+        step.add_done(a->id());
     }
   }
   auto done = r.done() + static_cast<std::uint32_t>(step.done_size());
@@ -86,7 +93,7 @@ rollout_decision decide(const v1::ServiceRecord& record, std::uint32_t desired,
     step.set_state(r.state() == "rolling_back" ? "rolled_back" : "completed");
     step.set_allowed(desired);
     step.set_batch_done_ms(0);
-  } else if (done >= allowed && allowed < desired) {
+  } else if (ready >= allowed && allowed < desired) {
     if (step.batch_done_ms() == 0)
       step.set_batch_done_ms(now_ms);
     if (now_ms - step.batch_done_ms() >= static_cast<std::int64_t>(policy.delay_ms())) {

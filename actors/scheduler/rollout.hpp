@@ -1,11 +1,16 @@
 // A service's rollout as a small state machine, decided from the replicated
 // state alone (so that a new leader's service actor decides alike):
 //
-//   updating ──batch ready for the monitor period, delay passed──▶ allowed += parallelism
-//      │  └── every new task ready, no old one left ──▶ completed
+//   updating ──batch ready (running; healthy if checked), delay passed──▶ allowed += parallelism
+//      │  └── every new task ready for the monitor period, no old one left ──▶ completed
 //      ├── failed / desired > max_failure_ratio, action pause ──▶ paused (the operator deploys or rolls back)
 //      └── same, action rollback ──▶ a new version with the previous spec, rolling_back
 //   rolling_back ── as updating, but ──▶ rolled_back when done; paused when it fails too
+//
+// As in Swarm, the monitor period does not hold the next batch back: a task
+// that fails (or turns unhealthy, or restarts) within its monitor period
+// counts against max_failure_ratio while later batches roll, and the
+// rollout completes once the last task has passed its period.
 //
 // The scheduler lets `allowed` tasks of the new version run (plan_service);
 // the service actor (actors/service/service_actor) proposes what decide()

@@ -442,7 +442,7 @@ v1::ServiceSpec updating(std::uint32_t replicas, std::uint32_t parallelism, cons
 
 } // namespace
 
-TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its tasks staying ready") {
+TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its tasks being ready") {
   fixture f;
   f.nodes({sched_node("n1"), sched_node("n2"), sched_node("n3")});
   f.deploy(updating(4, 2, "web:1"));
@@ -463,9 +463,8 @@ TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its 
   CHECK(f.versions() == std::map<std::uint64_t, int>{{1, 2}, {2, 2}});  // stopped: 2 new in their place
   CHECK_FALSE(f.step(3000));                                              // nothing ready yet
   f.report_all("running", 10000);
-  CHECK_FALSE(f.step(10500));  // ready, but not for the monitor period yet
-  CHECK(f.step(11000));        // batch done: the next one may go
-  CHECK(f.rollout().done() == 2);
+  CHECK(f.step(10000));  // the batch runs: the next one may go (as in Swarm, the monitor does not wait)
+  CHECK(f.rollout().done() == 0);  // still watched for the monitor period
   CHECK(f.rollout().allowed() == 4);
   f.schedule();
   CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 2}});  // the last 2 old told to stop
@@ -474,11 +473,46 @@ TEST_CASE("a rolling update replaces a batch at a time, each batch gated on its 
   f.report_stopped();
   f.schedule();
   CHECK(f.versions() == std::map<std::uint64_t, int>{{2, 4}});
+  CHECK(f.step(11000));  // the first batch passed its monitor period
+  CHECK(f.rollout().done() == 2);
+  CHECK(f.rollout().state() == "updating");
   f.report_all("running", 12000);
+  CHECK_FALSE(f.step(12500));  // the second batch runs, but not for its monitor period yet
   CHECK(f.step(13000));
   CHECK(f.rollout().state() == "completed");
   CHECK(f.rollout().done() == 4);
   CHECK_FALSE(f.step(14000));  // settled
+}
+
+TEST_CASE("a task of an earlier batch that fails within its monitor period fails the update after later batches went") {
+  fixture f;
+  f.nodes({sched_node("n1"), sched_node("n2")});
+  f.deploy(updating(4, 2, "web:1"));
+  f.schedule();
+  f.report_all("running", 1000);
+  f.deploy(updating(4, 2, "web:2"), 2000);
+  f.schedule();
+  f.report_stopped();
+  f.schedule();
+  f.report_all("running", 3000);
+  CHECK(f.step(3000));
+  CHECK(f.rollout().allowed() == 4);  // the second batch goes at once
+  // One of the first batch fails 0.5 s after it started, within its 1 s monitor.
+  auto list = f.state.allocations("default/web", "");
+  v1::ClusterCommand cmd;
+  for (const auto& a : list.allocations()) {
+    if (a.version() != 2 || a.desired() != "run")
+      continue;
+    cmd.mutable_allocation_updates()->set_node(a.node());
+    auto* up = cmd.mutable_allocation_updates()->add_updates();
+    up->set_id(a.id());
+    up->set_state("failed");
+    break;
+  }
+  f.apply(cmd);
+  REQUIRE(f.step(3500));
+  CHECK(f.rollout().state() == "paused");
+  CHECK(f.rollout().failed() == 1);
 }
 
 TEST_CASE("start-first runs the new task before it stops an old one") {
@@ -510,9 +544,9 @@ TEST_CASE("a health check gates the batch: running is not enough, healthy for th
   f.report_stopped();
   f.schedule();
   f.report_all("running", 3000, "starting");
-  CHECK_FALSE(f.step(9000));
+  CHECK_FALSE(f.step(9000));  // running, but not healthy: not ready
   f.report_all("running", 9000, "healthy");
-  CHECK_FALSE(f.step(9500));
+  CHECK_FALSE(f.step(9500));  // the only batch: ready, watched for the monitor period
   CHECK(f.step(10000));
   CHECK(f.rollout().state() == "completed");
 }
