@@ -1,5 +1,7 @@
 #include "net/peers.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -169,6 +171,9 @@ struct peer_links::impl {
     l->last_active = steady::now();
     asio::error_code ignored;
     l->sock.set_option(tcp::no_delay{true}, ignored);
+    unsigned int unacked_ms = static_cast<unsigned int>(opt.unacked_timeout.count());
+    if (unacked_ms > 0)
+      (void) ::setsockopt(l->sock.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &unacked_ms, sizeof unacked_ms);
     watch(l, g);
     write(l);
   }

@@ -61,8 +61,16 @@ struct peer_options {
   std::size_t max_peers = 1024;    // outbound links at once
   std::size_t max_inbound = 128;   // inbound connections at once
   std::chrono::milliseconds backoff_min{50};
-  std::chrono::milliseconds backoff_max{5000};
+  /// Redial at least this often while frames wait: a peer back from a
+  /// partition is reached within about this long (plus connect_timeout).
+  std::chrono::milliseconds backoff_max{1000};
   std::chrono::milliseconds connect_timeout{3000};
+  /// TCP_USER_TIMEOUT of outbound connections: one whose data the peer has
+  /// not acknowledged for this long (a partition, a dead host, a window
+  /// shut for good) is dropped and dialled again. Without it TCP keeps
+  /// retransmitting with its own backoff, and after a 15 s partition the
+  /// next retransmission came up to 11 s after the link was back.
+  std::chrono::milliseconds unacked_timeout{3000};
   /// A connection that neither sent nor received for this long is closed;
   /// a link to a peer with nothing queued is then forgotten.
   std::chrono::milliseconds idle_timeout{60'000};

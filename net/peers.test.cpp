@@ -245,6 +245,29 @@ TEST_CASE("a peer that closes the connection is reconnected for the frames still
   CHECK(in_b2.payloads() == std::vector<std::string>{"during", "after"});
 }
 
+TEST_CASE("a connection whose peer acknowledges nothing for the unacked timeout is dropped and dialled again") {
+  // A listener that accepts and never reads, with a tiny receive buffer:
+  // its window shuts and stays shut, as a peer behind a partition never
+  // acknowledges. TCP alone would probe the window forever.
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor{io};
+  acceptor.open(asio::ip::tcp::v4());
+  acceptor.set_option(asio::socket_base::receive_buffer_size{4096});
+  acceptor.bind(asio::ip::tcp::endpoint{asio::ip::make_address("127.0.0.1"), 0});
+  acceptor.listen();
+  net::address to{"127.0.0.1", acceptor.local_endpoint().port()};
+  inbox in;
+  net::peer_options opt;
+  opt.unacked_timeout = 500ms;
+  auto a = links(in, opt);
+  const std::string chunk(64 * 1024, 'x');
+  for (int i = 0; i < 256; ++i)
+    (void) a->send(to, chunk);  // until the queue refuses: the kernel buffers fill first
+  auto held = acceptor.accept();  // the first connection, never read; a redial waits in the backlog
+  CHECK(eventually([&] { return a->counters().connects >= 2; }, 10s));
+  CHECK(a->counters().write_failures >= 1);
+}
+
 TEST_CASE("inbound connections over the bound are refused and counted") {
   inbox in;
   net::peer_options opt;
