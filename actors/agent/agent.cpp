@@ -20,6 +20,7 @@
 #include "actors/node/runc/process_driver.hpp"
 #include "actors/node/runc/runc.hpp"
 #include "actors/raft/raft_actor.hpp"
+#include "actors/raft/forwarder.hpp"
 #include "actors/registry/registry_actor.hpp"
 #include "actors/registry/settings.hpp"
 #include "actors/rpc/rpc_actor.hpp"
@@ -114,8 +115,10 @@ std::vector<child_spec> children(const agent_context_ptr& ctx) {
     {"rpc", [ctx](caf::actor_system& sys) { return sys.spawn(rpc::rpc_actor, ctx); }},
   };
   // Only servers keep the replicated state; clients only run work.
-  if (ctx->config.role == node_role::server)
+  if (ctx->config.role == node_role::server) {
+    out.push_back({"raft_forward", [ctx](caf::actor_system& sys) { return sys.spawn(raft::raft_forwarder, ctx); }});
     out.push_back({"raft", [ctx](caf::actor_system& sys) { return sys.spawn(raft::raft_actor, ctx, raft::default_leader_actors()); }});
+  }
   out.push_back({"registry", [ctx](caf::actor_system& sys) {
                    return sys.spawn(registry::registry_actor, ctx, ctx->registry);
                  }});

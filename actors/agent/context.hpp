@@ -10,6 +10,7 @@
 
 #include "runtime/claims.hpp"
 #include "runtime/config.hpp"
+#include "runtime/leader_hint.hpp"
 #include "runtime/directory.hpp"
 #include "storage/environment.hpp"
 
@@ -39,6 +40,7 @@ struct agent_context {
   std::shared_ptr<net::keyring> keys;          // gossip and RPC encryption; null without --encrypt
   std::shared_ptr<registry::images_service> registry;  // registry client, puller, peers (actors/registry)
   std::shared_ptr<claims> task_owners = std::make_shared<claims>();  // allocation ids a live task actor drives
+  std::shared_ptr<leader_hint> raft_leader = std::make_shared<leader_hint>();  // set by the raft actor (servers)
 };
 
 using agent_context_ptr = std::shared_ptr<const agent_context>;

@@ -51,6 +51,21 @@ constexpr std::size_t max_body = std::size_t{1} << 20;  // outside /v2/: every b
 constexpr auto remote_timeout = 3000ms;  // another agent over TCP, and its actor
 constexpr auto write_wait = 6000ms;      // a replicated write: the raft actor gives up after 5 s
 
+/// Whether a request asks for this server's own (possibly stale) state,
+/// which only its raft actor has; requests without a `stale` field never do.
+template <class Req, class = void>
+struct has_stale : std::false_type {};
+template <class Req>
+struct has_stale<Req, std::void_t<decltype(std::declval<const Req&>().stale())>> : std::true_type {};
+
+template <class Req>
+bool is_stale(const Req& req) {
+  if constexpr (has_stale<Req>::value)
+    return req.stale();
+  else
+    return false;
+}
+
 // Parses an optional unsigned query parameter; false (and a 400) if bad.
 bool query_u64(const httplib::Request& req, httplib::Response& res, const char* name,
                uint64_t& out) {
@@ -453,8 +468,15 @@ private:
   /// unreachable). why stays none when there was no server to ask.
   template <class Rep, class Req>
   result<Rep> replicated_ask(const Req& req, ask_failure& why) {
-    if (ctx_->config.role == node_role::server)
+    if (ctx_->config.role == node_role::server) {
+      // A follower sends what the leader must answer to the leader through
+      // the forwarder, not through its own raft actor (forwarder.hpp).
+      if (!is_stale(req))
+        if (auto hint = ctx_->raft_leader->get(); !hint.leader.empty())
+          if (auto fw = actor("raft_forward"))
+            return rpc::ask_remote<Rep>(sys_, fw, hint.leader, "raft", req, write_wait, &why);
       return ask<Rep>(sys_, actor("raft"), req, write_wait, &why);
+    }
     auto servers = alive_servers();
     if (servers.empty())
       return error{"this agent is a client (--client) and knows no alive server to ask; retry"};

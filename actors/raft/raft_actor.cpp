@@ -275,6 +275,21 @@ void start_leader_actor(actor* self, const leader_actor_spec& spec) {
   st.log_->info("leader_actor_started name={} term={}", spec.name, st.leaders_term);
 }
 
+/// Tells the API's hint and the forwarder (forwarder.hpp) which leader this
+/// server follows now, if it changed: none while it leads, campaigns, or
+/// does not know the leader's node.
+void publish_leader(actor* self) {
+  auto& st = self->state;
+  leader_hint::value now;
+  if (st.node && st.node->role() != role::leader && st.node->leader() != none)
+    if (auto* name = name_of(st, st.node->leader()))
+      now = {*name, st.node->term()};
+  if (!st.ctx->raft_leader->set(now))
+    return;
+  if (auto fw = st.ctx->names->get("raft_forward"))
+    self->send(fw, atoms::leader_atom_v, now.leader, now.term);
+}
+
 /// Leader actors run while this server leads and is not stopping: stopped
 /// as soon as that ends (the caller does this before anything else), started
 /// once the first entry of the leader's term is applied.
@@ -397,6 +412,7 @@ void process(actor* self) {
     return;
   }
   sync_leader_actors(self);
+  publish_leader(self);
   if (!st.forwarded.empty())
     drop_stale_forwards(self);
   if (st.node->role() != role_before || st.node->term() != term_before)
@@ -786,6 +802,7 @@ status reset_membership(actor* self, const std::string& why) {
   for (auto& [id, f] : st.forwarded)
     f.rp.deliver(retry("this server was removed from Raft"));
   st.forwarded.clear();
+  publish_leader(self);
   return {};
 }
 
@@ -989,9 +1006,13 @@ caf::behavior raft_actor(actor* self, agent_context_ptr ctx, std::vector<leader_
   st.log_ = logging::get("raft");
   // Leader actors go down with this actor, and one that exits by itself
   // while we still lead in its term is started again.
-  self->attach_functor([leaders = st.leaders](const caf::error&) {
+  self->attach_functor([leaders = st.leaders, ctx = st.ctx](const caf::error&) {
     for (auto& [name, a] : *leaders)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    // Its successor learns the leader anew; meanwhile calls go to it.
+    if (ctx->raft_leader->set({}))
+      if (auto fw = ctx->names->get("raft_forward"))
+        caf::anon_send(fw, atoms::leader_atom_v, std::string{}, std::uint64_t{0});
   });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
