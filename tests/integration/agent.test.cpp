@@ -14,8 +14,8 @@ TEST_CASE("troupectl lists the agent's actors as JSON") {
   a.start();
   auto list = a.actors();
   CHECK(list.node() == "it");
-  REQUIRE(list.actors_size() == 7);  // a server: raft too (replication.test.cpp has a client)
-  for (auto& name : {"monitor", "membership", "rpc", "raft", "registry", "node", "api"}) {
+  REQUIRE(list.actors_size() == 8);  // a server: raft and raft_forward too (replication.test.cpp has a client)
+  for (auto& name : {"monitor", "membership", "rpc", "raft_forward", "raft", "registry", "node", "api"}) {
     auto* info = find_actor(list, name);
     REQUIRE_MESSAGE(info, name);
     CHECK(info->state() == "running");

@@ -279,7 +279,7 @@ TEST_CASE("the bash completion script completes commands, subcommands and live o
                               "complete_words $TROUPECTL nodes --bogus ''; "
                               "complete -p troupectl");
   CHECK(r.code == 0);
-  CHECK(r.output == "[service services]\n[kill]\n[monitor]\n[it/raft it/registry it/rpc]\n[json table yaml]\n"
+  CHECK(r.output == "[service services]\n[kill]\n[monitor]\n[it/raft it/raft_forward it/registry it/rpc]\n[json table yaml]\n"
                     "[]\n[]\ncomplete -o default -F _troupectl troupectl\n");
 }
 
@@ -303,6 +303,6 @@ TEST_CASE("the zsh completion script offers what troupectl __complete prints") {
   CHECK(r.code == 0);
   CHECK(r.output == "offer: monitor\n"
                     "offer (no space): it/\n"
-                    "offer: api membership monitor node raft registry rpc\n"
+                    "offer: api membership monitor node raft raft_forward registry rpc\n"
                     "files\n");
 }
