@@ -703,6 +703,9 @@ private:
       in.usage = std::move(*usage);
     if (auto members = ask<v1::MemberList>(sys_, actor("membership"), v1::GetMembers{}, actor_timeout))
       in.members = std::move(*members);
+    if (ctx_->config.role == node_role::server)
+      if (auto raft = ask<v1::RaftStatus>(sys_, actor("raft"), v1::GetRaftStatus{}, actor_timeout))
+        in.raft = std::move(*raft);
     res.status = 200;
     res.set_content(render_metrics(in), "text/plain; version=0.0.4");
   }

@@ -1,5 +1,6 @@
 #include "actors/api/metrics.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -145,6 +146,32 @@ void member_metrics(writer& w, const v1::MemberList& list) {
     w.sample("troupe_gossip_events_total", {"event", name}, static_cast<double>(n));
 }
 
+void raft_metrics(writer& w, const v1::RaftStatus& raft) {
+  if (raft.role().empty() || raft.role() == "client")
+    return;
+  w.family("troupe_raft_leader", "gauge", "1 while this server leads, else 0.");
+  w.sample("troupe_raft_leader", {}, raft.role() == "leader" ? 1 : 0);
+  w.family("troupe_raft_term", "gauge", "This server's current Raft term.");
+  w.sample("troupe_raft_term", {}, static_cast<double>(raft.term()));
+  w.family("troupe_raft_commit_index", "gauge", "The highest log index this server knows committed.");
+  w.sample("troupe_raft_commit_index", {}, static_cast<double>(raft.commit()));
+  w.family("troupe_raft_applied_index", "gauge", "The highest log index applied to this server's state.");
+  w.sample("troupe_raft_applied_index", {}, static_cast<double>(raft.applied()));
+  w.family("troupe_raft_persists_total", "counter",
+           "Ready batches committed to LMDB since the raft actor started, by sync: full (pages and meta page, "
+           "for new entries, a term or a vote) or data (pages only, for a batch that only applies).");
+  w.sample("troupe_raft_persists_total", {"sync", "full"}, static_cast<double>(raft.persists_full()));
+  w.sample("troupe_raft_persists_total", {"sync", "data"},
+           static_cast<double>(raft.persists() - std::min(raft.persists(), raft.persists_full())));
+  w.family("troupe_raft_persist_seconds_total", "counter",
+           "Time the raft actor spent committing ready batches to LMDB (divide by the persists for the mean).");
+  w.sample("troupe_raft_persist_seconds_total", {}, static_cast<double>(raft.persist_us()) / 1e6);
+  w.family("troupe_raft_entries_persisted_total", "counter", "Log entries written by those commits.");
+  w.sample("troupe_raft_entries_persisted_total", {}, static_cast<double>(raft.entries_persisted()));
+  w.family("troupe_raft_entries_applied_total", "counter", "Committed entries applied by those commits.");
+  w.sample("troupe_raft_entries_applied_total", {}, static_cast<double>(raft.entries_applied()));
+}
+
 } // namespace
 
 std::string render_metrics(const metrics_input& in) {
@@ -154,6 +181,7 @@ std::string render_metrics(const metrics_input& in) {
   task_metrics(w, in.tasks);
   usage_metrics(w, in.usage);
   member_metrics(w, in.members);
+  raft_metrics(w, in.raft);
   return w.str();
 }
 

@@ -17,6 +17,7 @@ struct metrics_input {
   v1::TaskList tasks;
   v1::TaskUsageList usage;  // the monitor's last sample of each running task
   v1::MemberList members;   // the membership actor's view of the cluster
+  v1::RaftStatus raft;      // this server's raft actor (empty role: a client, or no answer)
 };
 
 std::string render_metrics(const metrics_input& in);

@@ -51,3 +51,33 @@ TEST_CASE("metrics show the agent, its actors, tasks by state and each running t
         std::string::npos);
   CHECK(text.find("# TYPE troupe_task_oom_kills_total counter\n") != std::string::npos);
 }
+
+TEST_CASE("a server's metrics show its Raft role, indexes and log persistence; a client's none") {
+  api::metrics_input in;
+  in.raft.set_role("leader");
+  in.raft.set_term(7);
+  in.raft.set_commit(120);
+  in.raft.set_applied(118);
+  in.raft.set_persists(50);
+  in.raft.set_persists_full(30);
+  in.raft.set_persist_us(2500000);
+  in.raft.set_entries_persisted(90);
+  in.raft.set_entries_applied(88);
+  auto text = api::render_metrics(in);
+  CHECK(text.find("troupe_raft_leader 1\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_term 7\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_commit_index 120\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_applied_index 118\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_persists_total{sync=\"full\"} 30\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_persists_total{sync=\"data\"} 20\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_persist_seconds_total 2.5\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_entries_persisted_total 90\n") != std::string::npos);
+  CHECK(text.find("troupe_raft_entries_applied_total 88\n") != std::string::npos);
+  CHECK(text.find("# TYPE troupe_raft_persists_total counter\n") != std::string::npos);
+  in.raft.set_role("follower");
+  CHECK(api::render_metrics(in).find("troupe_raft_leader 0\n") != std::string::npos);
+  in.raft.set_role("client");
+  CHECK(api::render_metrics(in).find("troupe_raft_") == std::string::npos);
+  in.raft = v1::RaftStatus{};  // the raft actor did not answer
+  CHECK(api::render_metrics(in).find("troupe_raft_") == std::string::npos);
+}

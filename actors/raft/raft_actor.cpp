@@ -368,6 +368,7 @@ void process(actor* self) {
       bool must_sync = !rd.entries.empty() || rd.snapshot ||
                        (rd.hard_state && (rd.hard_state->term() != before.term() ||
                                           rd.hard_state->vote() != before.vote()));
+      auto persist_start = std::chrono::steady_clock::now();
       auto saved = st.log->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries,
                                 rd.snapshot ? &*rd.snapshot : nullptr, [&](storage::write_txn& t) -> status {
                                   if (!must_sync)
@@ -386,6 +387,13 @@ void process(actor* self) {
                                   answer_writes(st, a.mine);
                                   return status{};
                                 });
+      auto& counts = st.persisted;
+      ++counts.persists;
+      counts.full += must_sync ? 1 : 0;
+      counts.micros += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - persist_start).count());
+      counts.entries += rd.entries.size();
+      counts.applied += rd.committed_entries.size();
       if (!saved) {  // nothing may be acknowledged: stop; the restart reads the log back
         st.log_->error("persist_failed reason=\"{}\"", saved.error().message());
         return self->quit(failure("raft log: " + saved.error().message()));
@@ -665,6 +673,11 @@ caf::response_promise read(actor* self, const v1::KvGet& get) {
 
 v1::RaftStatus status_of(const raft_state& st) {
   v1::RaftStatus out;
+  out.set_persists(st.persisted.persists);
+  out.set_persists_full(st.persisted.full);
+  out.set_persist_us(st.persisted.micros);
+  out.set_entries_persisted(st.persisted.entries);
+  out.set_entries_applied(st.persisted.applied);
   out.set_raft_id(st.server.raft_id());
   out.set_cluster_id(st.server.cluster_id());
   out.set_applied(st.server.applied());

@@ -128,6 +128,9 @@ struct raft_state {
   std::uint64_t named_in_term = 0;                // the term in which this leader recorded its own name
   int ticks = 0;
   std::uint64_t unsent = 0;                       // messages to a raft id whose node is not known
+  struct persist_counts {
+    std::uint64_t persists = 0, full = 0, micros = 0, entries = 0, applied = 0;
+  } persisted;                                    // since this actor started (GetRaftStatus)
   bool flush_queued = false;                      // a flush message is on its way: process() then
   std::vector<leader_actor_spec> leader_specs;
   // Running leader actors, by name (shared with the functor that stops them
