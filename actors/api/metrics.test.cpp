@@ -52,7 +52,7 @@ TEST_CASE("metrics show the agent, its actors, tasks by state and each running t
   CHECK(text.find("# TYPE troupe_task_oom_kills_total counter\n") != std::string::npos);
 }
 
-TEST_CASE("a server's metrics show its Raft role, indexes and log persistence; a client's none") {
+TEST_CASE("a server's metrics show its Raft role, indexes and log persistence, and a client's show none") {
   api::metrics_input in;
   in.raft.set_role("leader");
   in.raft.set_term(7);
