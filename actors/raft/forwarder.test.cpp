@@ -103,6 +103,10 @@ struct fixture {
     return *seen;
   }
 
+  /// A read sent through the forwarder with `hint` as the caller's leader,
+  /// when it is answered without the stand-in rpc being told to reply.
+  std::optional<v1::KvReply> read_now(const std::string& hint, const std::string& key);
+
   bool wait_calls(std::size_t n) {
     for (int i = 0; i < 200 && calls_seen().size() < n; ++i)
       std::this_thread::sleep_for(10ms);
@@ -115,6 +119,15 @@ template <class T>
 std::optional<T> opened(const v1::Envelope& env) {
   auto r = wire::unseal<T>(env);
   return r ? std::optional<T>{*r} : std::nullopt;
+}
+
+std::optional<v1::KvReply> fixture::read_now(const std::string& hint, const std::string& key) {
+  caf::scoped_actor self{*sys};
+  std::optional<v1::KvReply> got;
+  self->request(fw, 5s, wire::make_pb(call_for(hint, key)))
+    .receive([&](wire::pb<v1::Envelope>& env) { got = opened<v1::KvReply>(env.msg); },
+             [&](caf::error& e) { FAIL_CHECK(caf::to_string(e)); });
+  return got;
 }
 
 } // namespace
@@ -160,22 +173,15 @@ TEST_CASE_FIXTURE(fixture, "a call on its way to a leader that changed is answer
 }
 
 TEST_CASE_FIXTURE(fixture, "with no leader elsewhere a call goes to the local raft actor") {
-  caf::scoped_actor self{*sys};
   // Never told of a leader: this server leads, or an election is under way.
-  std::optional<v1::KvReply> got;
-  self->request(fw, 5s, wire::make_pb(call_for("n2", "k")))
-    .receive([&](wire::pb<v1::Envelope>& env) { got = opened<v1::KvReply>(env.msg); },
-             [&](caf::error& e) { FAIL_CHECK(caf::to_string(e)); });
+  auto got = read_now("n2", "k");
   REQUIRE(got);
   CHECK(got->value() == "local k");
   CHECK(calls_seen().empty());
   // The same once a leader elsewhere is gone again.
   caf::anon_send(fw, atoms::leader_atom_v, std::string{"n2"}, std::uint64_t{7});
   caf::anon_send(fw, atoms::leader_atom_v, std::string{}, std::uint64_t{0});
-  got.reset();
-  self->request(fw, 5s, wire::make_pb(call_for("n2", "j")))
-    .receive([&](wire::pb<v1::Envelope>& env) { got = opened<v1::KvReply>(env.msg); },
-             [&](caf::error& e) { FAIL_CHECK(caf::to_string(e)); });
+  got = read_now("n2", "j");
   REQUIRE(got);
   CHECK(got->value() == "local j");
   CHECK(calls_seen().empty());
