@@ -2,11 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <list>
 #include <map>
 #include <mutex>
 
 #include <asio.hpp>
+
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "net/io_thread.hpp"
 
@@ -63,13 +69,14 @@ private:
 } // namespace
 
 struct udp_endpoint::impl {
-  impl(udp_options o, datagram_fn f)
-      : opt(std::move(o)), on_datagram(std::move(f)), codec(purpose::gossip, opt.keys, opt.replay),
+  impl(udp_options o, datagram_fn f, unreachable_fn u)
+      : opt(std::move(o)), on_datagram(std::move(f)), on_unreachable(std::move(u)), codec(purpose::gossip, opt.keys, opt.replay),
         limiter(opt.source_rate, opt.source_burst, opt.max_sources),
         buf(opt.max_datagram + 1, '\0') {}
 
   udp_options opt;
   datagram_fn on_datagram;
+  unreachable_fn on_unreachable;
   packet_codec codec;
   io_thread loop;  // before the socket: destroyed after it
   asio::io_context& io = loop.io;
@@ -97,7 +104,75 @@ struct udp_endpoint::impl {
         return;
       if (!ec)
         handle(n);
+      else if (ec == asio::error::connection_refused)
+        read_errors();
       receive();
+    });
+  }
+
+  /// IP_RECVERR: an ICMP error for a datagram we sent is queued on the
+  /// socket and the next send or receive on it fails once with
+  /// ECONNREFUSED. Either path reads the whole queue here; msg_name holds
+  /// the destination of the datagram that bounced.
+  void read_errors() {
+    for (int i = 0; i < 256; ++i) {
+      sockaddr_storage name{};
+      char data[64];
+      alignas(cmsghdr) char control[512];
+      iovec iov{data, sizeof data};
+      msghdr m{};
+      m.msg_name = &name;
+      m.msg_namelen = sizeof name;
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = control;
+      m.msg_controllen = sizeof control;
+      if (::recvmsg(sock.native_handle(), &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+        return;
+      for (cmsghdr* h = CMSG_FIRSTHDR(&m); h != nullptr; h = CMSG_NXTHDR(&m, h)) {
+        bool v4 = h->cmsg_level == SOL_IP && h->cmsg_type == IP_RECVERR;
+        bool v6 = h->cmsg_level == SOL_IPV6 && h->cmsg_type == IPV6_RECVERR;
+        if (!v4 && !v6)
+          continue;
+        sock_extended_err ee;
+        std::memcpy(&ee, CMSG_DATA(h), sizeof ee);
+        bool port_closed = (ee.ee_origin == SO_EE_ORIGIN_ICMP && ee.ee_type == 3 && ee.ee_code == 3) ||
+                           (ee.ee_origin == SO_EE_ORIGIN_ICMP6 && ee.ee_type == 1 && ee.ee_code == 4);
+        if (port_closed)
+          report_unreachable(name);
+      }
+    }
+  }
+
+  void report_unreachable(const sockaddr_storage& name) {
+    udp::endpoint to;
+    if (name.ss_family == AF_INET)
+      std::memcpy(to.data(), &name, sizeof(sockaddr_in));
+    else if (name.ss_family == AF_INET6)
+      std::memcpy(to.data(), &name, sizeof(sockaddr_in6));
+    else
+      return;
+    bump(&udp_counters::unreachable);
+    if (!on_unreachable)
+      return;
+    try {
+      on_unreachable(address{to.address().to_string(), to.port()});
+    } catch (...) {
+      bump(&udp_counters::callback_errors);
+    }
+  }
+
+  /// On the endpoint thread. A send that fails with ECONNREFUSED failed for
+  /// an earlier datagram's ICMP error, not its own: read the errors and
+  /// send it again, once.
+  void send_now(std::shared_ptr<std::string> data, udp::endpoint dest, bool retried) {
+    sock.async_send_to(asio::buffer(*data), dest, [this, data, dest, retried](const asio::error_code& err, std::size_t) {
+      if (err == asio::error::connection_refused && !retried && !stopped) {
+        read_errors();
+        return send_now(data, dest, true);
+      }
+      pending.fetch_sub(1);
+      bump(err ? &udp_counters::send_errors : &udp_counters::sent);
     });
   }
 
@@ -127,12 +202,13 @@ udp_endpoint::udp_endpoint(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 udp_endpoint::~udp_endpoint() { stop(); }
 
-result<std::unique_ptr<udp_endpoint>> udp_endpoint::start(udp_options opt, datagram_fn on_datagram) {
+result<std::unique_ptr<udp_endpoint>> udp_endpoint::start(udp_options opt, datagram_fn on_datagram,
+                                                          unreachable_fn on_unreachable) {
   auto where = "udp " + opt.ip + ":" + std::to_string(opt.port);
   if (opt.max_datagram <= (opt.keys ? sealed_overhead : clear_overhead) || opt.max_datagram > 65507)
     return error{where + ": max_datagram " + std::to_string(opt.max_datagram) +
                  " leaves no room for a payload or exceeds 65507"};
-  auto p = std::make_unique<impl>(std::move(opt), std::move(on_datagram));
+  auto p = std::make_unique<impl>(std::move(opt), std::move(on_datagram), std::move(on_unreachable));
   asio::error_code ec;
   auto ip = asio::ip::make_address(p->opt.ip, ec);
   if (ec)
@@ -145,6 +221,10 @@ result<std::unique_ptr<udp_endpoint>> udp_endpoint::start(udp_options opt, datag
     return error{where + ": " + ec.message()};
   asio::error_code ignored;
   p->sock.set_option(udp::socket::receive_buffer_size{p->opt.receive_buffer}, ignored);
+  int on = 1;
+  bool v4 = ep.protocol() == udp::v4();
+  if (::setsockopt(p->sock.native_handle(), v4 ? SOL_IP : SOL_IPV6, v4 ? IP_RECVERR : IPV6_RECVERR, &on, sizeof on) != 0)
+    return error{where + ": setsockopt(" + (v4 ? "IP_RECVERR" : "IPV6_RECVERR") + "): " + std::strerror(errno)};
   auto bound = p->sock.local_endpoint(ec);
   if (ec)
     return error{where + ": " + ec.message()};
@@ -181,12 +261,7 @@ status udp_endpoint::send(const address& to, std::string_view payload) {
   }
   auto data = std::make_shared<std::string>(p.codec.seal(payload));
   // The socket belongs to the endpoint thread: post, never touch it here.
-  asio::post(p.io, [&p, data, dest = udp::endpoint{ip, to.port}] {
-    p.sock.async_send_to(asio::buffer(*data), dest, [&p, data](const asio::error_code& err, std::size_t) {
-      p.pending.fetch_sub(1);
-      p.bump(err ? &udp_counters::send_errors : &udp_counters::sent);
-    });
-  });
+  asio::post(p.io, [&p, data, dest = udp::endpoint{ip, to.port}] { p.send_now(data, dest, false); });
   return {};
 }
 

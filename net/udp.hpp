@@ -4,11 +4,16 @@
 // sources over their rate (a token bucket per source IP:port), packets that
 // are malformed, unauthenticated or replayed.
 //
+// A datagram that reaches a host where nothing listens on its port comes
+// back as ICMP port unreachable: the endpoint reads those (IP_RECVERR) and
+// names the address to the unreachable callback. It is the remote kernel
+// saying the process is gone, not a lost packet.
+//
 // Threading: start(), send(), counters() and stop() may be called from any
-// thread. The datagram callback runs on the endpoint's own thread, one call
-// at a time, and must return quickly (hand the bytes to an actor, nothing
-// more); it must not call stop() or destroy the endpoint. After stop()
-// returns no callback runs.
+// thread. The callbacks run on the endpoint's own thread, one call at a
+// time, and must return quickly (hand the bytes to an actor, nothing more);
+// they must not call stop() or destroy the endpoint. After stop() returns
+// no callback runs.
 #pragma once
 
 #include <cstdint>
@@ -57,7 +62,8 @@ struct udp_counters {
   uint64_t dropped_malformed = 0;  // packet verdicts, see net/packet.hpp
   uint64_t dropped_auth = 0;
   uint64_t dropped_replay = 0;
-  uint64_t callback_errors = 0;    // the callback threw
+  uint64_t callback_errors = 0;    // a callback threw
+  uint64_t unreachable = 0;        // ICMP port unreachable for a datagram we sent
 };
 
 class udp_endpoint {
@@ -65,9 +71,13 @@ public:
   /// Runs on the endpoint's thread. `from` is the sender's socket address
   /// (its gossip address when the sender is a udp_endpoint).
   using datagram_fn = std::function<void(const address& from, std::string payload)>;
+  /// Runs on the endpoint's thread: `to`'s host answered a datagram we sent
+  /// it with ICMP port unreachable (nothing listens there).
+  using unreachable_fn = std::function<void(const address& to)>;
 
   /// Binds and starts receiving. The error names the address and the reason.
-  static result<std::unique_ptr<udp_endpoint>> start(udp_options opt, datagram_fn on_datagram);
+  static result<std::unique_ptr<udp_endpoint>> start(udp_options opt, datagram_fn on_datagram,
+                                                    unreachable_fn on_unreachable = {});
 
   ~udp_endpoint();
   udp_endpoint(const udp_endpoint&) = delete;

@@ -1,7 +1,10 @@
 #include "net/udp.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <asio.hpp>
 #include <doctest/doctest.h>
@@ -213,4 +216,36 @@ TEST_CASE("after stop the endpoint refuses to send and no callback runs") {
   CHECK_FALSE(b->send(a->local(), "x"));
   std::this_thread::sleep_for(20ms);
   CHECK(in_b.size() == 0);
+}
+
+TEST_CASE("a datagram to a port where nothing listens is reported unreachable, and later sends still go out") {
+  // A port that was just free: bind, note, close.
+  net::address closed{"127.0.0.1", 0};
+  {
+    raw_sender probe;
+    closed.port = probe.local().port;
+  }
+  std::mutex mu;
+  std::vector<std::string> bounced;
+  inbox in_a, in_b;
+  auto a = net::udp_endpoint::start(net::udp_options{}, in_a.callback(), [&](const net::address& to) {
+    std::lock_guard lock{mu};
+    bounced.push_back(to.to_string());
+  });
+  REQUIRE(a);
+  auto b = endpoint(in_b);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE((*a)->send(closed, "anyone?"));
+    // Each send to the live endpoint follows a bounce: the kernel fails the
+    // next send once with ECONNREFUSED, which the endpoint sends again.
+    REQUIRE(eventually([&] { return (*a)->counters().unreachable >= static_cast<uint64_t>(i + 1); }));
+    REQUIRE((*a)->send(b->local(), "hello " + std::to_string(i)));
+    REQUIRE(in_b.wait_for(static_cast<std::size_t>(i + 1)));
+  }
+  std::lock_guard lock{mu};
+  REQUIRE(!bounced.empty());
+  CHECK(bounced.front() == closed.to_string());
+  CHECK(std::all_of(bounced.begin(), bounced.end(), [&](auto& s) { return s == closed.to_string(); }));
+  CHECK((*a)->counters().send_errors == 0);
+  CHECK(in_b.payloads() == std::vector<std::string>{"hello 0", "hello 1", "hello 2"});
 }

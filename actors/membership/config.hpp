@@ -35,6 +35,13 @@ struct config {
   /// A fresh suspicion starts at max = this * the minimum and shrinks towards
   /// the minimum as independent confirmations (suspicion_mult - 2) arrive.
   int suspicion_max_timeout_mult = 6;
+  /// A member whose host answers our gossip with ICMP port unreachable has
+  /// no process on its gossip port (a live agent always has): it is
+  /// suspected at once and declared dead this long after the first such
+  /// answer, unless it refutes first (an agent restarted in time). A host
+  /// that is down or cut off sends no such answer and gets the suspicion
+  /// timeout above. Zero turns this off.
+  duration unreachable_timeout = std::chrono::milliseconds{800};
 
   // --- dissemination -----------------------------------------------------
   /// Piggyback queued broadcasts to `gossip_nodes` random members this often.
@@ -115,6 +122,7 @@ struct config {
     c.probe_timeout = std::chrono::milliseconds{50};
     c.indirect_checks = 1;
     c.suspicion_mult = 3;
+    c.unreachable_timeout = std::chrono::milliseconds{400};
     c.gossip_interval = std::chrono::milliseconds{50};
     c.retransmit_mult = 2;
     c.gossip_to_the_dead = std::chrono::seconds{5};

@@ -177,6 +177,7 @@ v1::MemberList member_list(const membership_state& st) {
   counters["indirect_probes"] = c.indirect_probes;
   counters["suspicions"] = c.suspicions;
   counters["refutations"] = c.refutations;
+  counters["unreachable"] = c.unreachable;
   counters["push_pulls"] = c.push_pulls;
   counters["packets_sent"] = c.packets_sent;
   counters["bytes_sent"] = c.bytes_sent;
@@ -230,11 +231,19 @@ status boot(actor* self) {
   opt.port = cfg.gossip_port;
   opt.keys = st.keys;
   caf::weak_actor_ptr weak = self->ctrl();
-  // The bridge: the endpoint's thread hands each datagram to this actor.
-  auto udp = net::udp_endpoint::start(opt, [weak](const net::address& from, std::string payload) {
-    if (auto strong = weak.lock())
-      caf::anon_send(caf::actor_cast<caf::actor>(strong), atoms::gossip_atom_v, from.to_string(), std::move(payload));
-  });
+  // The bridge: the endpoint's thread hands each datagram, and each
+  // address that answered ours with port unreachable, to this actor.
+  auto udp = net::udp_endpoint::start(
+      opt,
+      [weak](const net::address& from, std::string payload) {
+        if (auto strong = weak.lock())
+          caf::anon_send(caf::actor_cast<caf::actor>(strong), atoms::gossip_atom_v, from.to_string(),
+                         std::move(payload));
+      },
+      [weak](const net::address& to) {
+        if (auto strong = weak.lock())
+          caf::anon_send(caf::actor_cast<caf::actor>(strong), atoms::gossip_atom_v, to.to_string());
+      });
   if (!udp)
     return udp.error().with_context("gossip port");
   st.udp = std::move(*udp);
@@ -335,6 +344,12 @@ caf::behavior membership_actor(caf::stateful_actor<membership_state>* self, agen
     self,
     [self](atoms::gossip_atom, const std::string& from, const std::string& payload) {
       self->state.core->receive(swim::clock::now(), from, payload);
+      flush(self);
+    },
+    // Nothing listens at `address`: its host answered our gossip with ICMP
+    // port unreachable.
+    [self](atoms::gossip_atom, const std::string& address) {
+      self->state.core->unreachable(swim::clock::now(), address);
       flush(self);
     },
     [self](caf::tick_atom) {

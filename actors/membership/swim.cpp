@@ -58,6 +58,9 @@ namespace {
 struct suspected {
   suspicion s;
   time_point deadline;
+  /// Set when the member's port was reported closed: the deadline never
+  /// moves past it.
+  time_point cap = time_point::max();
 };
 
 using member_id = member_table::id;
@@ -231,10 +234,38 @@ struct core::state {
     auto it = suspicions.find(r.name());
     if (it == suspicions.end() || !it->second.s.confirm(from))
       return false;
-    suspicion_deadlines.erase({it->second.deadline, r.name()});
-    it->second.deadline = it->second.s.deadline();
-    suspicion_deadlines.emplace(it->second.deadline, r.name());
+    move_deadline(r, it->second, std::min(it->second.s.deadline(), it->second.cap));
     return true;
+  }
+
+  void move_deadline(const record& r, suspected& sus, time_point deadline) {
+    suspicion_deadlines.erase({sus.deadline, r.name()});
+    sus.deadline = deadline;
+    suspicion_deadlines.emplace(deadline, r.name());
+  }
+
+  /// Nothing listens at the member's gossip address: suspect it now and
+  /// declare it dead unreachable_timeout after the first such answer.
+  void unreachable(time_point now, std::string_view address) {
+    ++stats.unreachable;
+    if (leaving || cfg.unreachable_timeout <= duration::zero())
+      return;
+    record* r = nullptr;
+    for (std::size_t i = 0; i < table.size() && r == nullptr; ++i) {
+      record& m = table[static_cast<member_id>(i)];
+      if (m.address() == address && (m.state == member_state::alive || m.state == member_state::suspect))
+        r = &m;
+    }
+    if (r == nullptr)
+      return;
+    if (r->state == member_state::alive)
+      apply_suspect(now, r->name(), r->incarnation, me.name);
+    auto it = suspicions.find(r->name());
+    if (!r->suspected || it == suspicions.end() || it->second.cap != time_point::max())
+      return;
+    it->second.cap = now + cfg.unreachable_timeout;
+    if (it->second.cap < it->second.deadline)
+      move_deadline(*r, it->second, it->second.cap);
   }
 
   void clear_suspicion(record& r) {
@@ -955,6 +986,8 @@ void core::receive(time_point now, std::string_view from, std::string_view bytes
   }
   s.handle(now, from, s.in);
 }
+
+void core::unreachable(time_point now, std::string_view address) { s_->unreachable(now, address); }
 
 void core::join(time_point, const std::vector<std::string>& seeds) {
   constexpr std::size_t max_seeds = 64;

@@ -128,6 +128,7 @@ struct counters {
   // protocol
   std::uint64_t probes = 0, probe_failures = 0, indirect_probes = 0, nacks_received = 0;
   std::uint64_t suspicions = 0, refutations = 0, push_pulls = 0, catch_ups = 0, reconnects = 0, reaped = 0;
+  std::uint64_t unreachable = 0;           // port-unreachable answers from a member's address
 };
 
 /// Who this core is. `incarnation` is the one persisted by the previous run
@@ -165,6 +166,10 @@ public:
   void tick(time_point now);
   /// One datagram from `from` ("ip:port", as the socket saw it).
   void receive(time_point now, std::string_view from, std::string_view bytes);
+  /// The host at `address` ("ip:port") answered a datagram we sent there
+  /// with ICMP port unreachable: a member there is suspected now and
+  /// declared dead after config::unreachable_timeout unless it refutes.
+  void unreachable(time_point now, std::string_view address);
   /// Push-pull to each seed address; success shows up as ready::seeds_answered.
   /// Call again to retry (the shell's policy).
   void join(time_point now, const std::vector<std::string>& seeds);

@@ -24,6 +24,9 @@ struct mesh {
   std::vector<std::vector<std::string>> answered;  // seeds_answered per core
   std::vector<bool> down;
   std::set<std::pair<std::size_t, std::size_t>> cut;  // (from, to) links that lose everything
+  /// A datagram to a down member comes back as port unreachable, as the
+  /// kernel of a live host with a dead agent answers; otherwise it is lost.
+  bool bounce = false;
   std::deque<std::pair<std::size_t, outgoing>> wire;
 
   std::size_t add(std::uint64_t incarnation = 0) {
@@ -75,6 +78,11 @@ struct mesh {
       auto [from, p] = std::move(wire.front());
       wire.pop_front();
       auto to = at(p.to);
+      if (bounce && to && down[*to] && !down[from] && !cut.count({from, *to})) {
+        cores[from].unreachable(now, p.to);
+        collect(from);
+        continue;
+      }
       if (!to || down[*to] || down[from] || cut.count({from, *to}))
         continue;
       cores[*to].receive(now, addresses[from], p.bytes);
@@ -183,6 +191,85 @@ TEST_CASE("a member that stops answering is suspected and then declared failed b
     CHECK(m.state_of(i, 2) == member_state::dead);
   }
   CHECK_FALSE(m.saw(0, event_kind::failed, 1));
+}
+
+/// When `observer` first saw `kind` for `subject`, stepping the mesh 5 ms at a time.
+std::optional<duration> time_until(mesh& m, std::size_t observer, event_kind kind, std::size_t subject,
+                                   duration limit) {
+  auto start = m.now;
+  while (m.now - start < limit) {
+    m.run(5ms);
+    if (m.saw(observer, kind, subject))
+      return m.now - start;
+  }
+  return std::nullopt;
+}
+
+TEST_CASE("a member whose port answers unreachable is declared failed after unreachable_timeout, not the suspicion") {
+  for (bool bounce : {false, true}) {
+    CAPTURE(bounce);
+    mesh m;
+    m.cfg = config::lan();
+    for (int i = 0; i < 3; ++i)
+      m.add();
+    m.join(1, 0);
+    m.join(2, 0);
+    m.run(3s);
+    m.bounce = bounce;
+    m.down[2] = true;
+    auto suspected = time_until(m, 0, event_kind::suspect, 2, 20s);
+    REQUIRE(suspected);
+    auto failed = time_until(m, 0, event_kind::failed, 2, 20s);
+    REQUIRE(failed);
+    auto suspicion = min_suspicion_timeout(m.cfg.suspicion_mult, 3, m.cfg.probe_interval);
+    if (bounce) {
+      // The first datagram sent to it (gossip within gossip_interval, or a
+      // probe) bounces: suspected then, failed unreachable_timeout later.
+      CHECK(*suspected <= m.cfg.probe_interval);
+      CHECK(*failed <= m.cfg.unreachable_timeout + 5ms);
+      CHECK(m.cores[0].metrics().unreachable > 0);
+    } else {
+      CHECK(*failed >= suspicion - 5ms);
+      CHECK(m.cores[0].metrics().unreachable == 0);
+    }
+    CHECK(m.state_of(0, 2) == member_state::dead);
+    CHECK(m.state_of(1, 2) == member_state::dead);
+    CHECK_FALSE(m.saw(0, event_kind::failed, 1));
+  }
+}
+
+TEST_CASE("an agent restarted within unreachable_timeout refutes its suspicion and is never failed") {
+  auto m = trio();
+  m.bounce = true;
+  m.down[2] = true;
+  REQUIRE(time_until(m, 0, event_kind::suspect, 2, 2s));
+  m.restart(2, m.cores[0].find("m2")->incarnation + 1);  // it persisted its incarnation
+  m.join(2, 0);
+  m.run(3s);
+  for (std::size_t i : {0u, 1u}) {
+    CHECK(m.state_of(i, 2) == member_state::alive);
+    CHECK_FALSE(m.saw(i, event_kind::failed, 2));
+  }
+}
+
+TEST_CASE("port unreachable from an unknown address, or with unreachable_timeout zero, suspects nobody") {
+  auto m = trio();
+  m.cores[0].unreachable(m.now, "127.0.0.99:7946");
+  m.collect(0);
+  CHECK(m.cores[0].metrics().unreachable == 1);
+  CHECK(m.cores[0].metrics().suspicions == 0);
+
+  mesh off;
+  off.cfg.unreachable_timeout = duration::zero();
+  for (int i = 0; i < 3; ++i)
+    off.add();
+  off.join(1, 0);
+  off.join(2, 0);
+  off.run(2s);
+  off.cores[0].unreachable(off.now, off.addresses[2]);
+  off.collect(0);
+  CHECK(off.state_of(0, 2) == member_state::alive);
+  CHECK(off.cores[0].metrics().suspicions == 0);
 }
 
 TEST_CASE("a suspected member that refutes with a higher incarnation stays alive") {

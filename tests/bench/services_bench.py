@@ -4,7 +4,8 @@ failover after kill -9 of a client agent (issue 6: under 3 s).
 
 Three servers and three clients (`--client`), every one a `troupe agent`
 with default settings and `--driver process` (the tasks are host commands:
-`sleep 1000`; no container runtime is measured here). Each round:
+`sleep 1000`; no container runtime is measured), or with `--driver runc`
+real runc containers of a busybox rootfs (needs root and runc). Each round:
 
   1. deploy 10 replicas held to the clients (node.role == client) and time
      it until all 10 run;
@@ -19,6 +20,7 @@ Ctrl-C (the service is removed and the tasks stopped by their agents; the
 agents then get SIGTERM).
 
   services_bench.py --troupe build/release/tools/troupe --troupectl build/release/tools/troupectl [--rounds 3]
+      [--driver process|runc]
 """
 import argparse
 import json
@@ -31,11 +33,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import membership_bench as mb  # noqa: E402 - agents, ports, process cleanup
+import swarm_bench as sb  # noqa: E402 - the busybox rootfs, runc and cgroup cleanup
 from raft_bench import http_json  # noqa: E402
 
 SPEC = """name: bench
 image: bench:1
-command: [sleep, '1000']
+command: %s
 replicas: 10
 constraints: ['node.role == client']
 resources: {cpu: 10m, memory: 16Mi}
@@ -45,9 +48,11 @@ resources: {cpu: 10m, memory: 16Mi}
 class ClientSide(mb.TroupeSide):
     """Servers s1..s3, then clients c1..c3."""
     prefix = "a"
+    driver = "process"
 
     def command(self, agent, seed):
         cmd = super().command(agent, seed)
+        cmd[cmd.index("--driver") + 1] = self.driver
         if agent.idx > 3:
             cmd.append("--client")
         return cmd
@@ -80,14 +85,21 @@ def main():
     p.add_argument("--troupe", default="build/release/tools/troupe")
     p.add_argument("--troupectl", default="build/release/tools/troupectl")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--driver", choices=["process", "runc"], default="process")
+    p.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
     p.add_argument("--json")
     opts = p.parse_args()
+    if opts.driver == "runc" and (os.geteuid() != 0 or not os.access(opts.runc, os.X_OK)):
+        sys.exit("services_bench: --driver runc needs root and runc (%s)" % opts.runc)
     for b in (opts.troupe, opts.troupectl):
         if not os.access(b, os.X_OK):
             sys.exit("services_bench: %s is not an executable (build it first)" % b)
     signal.signal(signal.SIGTERM, mb.on_signal)
     root = tempfile.mkdtemp(prefix="troupe-services-bench.")
-    cl = mb.Cluster(ClientSide(os.path.abspath(opts.troupe), None), 6, root)
+    side = ClientSide(os.path.abspath(opts.troupe), None)
+    side.driver = opts.driver
+    cl = mb.Cluster(side, 6, root)
+    node_ids = {}
     names = ["s1", "s2", "s3", "c1", "c2", "c3"]
     for a, n in zip(cl.agents, names):
         a.name = n
@@ -99,7 +111,10 @@ def main():
         for a in cl.agents[1:]:
             cl.spawn(a, servers[0])
         rootfs = os.path.join(root, "rootfs")
-        os.makedirs(os.path.join(rootfs, "etc"))
+        if opts.driver == "runc":
+            sb.make_rootfs(rootfs)
+        else:
+            os.makedirs(os.path.join(rootfs, "etc"))
 
         def ready():
             cl.check_alive()
@@ -111,12 +126,16 @@ def main():
         if not mb.wait_until(ready, 60, 0.2):
             raise RuntimeError("no 3 voters and 6 alive nodes within 60 s:\n" + mb.tail(servers[0].log))
         for a in cl.agents:
+            st = http_json(a.ports["http"], "GET", "/v1/status", None, 2.0)
+            if not st or not st.get("id"):
+                raise RuntimeError("no node id from %s" % a.name)
+            node_ids[a.name] = st["id"]
             out = ctl(opts, a, "image", "import", rootfs, "--name", "bench:1")
             if out[0] != 0:
                 raise RuntimeError("image import on %s: %s" % (a.name, out[1]))
         spec = os.path.join(root, "bench.yaml")
         with open(spec, "w") as f:
-            f.write(SPEC)
+            f.write(SPEC % ("[sleep, '1000']" if opts.driver == "process" else json.dumps(sb.COMMAND)))
 
         for rnd in range(1, opts.rounds + 1):
             leader = servers[0]
@@ -159,6 +178,18 @@ def main():
             ctl(opts, alive[0], "rm", "bench")
             mb.wait_until(lambda: all(local_tasks(a) in ([], None) for a in clients), 20, 0.2)
         cl.stop()
+        if opts.driver == "runc":
+            for a in cl.agents:
+                left = sb.runc_delete_all(opts.runc, os.path.join(a.dir, "data", "runc"))
+                if left:
+                    print("services_bench: deleted runc containers left by %s: %s" % (a.name, left), file=sys.stderr)
+            for name, nid in node_ids.items():
+                pids, _dirs = sb.remove_cgroup_parent("troupe-" + nid[:12])
+                if pids:
+                    print("services_bench: killed processes left in %s's cgroups: %s" % (name, pids), file=sys.stderr)
+            left = sb.unmount_all_under(root)
+            if left:
+                print("services_bench: mounts left under %s: %s" % (root, left), file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
     if samples:
         med = lambda k: sorted(s[k] for s in samples)[len(samples) // 2]  # noqa: E731

@@ -7,7 +7,10 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
 #include <random>
 
 #include "tests/integration/process.hpp"
@@ -81,6 +84,36 @@ struct agent {
   std::unique_ptr<process> proc;
   std::string token = test_token();  // what ctl() presents
   bool preset_token = true;           // bootstrap with test_token(), not a random one
+
+  agent() = default;
+  agent(const agent&) = delete;
+  agent& operator=(const agent&) = delete;
+  /// Ends the agent (SIGKILL if it still runs) and removes its cgroup
+  /// parent when nothing is left in it: a killed agent cannot, and the
+  /// next test's agent has another node id.
+  ~agent() {
+    proc.reset();
+    auto id = node_id_from_log();
+    if (id.size() < 12)
+      return;
+    std::error_code ec;
+    for (auto& h : fs::directory_iterator("/sys/fs/cgroup", ec))
+      ::rmdir((h.path() / ("troupe-" + id.substr(0, 12))).c_str());
+    ::rmdir(("/sys/fs/cgroup/troupe-" + id.substr(0, 12)).c_str());  // cgroup v2
+  }
+
+  /// The node id the agent logged at its start ("starting ... id=<id>").
+  std::string node_id_from_log() const {
+    std::ifstream in{log};
+    std::string line, id;
+    while (std::getline(in, line)) {
+      auto at = line.find("starting name=");
+      auto key = at == std::string::npos ? at : line.find(" id=", at);
+      if (key != std::string::npos)
+        id = line.substr(key + 4, line.find(' ', key + 4) - key - 4);
+    }
+    return id;
+  }
 
   std::vector<std::string> argv(std::vector<std::string> extra = {}) const {
     std::vector<std::string> a{TROUPE_BIN, "agent", "--name", name, "--data-dir", data.string(),
