@@ -50,7 +50,7 @@ std::string unescape_octal(const std::string& s) {
   return out;
 }
 
-std::vector<cgroup_mount> cgroup_mounts() {
+std::vector<cgroup_mount> read_cgroup_mounts() {
   std::vector<cgroup_mount> mounts;
   std::ifstream in{"/proc/self/mountinfo"};
   std::string line;
@@ -67,6 +67,15 @@ std::vector<cgroup_mount> cgroup_mounts() {
     if (fstype == "cgroup" || fstype == "cgroup2")
       mounts.push_back({unescape_octal(mount_point), fstype == "cgroup2", super_options});
   }
+  return mounts;
+}
+
+/// Read once: the hierarchies stay where they are while the process runs
+/// (libcontainer finds its cgroup root once too), and mountinfo grows with
+/// every container's rootfs mount, so reading it per call made each
+/// container start and usage poll cost more the more containers ran.
+const std::vector<cgroup_mount>& cgroup_mounts() {
+  static const std::vector<cgroup_mount> mounts = read_cgroup_mounts();
   return mounts;
 }
 

@@ -179,9 +179,12 @@ result<prepared_rootfs> prepare_writable_layer(const fs::path& image_rootfs, con
     return error{"image rootfs " + quote(image_rootfs.native()) + " is not a directory"};
   if (!container_dir.is_absolute())
     return error{"container dir " + quote(container_dir.native()) + " is not an absolute path"};
-  if (!mounts_under(container_dir).empty())
-    return error{"container dir " + quote(container_dir.native()) + " still has a mounted layer"};
   std::error_code ec;
+  // A new container's dir does not exist yet, and nothing can be mounted
+  // in it: mountinfo (one line per container running) is read only for a
+  // dir that is there already.
+  if (fs::exists(container_dir, ec) && !mounts_under(container_dir).empty())
+    return error{"container dir " + quote(container_dir.native()) + " still has a mounted layer"};
   fs::create_directories(container_dir, ec);
   if (ec)
     return error{"creating " + quote(container_dir.native()) + ": " + ec.message()};
@@ -207,13 +210,16 @@ result<prepared_rootfs> prepare_writable_layer(const fs::path& image_rootfs, con
 status release_writable_layer(const fs::path& container_dir) {
   if (!container_dir.is_absolute() || container_dir.relative_path().empty())
     return error{"refusing to release layer dir " + quote(container_dir.native())};
-  for (const auto& m : mounts_under(container_dir)) {
+  std::error_code ec;
+  if (!fs::exists(container_dir, ec) && !ec)
+    return {}; // nothing is mounted in a dir that is not there
+  auto mounted = mounts_under(container_dir);
+  for (const auto& m : mounted) {
     if (::umount2(m.c_str(), UMOUNT_NOFOLLOW) != 0 && errno == EBUSY)
       ::umount2(m.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
   }
-  if (auto left = mounts_under(container_dir); !left.empty())
+  if (auto left = mounted.empty() ? mounted : mounts_under(container_dir); !left.empty())
     return error{"cannot unmount " + quote(left.front().native()) + "; leaving " + quote(container_dir.native())};
-  std::error_code ec;
   fs::remove_all(container_dir, ec);
   if (ec)
     return error{"removing " + quote(container_dir.native()) + ": " + ec.message()};
