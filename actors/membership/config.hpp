@@ -35,12 +35,13 @@ struct config {
   /// A fresh suspicion starts at max = this * the minimum and shrinks towards
   /// the minimum as independent confirmations (suspicion_mult - 2) arrive.
   int suspicion_max_timeout_mult = 6;
-  /// A member whose host answers our gossip with ICMP port unreachable has
-  /// no process on its gossip port (a live agent always has): it is
-  /// suspected at once and declared dead this long after the first such
-  /// answer, unless it refutes first (an agent restarted in time). A host
-  /// that is down or cut off sends no such answer and gets the suspicion
-  /// timeout above. Zero turns this off.
+  /// A member whose host answers our gossip with ICMP port unreachable
+  /// (nothing has its gossip port open: a live agent always has) is probed
+  /// at once through the helpers; if none reaches it either, its suspicion
+  /// ends in failed this long after it starts rather than after the
+  /// suspicion timeout, unless it refutes first (an agent restarted in
+  /// time). A host that is down or cut off answers nothing and keeps the
+  /// full suspicion. Zero turns this off.
   duration unreachable_timeout = std::chrono::milliseconds{800};
 
   // --- dissemination -----------------------------------------------------

@@ -71,6 +71,7 @@ struct probe {
   std::uint32_t seq = 0;
   time_point direct_deadline, final_deadline;
   bool indirect_sent = false;
+  bool bounced = false;  // the target's address answered port unreachable
   std::vector<std::string> helpers;
   std::vector<bool> nacked;
 };
@@ -123,6 +124,10 @@ struct core::state {
   source_limiter limiter;
 
   std::optional<probe> current;
+  /// Members whose address answered port unreachable, and when it first
+  /// did (forgotten after bounce_memory()); the one to probe next, out of turn.
+  std::unordered_map<std::string, time_point> bounced;
+  std::string probe_next;
   std::vector<relay> relays;
   int awareness = 0;
   std::uint32_t next_seq;
@@ -226,6 +231,7 @@ struct core::state {
     suspicions.insert_or_assign(r.name(), suspected{std::move(sus), deadline});
     r.suspected = true;
     suspicion_deadlines.emplace(deadline, r.name());
+    cap_suspicion(r, now);
   }
 
   bool confirm_suspicion(record& r, std::string_view from) {
@@ -244,8 +250,10 @@ struct core::state {
     suspicion_deadlines.emplace(deadline, r.name());
   }
 
-  /// Nothing listens at the member's gossip address: suspect it now and
-  /// declare it dead unreachable_timeout after the first such answer.
+  /// The member's address answered port unreachable: its direct ping
+  /// bounced. Probe it now, straight through the helpers (a member behind a
+  /// firewall that rejects only us is acked through them and stays alive);
+  /// a suspicion that follows ends unreachable_timeout after it starts.
   void unreachable(time_point now, std::string_view address) {
     ++stats.unreachable;
     if (leaving || cfg.unreachable_timeout <= duration::zero())
@@ -258,14 +266,42 @@ struct core::state {
     }
     if (r == nullptr)
       return;
-    if (r->state == member_state::alive)
-      apply_suspect(now, r->name(), r->incarnation, me.name);
-    auto it = suspicions.find(r->name());
-    if (!r->suspected || it == suspicions.end() || it->second.cap != time_point::max())
+    bounced.try_emplace(r->name(), now);  // the first bounce of this run of them
+    if (r->state == member_state::suspect)
+      return cap_suspicion(*r, now);
+    if (current && current->target == r->name()) {
+      current->bounced = true;
+      if (!current->indirect_sent)
+        send_indirect_probes();
+    } else if (!current) {
+      start_probe(now, r);
+      current->bounced = true;
+      send_indirect_probes();
+    } else {
+      probe_next = r->name();
+    }
+  }
+
+  /// A suspect whose address bounced lately is failed unreachable_timeout
+  /// from now, unless its timeout ends sooner or it refutes first.
+  void cap_suspicion(record& r, time_point now) {
+    auto b = bounced.find(r.name());
+    auto it = suspicions.find(r.name());
+    if (b == bounced.end() || now - b->second > bounce_memory() || !r.suspected || it == suspicions.end() ||
+        it->second.cap != time_point::max())
       return;
     it->second.cap = now + cfg.unreachable_timeout;
     if (it->second.cap < it->second.deadline)
-      move_deadline(*r, it->second, it->second.cap);
+      move_deadline(r, it->second, it->second.cap);
+  }
+
+  /// How long a bounce counts against a member: long enough for the probe
+  /// it starts to end in a suspicion.
+  duration bounce_memory() const { return 4 * scaled(cfg.probe_interval); }
+
+  void forget_old_bounces(time_point now) {
+    for (auto it = bounced.begin(); it != bounced.end();)
+      it = now - it->second > bounce_memory() ? bounced.erase(it) : std::next(it);
   }
 
   void clear_suspicion(record& r) {
@@ -512,9 +548,19 @@ struct core::state {
     return nullptr;
   }
 
-  void start_probe(time_point now) {
+  /// The next probe's target: one whose address bounced lately first.
+  record* next_target() {
+    record* r = probe_next.empty() ? nullptr : find(probe_next);
+    probe_next.clear();
+    if (r && (r->state == member_state::alive || r->state == member_state::suspect))
+      return r;
+    return next_probe_target();
+  }
+
+  void start_probe(time_point now, record* target = nullptr) {
     next_probe = now + scaled(cfg.probe_interval);
-    record* target = next_probe_target();
+    if (!target)
+      target = next_target();
     if (!target)
       return;
     probe p;
@@ -673,13 +719,17 @@ struct core::state {
     adjust_awareness(-1);
   }
 
-  void on_nack(std::string_view sender, std::uint32_t seq) {
+  void on_nack(time_point now, std::string_view sender, std::uint32_t seq) {
     if (current && current->seq == seq) {
       auto helper = std::find(current->helpers.begin(), current->helpers.end(), sender);
       auto i = static_cast<std::size_t>(helper - current->helpers.begin());
       if (helper != current->helpers.end() && !current->nacked[i]) {
         current->nacked[i] = true;
         ++stats.nacks_received;
+        // No ack can come any more: our ping bounced and every helper
+        // failed to reach it too.
+        if (current->bounced && std::all_of(current->nacked.begin(), current->nacked.end(), [](bool b) { return b; }))
+          fail_probe(now);
         return;
       }
     }
@@ -832,7 +882,7 @@ struct core::state {
       case v1::GossipPacket::kPing: on_ping(from, p); break;
       case v1::GossipPacket::kIndirectPing: on_indirect_ping(now, from, p); break;
       case v1::GossipPacket::kAck: on_ack(p.sender, p.seq); break;
-      case v1::GossipPacket::kNack: on_nack(p.sender, p.seq); break;
+      case v1::GossipPacket::kNack: on_nack(now, p.sender, p.seq); break;
       case v1::GossipPacket::kPushPull: on_push_pull(now, from, p); break;
       default: break;
     }
@@ -902,6 +952,8 @@ struct core::state {
 
   void tick(time_point now) {
     expire_relays(now);
+    if (!bounced.empty())
+      forget_old_bounces(now);
     advance_probe(now);
     if (!leaving && !current && now >= next_probe)
       start_probe(now);

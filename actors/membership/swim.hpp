@@ -167,8 +167,9 @@ public:
   /// One datagram from `from` ("ip:port", as the socket saw it).
   void receive(time_point now, std::string_view from, std::string_view bytes);
   /// The host at `address` ("ip:port") answered a datagram we sent there
-  /// with ICMP port unreachable: a member there is suspected now and
-  /// declared dead after config::unreachable_timeout unless it refutes.
+  /// with ICMP port unreachable: a member there is probed at once through
+  /// the helpers, and a suspicion that follows ends after
+  /// config::unreachable_timeout unless it refutes.
   void unreachable(time_point now, std::string_view address);
   /// Push-pull to each seed address; success shows up as ready::seeds_answered.
   /// Call again to retry (the shell's policy).

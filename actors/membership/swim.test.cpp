@@ -27,6 +27,9 @@ struct mesh {
   /// A datagram to a down member comes back as port unreachable, as the
   /// kernel of a live host with a dead agent answers; otherwise it is lost.
   bool bounce = false;
+  /// (from, to) links where a firewall rejects: the datagram comes back as
+  /// port unreachable although `to` is up.
+  std::set<std::pair<std::size_t, std::size_t>> rejected;
   std::deque<std::pair<std::size_t, outgoing>> wire;
 
   std::size_t add(std::uint64_t incarnation = 0) {
@@ -78,7 +81,7 @@ struct mesh {
       auto [from, p] = std::move(wire.front());
       wire.pop_front();
       auto to = at(p.to);
-      if (bounce && to && down[*to] && !down[from] && !cut.count({from, *to})) {
+      if (to && !down[from] && ((bounce && down[*to] && !cut.count({from, *to})) || rejected.count({from, *to}))) {
         cores[from].unreachable(now, p.to);
         collect(from);
         continue;
@@ -205,7 +208,7 @@ std::optional<duration> time_until(mesh& m, std::size_t observer, event_kind kin
   return std::nullopt;
 }
 
-TEST_CASE("a member whose port answers unreachable is declared failed after unreachable_timeout, not the suspicion") {
+TEST_CASE("a member whose port answers unreachable is probed at once and failed unreachable_timeout after the suspicion") {
   for (bool bounce : {false, true}) {
     CAPTURE(bounce);
     mesh m;
@@ -223,9 +226,10 @@ TEST_CASE("a member whose port answers unreachable is declared failed after unre
     REQUIRE(failed);
     auto suspicion = min_suspicion_timeout(m.cfg.suspicion_mult, 3, m.cfg.probe_interval);
     if (bounce) {
-      // The first datagram sent to it (gossip within gossip_interval, or a
-      // probe) bounces: suspected then, failed unreachable_timeout later.
-      CHECK(*suspected <= m.cfg.probe_interval);
+      // The first datagram sent to it bounces within a probe interval; the
+      // probe that follows (at once, or after the one under way) fails by
+      // the end of its own interval; the suspicion is cut to unreachable_timeout.
+      CHECK(*suspected <= 3 * m.cfg.probe_interval);
       CHECK(*failed <= m.cfg.unreachable_timeout + 5ms);
       CHECK(m.cores[0].metrics().unreachable > 0);
     } else {
@@ -235,6 +239,18 @@ TEST_CASE("a member whose port answers unreachable is declared failed after unre
     CHECK(m.state_of(0, 2) == member_state::dead);
     CHECK(m.state_of(1, 2) == member_state::dead);
     CHECK_FALSE(m.saw(0, event_kind::failed, 1));
+  }
+}
+
+TEST_CASE("a member behind a firewall that rejects only one prober is acked through the helpers and never suspected") {
+  auto m = trio();
+  m.rejected = {{0, 2}};
+  m.run(10s);
+  CHECK(m.cores[0].metrics().unreachable > 0);
+  CHECK(m.cores[0].metrics().indirect_probes > 0);
+  for (std::size_t i : {0u, 1u}) {
+    CHECK_FALSE(m.saw(i, event_kind::suspect, 2));
+    CHECK(m.state_of(i, 2) == member_state::alive);
   }
 }
 
