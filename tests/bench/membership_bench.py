@@ -320,6 +320,31 @@ def threads_of(pid):
     return None
 
 
+def remove_empty_cgroup_parents(log):
+    """A Troupe agent makes its cgroup parent (troupe-<node id>) at start and
+    removes it when it stops cleanly; one killed with SIGKILL cannot. Its
+    node id is in its log ("starting name=... id=..."). Only empty
+    directories go (rmdir): nothing that still runs is touched."""
+    ids = set()
+    try:
+        with open(log, errors="replace") as f:
+            for line in f:
+                at = line.find("starting name=")
+                key = line.find(" id=", at) if at >= 0 else -1
+                if key >= 0:
+                    ids.add(line[key + 4:].split()[0])
+    except OSError:
+        return
+    for nid in ids:
+        name = "troupe-" + nid[:12]
+        for d in [os.path.join("/sys/fs/cgroup", h, name) for h in os.listdir("/sys/fs/cgroup")] + \
+                 [os.path.join("/sys/fs/cgroup", name)]:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
 def stop_procs(procs, grace=5.0):
     """SIGTERM each by pid, SIGKILL what is left after `grace` seconds."""
     live = [p for p in procs if p.poll() is None]
@@ -792,6 +817,8 @@ class Cluster:
         for a in self.agents:
             a.close()
         stop_procs([a.proc for a in self.agents if a.proc is not None])
+        for a in self.agents:
+            remove_empty_cgroup_parents(a.log)
 
     def keep_logs(self, dest, tag):
         if not dest:
