@@ -23,6 +23,7 @@
 #include "actors/agent/keys.hpp"
 #include "actors/api/http_reply.hpp"
 #include "actors/api/images.hpp"
+#include "actors/api/thread_pool.hpp"
 #include "actors/api/tokens.hpp"
 #include "actors/node/task_logs.hpp"
 #include "storage/environment.hpp"
@@ -745,7 +746,8 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   // are served at once (a write waits on Raft, not on the CPU). A busy
   // connection is kept for 100,000 requests (a reconnect costs a handshake
   // and a thread hand-off); an idle one closes after httplib's 5 s.
-  svr.new_task_queue = [] { return new httplib::ThreadPool(api_threads); };
+  // Threads are made as connections come (elastic_pool), not all at start.
+  svr.new_task_queue = [] { return new elastic_pool(api_idle_threads, api_threads, api_thread_idle); };
   svr.set_keep_alive_max_count(100000);
   // Headers and body leave in two writes: without TCP_NODELAY the body waits
   // for the client's delayed ACK of the headers (40 ms on Linux) on every

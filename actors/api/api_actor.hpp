@@ -4,6 +4,7 @@
 // it stops the listener, and its respawn listens again.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -22,6 +23,9 @@ class routes;
 
 /// HTTP connections served at once (one thread each while kept alive).
 inline constexpr std::size_t api_threads = 64;
+/// Threads kept when idle; the others end after api_thread_idle unused.
+inline constexpr std::size_t api_idle_threads = 2;
+inline constexpr std::chrono::seconds api_thread_idle{30};
 
 /// The HTTP server and the thread that runs it; destroying the state stops
 /// the server and joins the thread.
