@@ -241,14 +241,17 @@ if [ "${BENCH_SCHEDULER:-1}" = 1 ]; then
 fi
 
 # Services on six real agents: deploy 10 replicas, kill -9 a client, time
-# until its tasks run elsewhere (about a minute).
+# until its tasks run elsewhere; with host processes, then with real runc
+# containers (about a minute each).
 if [ "${BENCH_SERVICES:-1}" = 1 ]; then
-  run_bench python3 -B tests/bench/services_bench.py --troupe "$troupe" \
-    --troupectl "$troupectl"
-  if [ "$bench_code" -ne 0 ]; then
-    echo "bench.sh: the services benchmark failed (exit $bench_code)" >&2
-    exit 1
-  fi
+  for driver in process runc; do
+    run_bench python3 -B tests/bench/services_bench.py --troupe "$troupe" \
+      --troupectl "$troupectl" --driver "$driver"
+    if [ "$bench_code" -ne 0 ]; then
+      echo "bench.sh: the services benchmark ($driver driver) failed (exit $bench_code)" >&2
+      exit 1
+    fi
+  done
 fi
 
 # Services side by side with Docker Swarm mode: deploy to 10 and to 50
