@@ -70,7 +70,8 @@ private:
 
 struct udp_endpoint::impl {
   impl(udp_options o, datagram_fn f, unreachable_fn u)
-      : opt(std::move(o)), on_datagram(std::move(f)), on_unreachable(std::move(u)), codec(purpose::gossip, opt.keys, opt.replay),
+      : opt(std::move(o)), on_datagram(std::move(f)), on_unreachable(std::move(u)),
+        codec(purpose::gossip, opt.keys, opt.replay),
         limiter(opt.source_rate, opt.source_burst, opt.max_sources),
         buf(opt.max_datagram + 1, '\0') {}
 
@@ -166,14 +167,15 @@ struct udp_endpoint::impl {
   /// an earlier datagram's ICMP error, not its own: read the errors and
   /// send it again, once.
   void send_now(std::shared_ptr<std::string> data, udp::endpoint dest, bool retried) {
-    sock.async_send_to(asio::buffer(*data), dest, [this, data, dest, retried](const asio::error_code& err, std::size_t) {
+    auto sent = [this, data, dest, retried](const asio::error_code& err, std::size_t) {
       if (err == asio::error::connection_refused && !retried && !stopped) {
         read_errors();
         return send_now(data, dest, true);
       }
       pending.fetch_sub(1);
       bump(err ? &udp_counters::send_errors : &udp_counters::sent);
-    });
+    };
+    sock.async_send_to(asio::buffer(*data), dest, std::move(sent));
   }
 
   void handle(std::size_t n) {
@@ -223,7 +225,8 @@ result<std::unique_ptr<udp_endpoint>> udp_endpoint::start(udp_options opt, datag
   p->sock.set_option(udp::socket::receive_buffer_size{p->opt.receive_buffer}, ignored);
   int on = 1;
   bool v4 = ep.protocol() == udp::v4();
-  if (::setsockopt(p->sock.native_handle(), v4 ? SOL_IP : SOL_IPV6, v4 ? IP_RECVERR : IPV6_RECVERR, &on, sizeof on) != 0)
+  int level = v4 ? SOL_IP : SOL_IPV6, option = v4 ? IP_RECVERR : IPV6_RECVERR;
+  if (::setsockopt(p->sock.native_handle(), level, option, &on, sizeof on) != 0)
     return error{where + ": setsockopt(" + (v4 ? "IP_RECVERR" : "IPV6_RECVERR") + "): " + std::strerror(errno)};
   auto bound = p->sock.local_endpoint(ec);
   if (ec)
