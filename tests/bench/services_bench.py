@@ -179,14 +179,8 @@ def main():
             mb.wait_until(lambda: all(local_tasks(a) in ([], None) for a in clients), 20, 0.2)
         cl.stop()
         if opts.driver == "runc":
-            for a in cl.agents:
-                left = sb.runc_delete_all(opts.runc, os.path.join(a.dir, "data", "runc"))
-                if left:
-                    print("services_bench: deleted runc containers left by %s: %s" % (a.name, left), file=sys.stderr)
-            for name, nid in node_ids.items():
-                pids, _dirs = sb.remove_cgroup_parent("troupe-" + nid[:12])
-                if pids:
-                    print("services_bench: killed processes left in %s's cgroups: %s" % (name, pids), file=sys.stderr)
+            for problem in sb.sweep_agents(opts.runc, cl.agents, node_ids):
+                print("services_bench: " + problem, file=sys.stderr)
             left = sb.unmount_all_under(root)
             if left:
                 print("services_bench: mounts left under %s: %s" % (root, left), file=sys.stderr)

@@ -226,6 +226,23 @@ def runc_delete_all(runc, root):
     return ids
 
 
+def sweep_agents(runc, agents, node_ids):
+    """After stopped agents: the runc containers and the processes in the
+    cgroup parents they left (by node id), each named in the problems."""
+    problems = []
+    for a in agents:
+        left = runc_delete_all(runc, os.path.join(a.dir, "data", "runc"))
+        if left:
+            problems.append("Troupe: deleted runc containers left by %s: %s" % (a.name, left))
+    for name, nid in node_ids.items():
+        pids, dirs = remove_cgroup_parent("troupe-" + nid[:12])
+        if pids:
+            problems.append("Troupe: killed processes left in %s's cgroups: %s" % (name, pids))
+        if dirs:
+            problems.append("Troupe: cgroups not removed: %s" % dirs)
+    return problems
+
+
 def make_rootfs(path):
     os.makedirs(os.path.join(path, "bin"))
     shutil.copy("/bin/busybox", os.path.join(path, "bin", "busybox"))
@@ -434,17 +451,7 @@ class Troupe:
             except RuntimeError:
                 problems.append("Troupe: tasks still listed 60 s after the service was removed")
         self.cl.stop()
-        for a in self.agents:
-            left = runc_delete_all(runc, os.path.join(a.dir, "data", "runc"))
-            if left:
-                problems.append("Troupe: deleted runc containers left by %s: %s" % (a.name, left))
-        for name, nid in self.node_ids.items():
-            pids, dirs = remove_cgroup_parent("troupe-" + nid[:12])
-            if pids:
-                problems.append("Troupe: killed processes left in %s's cgroups: %s" % (name, pids))
-            if dirs:
-                problems.append("Troupe: cgroups not removed: %s" % dirs)
-        return problems
+        return problems + sweep_agents(runc, self.agents, self.node_ids)
 
 
 # ---------------------------------------------------------------------------
