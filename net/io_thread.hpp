@@ -7,7 +7,10 @@
 
 #include <atomic>
 #include <mutex>
+#include <string>
 #include <thread>
+
+#include "runtime/thread_name.hpp"
 
 namespace troupe::net {
 
@@ -24,7 +27,13 @@ public:
   io_thread& operator=(const io_thread&) = delete;
 
   /// Runs the loop until stop(); the first operations are posted before.
-  void start() { thread_ = std::thread{[this] { io.run(); }}; }
+  /// `name` is the thread's (troupe::name_this_thread).
+  void start(std::string name) {
+    thread_ = std::thread{[this, name = std::move(name)] {
+      name_this_thread(name);
+      io.run();
+    }};
+  }
 
   /// Runs close() on the loop's thread (where the sockets belong), stops the
   /// loop there and joins it: no handler runs after close(), and those still

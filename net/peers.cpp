@@ -483,7 +483,7 @@ result<std::unique_ptr<peer_links>> peer_links::start(peer_options opt, frame_fn
   p->bind_ip = ip;
   p->accept();
   p->sweep();
-  p->loop.start();
+  p->loop.start("troupe-peers");
   return std::unique_ptr<peer_links>{new peer_links{std::move(p)}};
 }
 

@@ -233,7 +233,7 @@ result<std::unique_ptr<udp_endpoint>> udp_endpoint::start(udp_options opt, datag
     return error{where + ": " + ec.message()};
   p->local = address{bound.address().to_string(), bound.port()};
   p->receive();
-  p->loop.start();
+  p->loop.start("troupe-udp");
   return std::unique_ptr<udp_endpoint>{new udp_endpoint{std::move(p)}};
 }
 

@@ -16,6 +16,7 @@
 #include "runtime/ask.hpp"
 #include "runtime/duration.hpp"
 #include "runtime/text.hpp"
+#include "runtime/thread_name.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/named_actor.hpp"
 #include <fstream>
@@ -819,7 +820,10 @@ caf::behavior api_actor(caf::stateful_actor<api_state>* self, agent_context_ptr 
   // listen() again on the bound socket sets the backlog we want.
   if (*listen_fd >= 0 && ::listen(*listen_fd, listen_backlog) != 0)
     st.log->warn("listen_backlog_failed backlog={} reason=\"{}\"", listen_backlog, std::strerror(errno));
-  st.listener = std::thread([&svr] { svr.listen_after_bind(); });
+  st.listener = std::thread([&svr] {
+    name_this_thread("troupe-listen");
+    svr.listen_after_bind();
+  });
   st.log->info("listening addr={}:{}", cfg.bind, cfg.http_port);
   return supervised_behavior(self);
 }

@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "runtime/thread_name.hpp"
+
 namespace troupe::api {
 
 elastic_pool::elastic_pool(std::size_t min, std::size_t max, std::chrono::milliseconds idle)
@@ -16,7 +18,10 @@ void elastic_pool::enqueue(std::function<void()> fn) {
   // when `max` threads are busy.
   if (jobs_.size() > idle_threads_ && threads_ < max_ && !stopping_) {
     ++threads_;
-    std::thread{[this] { work(); }}.detach();
+    std::thread{[this] {
+      name_this_thread("troupe-http");
+      work();
+    }}.detach();
     return;
   }
   wake_.notify_one();

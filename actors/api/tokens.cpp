@@ -12,6 +12,7 @@
 #include "actors/api/http_reply.hpp"
 #include "runtime/duration.hpp"
 #include "runtime/text.hpp"
+#include "runtime/thread_name.hpp"
 #include "runtime/values.hpp"
 
 namespace troupe::api {
@@ -200,6 +201,7 @@ token_bootstrapper::token_bootstrapper(token_backend backend, fs::path data_dir,
                                        std::shared_ptr<spdlog::logger> log) {
   thread_ = std::thread([this, backend = std::move(backend), data_dir = std::move(data_dir),
                          preset = std::move(preset), log = std::move(log)] {
+    name_this_thread("troupe-tokens");
     std::unique_lock<std::mutex> lock{mutex_};
     std::string last_error;
     while (!stop_) {

@@ -21,7 +21,7 @@ public:
   status load(const storage::environment& env) {
     first_ = 1;
     last_ = 0;
-    return env.read([&](storage::read_txn& txn) -> status {
+    auto loaded = env.read([&](storage::read_txn& txn) -> status {
       bool first = true;
       return table_.scan(txn, "", [&](std::string_view, Event&& ev) {
         if (first)
@@ -31,27 +31,37 @@ public:
         return true;
       });
     });
+    next_first_ = first_;
+    next_last_ = last_;
+    return loaded;
   }
 
-  /// Numbers `ev`, stores it and drops the oldest past capacity, in one transaction.
-  status append(storage::environment& env, Event ev) {
-    ev.set_seq(last_ + 1);
-    auto first = first_;
-    auto written = env.write([&](storage::write_txn& txn) -> status {
-      if (auto put = table_.put(txn, key_of(ev.seq()), ev); !put)
-        return put;
-      while (ev.seq() - first + 1 > capacity_) {
-        if (auto gone = table_.erase(txn, key_of(first)); !gone)
-          return gone.error();
-        ++first;
-      }
-      return {};
-    });
-    if (written) {
-      last_ = ev.seq();
-      first_ = first;
+  /// Numbers `ev` and stores it in `txn`, dropping the oldest past
+  /// capacity; other appends (to this log or others) may share the
+  /// transaction. The numbers it takes are the log's once keep() follows
+  /// the commit; rewind() forgets them (call it first in a transaction that
+  /// may be retried, and after one that failed).
+  status append(storage::write_txn& txn, Event& ev) {
+    ev.set_seq(next_last_ + 1);
+    if (auto put = table_.put(txn, key_of(ev.seq()), ev); !put)
+      return put;
+    next_last_ = ev.seq();
+    while (next_last_ - next_first_ + 1 > capacity_) {
+      if (auto gone = table_.erase(txn, key_of(next_first_)); !gone)
+        return gone.error();
+      ++next_first_;
     }
-    return written;
+    return {};
+  }
+
+  void keep() {
+    first_ = next_first_;
+    last_ = next_last_;
+  }
+
+  void rewind() {
+    next_first_ = first_;
+    next_last_ = last_;
   }
 
   /// Events with seq > after, at most `limit` (0: all), oldest first.
@@ -59,8 +69,9 @@ public:
   status read_after(const storage::environment& env, uint64_t after, uint32_t limit, List& out) const {
     if (after >= last_)
       return {};
+    // Keys are the zero-padded numbers: the read starts at the first wanted.
     return env.read([&](storage::read_txn& txn) -> status {
-      return table_.scan(txn, "", [&](std::string_view, Event&& ev) {
+      return table_.scan_from(txn, key_of(after + 1), [&](std::string_view, Event&& ev) {
         if (ev.seq() > after)
           *out.add_events() = std::move(ev);
         return limit == 0 || out.events_size() < static_cast<int>(limit);
@@ -83,6 +94,8 @@ private:
   std::size_t capacity_;
   uint64_t first_ = 1;
   uint64_t last_ = 0;
+  uint64_t next_first_ = 1;  // first_ and last_ as an unsettled transaction leaves them
+  uint64_t next_last_ = 0;
 };
 
 } // namespace troupe::monitor

@@ -11,10 +11,58 @@ namespace troupe::monitor {
 
 namespace {
 
+using actor = caf::stateful_actor<monitor_state>;
+
+/// Keeps `ev` for the next flush, which it asks for if none is on its way.
+template <class Event>
+void stage(actor* self, std::vector<Event>& into, Event ev) {
+  into.push_back(std::move(ev));
+  if (!std::exchange(self->state.pending.flush_sent, true))
+    self->send(self, atoms::flush_atom_v);
+}
+
 template <class Log, class Event>
-void store(monitor_state& st, Log& log, Event ev) {
-  if (auto stored = log.append(*st.ctx->env, std::move(ev)); !stored)
-    st.log->error("store_failed reason=\"{}\"", stored.error().message());
+status append_all(storage::write_txn& txn, Log& log, std::vector<Event>& events) {
+  log.rewind(); // a transaction the environment retries starts over
+  for (auto& ev : events)
+    if (auto s = log.append(txn, ev); !s)
+      return s;
+  return {};
+}
+
+void wake_waiters(monitor_state& st);
+
+/// Writes the pending events, all in one transaction, and answers the
+/// blocking queries that new events satisfy. A failed write loses them
+/// (logged): the log lines still have what happened.
+void flush(monitor_state& st) {
+  auto& p = st.pending;
+  auto count = p.actor.size() + p.task.size() + p.member.size() + p.cluster.size();
+  if (count == 0)
+    return;
+  auto written = st.ctx->env->write([&](storage::write_txn& txn) -> status {
+    if (auto s = append_all(txn, st.actor_events, p.actor); !s)
+      return s;
+    if (auto s = append_all(txn, st.task_events, p.task); !s)
+      return s;
+    if (auto s = append_all(txn, st.member_events, p.member); !s)
+      return s;
+    return append_all(txn, st.cluster_events, p.cluster);
+  });
+  auto settle = [&](auto& log) { written ? log.keep() : log.rewind(); };
+  settle(st.actor_events);
+  settle(st.task_events);
+  settle(st.member_events);
+  settle(st.cluster_events);
+  if (!written)
+    st.log->error("store_failed events={} reason=\"{}\"", count, written.error().message());
+  bool cluster = !p.cluster.empty();
+  p.actor.clear();
+  p.task.clear();
+  p.member.clear();
+  p.cluster.clear();
+  if (written && cluster)
+    wake_waiters(st);
 }
 
 template <class List, class Log, class Query>
@@ -94,19 +142,18 @@ void wake_waiters(monitor_state& st) {
   st.waiters.erase(std::remove_if(st.waiters.begin(), st.waiters.end(), ready), st.waiters.end());
 }
 
-void store_cluster(monitor_state& st, v1::ClusterEvent ev) {
-  ev.set_node(st.ctx->config.name);
+void stage_cluster(actor* self, v1::ClusterEvent ev) {
+  ev.set_node(self->state.ctx->config.name);
   if (ev.at_ms() == 0)
     ev.set_at_ms(unix_ms());
-  store(st, st.cluster_events, std::move(ev));
-  wake_waiters(st);
+  stage(self, self->state.pending.cluster, std::move(ev));
 }
 
 /// Answers at once when there is something (or no wait is asked for),
 /// else when an event arrives or the wait is up.
-caf::result<wire::pb<v1::ClusterEventList>> query_cluster(caf::stateful_actor<monitor_state>* self,
-                                                         v1::GetClusterEvents& q) {
+caf::result<wire::pb<v1::ClusterEventList>> query_cluster(actor* self, v1::GetClusterEvents& q) {
   auto& st = self->state;
+  flush(st);
   auto list = read_cluster(st, q);
   if (list.events_size() > 0 || q.wait_ms() == 0 || st.waiters.size() >= max_waiters)
     return wire::make_pb(std::move(list));
@@ -151,27 +198,34 @@ caf::behavior monitor_actor(caf::stateful_actor<monitor_state>* self, agent_cont
   return supervised_behavior(
     self,
     [self](wire::pb<v1::ActorEvent>& ev) {
-      store_cluster(self->state, unified(ev.msg));
-      store(self->state, self->state.actor_events, std::move(ev.msg));
+      stage_cluster(self, unified(ev.msg));
+      stage(self, self->state.pending.actor, std::move(ev.msg));
     },
     [self](wire::pb<v1::TaskEvent>& ev) {
-      store_cluster(self->state, unified(ev.msg));
-      store(self->state, self->state.task_events, std::move(ev.msg));
+      stage_cluster(self, unified(ev.msg));
+      stage(self, self->state.pending.task, std::move(ev.msg));
     },
-    [self](wire::pb<v1::ClusterEvent>& ev) { store_cluster(self->state, std::move(ev.msg)); },
+    [self](wire::pb<v1::ClusterEvent>& ev) { stage_cluster(self, std::move(ev.msg)); },
+    [self](atoms::flush_atom) {
+      self->state.pending.flush_sent = false;
+      flush(self->state);
+    },
     [self](wire::pb<v1::GetClusterEvents>& q) { return query_cluster(self, q.msg); },
     [self](atoms::expire_atom, uint64_t id) { expire_waiter(self->state, id); },
     [self](wire::pb<v1::GetEvents>& q) {
+      flush(self->state);
       return wire::make_pb(read<v1::EventList>(self->state, self->state.actor_events, q.msg));
     },
     [self](wire::pb<v1::GetTaskEvents>& q) {
+      flush(self->state);
       return wire::make_pb(read<v1::TaskEventList>(self->state, self->state.task_events, q.msg));
     },
     [self](wire::pb<v1::MemberEvent>& ev) {
-      store_cluster(self->state, unified(ev.msg));
-      store(self->state, self->state.member_events, std::move(ev.msg));
+      stage_cluster(self, unified(ev.msg));
+      stage(self, self->state.pending.member, std::move(ev.msg));
     },
     [self](wire::pb<v1::GetMemberEvents>& q) {
+      flush(self->state);
       return wire::make_pb(read<v1::MemberEventList>(self->state, self->state.member_events, q.msg));
     },
     [self](wire::pb<v1::TaskUsageList>& report) { self->state.usage = std::move(report.msg); },

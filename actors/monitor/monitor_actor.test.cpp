@@ -214,3 +214,38 @@ TEST_CASE_FIXTURE(monitor_fixture, "a blocking query is answered by the next eve
   CHECK(empty.cursor() == 2);
   stop(mon);
 }
+
+TEST_CASE_FIXTURE(monitor_fixture, "a burst of events is written together, in the order it came, and kept across a respawn") {
+  // The monitor writes what its mailbox holds in one transaction: the
+  // numbers, the order and the split into logs are the same as one by one.
+  auto mon = spawn();
+  constexpr int burst = 300;
+  for (int i = 0; i < burst; ++i) {
+    if (i % 2 == 0) {
+      caf::anon_send(mon, wire::make_pb(event("a" + std::to_string(i), "died")));
+      continue;
+    }
+    v1::TaskEvent task;
+    task.set_alloc_id("t" + std::to_string(i));
+    task.set_to("running");
+    caf::anon_send(mon, wire::make_pb(task));
+  }
+  auto check = [&](const caf::actor& m) {
+    auto all = cluster_events(*sys, m, {});
+    REQUIRE(all.events_size() == burst);
+    for (int i = 0; i < burst; ++i) {
+      CHECK(all.events(i).seq() == static_cast<uint64_t>(i + 1));
+      CHECK(all.events(i).subject() == (i % 2 == 0 ? "a" : "t") + std::to_string(i));
+    }
+    CHECK(events(*sys, m).events_size() == burst / 2);
+    auto tasks = ask<v1::TaskEventList>(*sys, m, v1::GetTaskEvents{}, 5000ms);
+    REQUIRE(tasks);
+    CHECK(tasks->events_size() == burst / 2);
+    CHECK(tasks->events(burst / 2 - 1).seq() == burst / 2);
+  };
+  check(mon);
+  stop(mon);
+  auto again = spawn();
+  check(again);
+  stop(again);
+}

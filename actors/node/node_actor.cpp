@@ -379,6 +379,37 @@ std::map<std::string, v1::Allocation> assigned_here(node_state& st) {
 /// Converges this node to what the cluster assigned it: starts the
 /// allocations it should run and does not, stops those it runs that the
 /// state no longer wants here; then reports what changed in its tasks.
+/// What the cluster should know of a task.
+v1::AllocationUpdate update_of(const std::string& id, const v1::TaskStatus& t) {
+  v1::AllocationUpdate up;
+  up.set_id(id);
+  up.set_state(t.state());
+  up.set_health(t.health());
+  up.set_restarts(t.restarts());
+  // Unhealthy is news the cluster acts on: the reason is what the failing probe said.
+  up.set_reason(up.health() == "unhealthy" ? t.health_output() : t.reason());
+  return up;
+}
+
+bool differs(const v1::AllocationUpdate& a, const v1::AllocationUpdate& b) {
+  return a.state() != b.state() || a.health() != b.health() || a.restarts() != b.restarts() ||
+         a.reason() != b.reason();
+}
+
+/// Sends `updates` (if any) to a server; `done` runs when it is answered or failed.
+void send_updates(node* self, v1::AllocationUpdates updates, std::function<void()> done) {
+  if (updates.updates_size() == 0)
+    return done();
+  ask_servers<v1::ServiceReply>(
+    self, updates, [self](const v1::ServiceReply& r) {
+      for (const auto& why : r.refused())
+        self->state.log->warn("update_refused reason=\"{}\"", why);
+    },
+    std::move(done));
+}
+
+void sync_assigned(node* self);
+
 void converge(node* self, const v1::AllocationList& list) {
   auto& st = self->state;
   auto local = assigned_here(st);
@@ -410,43 +441,80 @@ void converge(node* self, const v1::AllocationList& list) {
       });
     }
   // What the state should learn: each task's state and health where they differ.
+  st.reported.clear();
   v1::AllocationUpdates updates;
   updates.set_node(st.ctx->config.name);
   auto read = st.ctx->env->read([&](storage::read_txn& txn) -> status {
     for (const auto& r : list.allocations()) {
+      auto& known = st.reported[r.id()];
+      known.set_id(r.id());
+      known.set_state(r.state());
+      known.set_health(r.health());
+      known.set_restarts(r.restarts());
+      known.set_reason(r.reason());
       v1::AllocationUpdate up;
       up.set_id(r.id());
       auto t = tasks_table.get(txn, r.id());
       if (!t)
         return t.error();
       if (*t) {
-        up.set_state((*t)->state());
-        up.set_health((*t)->health());
-        up.set_restarts((*t)->restarts());
-        // Unhealthy is news the cluster acts on: the reason is what the failing probe said.
-        up.set_reason(up.health() == "unhealthy" ? (*t)->health_output() : (*t)->reason());
+        up = update_of(r.id(), **t);
       } else if (!local.count(r.id()) && r.desired() == "stop") {
         up.set_state("stopped");
         up.set_reason(r.reason());
       } else {
         continue;
       }
-      if (up.state() != r.state() || up.health() != r.health() || up.restarts() != r.restarts() ||
-          up.reason() != r.reason())
-        *updates.add_updates() = std::move(up);
+      if (differs(up, known))
+        *updates.add_updates() = known = std::move(up);
     }
     return {};
   });
   if (!read)
     st.log->error("scan_failed reason=\"{}\"", read.error().message());
+  send_updates(self, std::move(updates), [] {});
+}
+
+/// The tasks that changed since the last report, where they differ from
+/// what the cluster knows; an allocation the node has not heard of from the
+/// cluster yet takes a sync instead.
+void report_changed(node* self) {
+  auto& st = self->state;
+  if (st.reporting || st.changed.empty())
+    return;
+  v1::AllocationUpdates updates;
+  updates.set_node(st.ctx->config.name);
+  bool unknown = false;
+  auto read = st.ctx->env->read([&](storage::read_txn& txn) -> status {
+    for (const auto& id : st.changed) {
+      auto known = st.reported.find(id);
+      if (known == st.reported.end()) {
+        unknown = true;
+        continue;
+      }
+      auto t = tasks_table.get(txn, id);
+      if (!t)
+        return t.error();
+      if (!*t)
+        continue;
+      auto up = update_of(id, **t);
+      if (differs(up, known->second))
+        *updates.add_updates() = known->second = std::move(up);
+    }
+    return {};
+  });
+  st.changed.clear();
+  if (!read)
+    st.log->error("scan_failed reason=\"{}\"", read.error().message());
+  if (unknown)
+    sync_assigned(self);
   if (updates.updates_size() == 0)
     return;
-  ask_servers<v1::ServiceReply>(
-    self, updates, [self](const v1::ServiceReply& r) {
-      for (const auto& why : r.refused())
-        self->state.log->warn("update_refused reason=\"{}\"", why);
-    },
-    [] {});
+  st.reporting = true;
+  send_updates(self, std::move(updates), [self] {
+    self->state.reporting = false;
+    report_changed(self);  // what changed while this one was under way
+  });
 }
 
 /// What the cluster assigned this node, from a server: every
@@ -543,6 +611,10 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
       return wire::make_pb(std::move(*logs));
     },
     [self](atoms::report_atom) { report_usage(self); },
+    [self](atoms::report_atom, const std::string& alloc_id) {
+      self->state.changed.insert(alloc_id);
+      report_changed(self);
+    },
     [self](caf::tick_atom) {
       self->delayed_send(self, assigned_interval, caf::tick_atom_v);
       sync_assigned(self);

@@ -29,7 +29,8 @@ inline constexpr std::chrono::seconds usage_interval{10};
 
 /// How often the node asks a server for the allocations the cluster assigned
 /// it, converges its tasks to them and reports their states back (and at
-/// once on a pb<AllocationsChanged> from the scheduler).
+/// once on a pb<AllocationsChanged> from the scheduler). A task's own change
+/// is reported at once: (report_atom, alloc id) from the task actor.
 inline constexpr std::chrono::milliseconds assigned_interval{500};
 
 struct node_state {
@@ -42,6 +43,13 @@ struct node_state {
   std::map<std::string, v1::TaskUsage> last_usage;          // alloc id -> previous sample (for cpu %)
   bool syncing = false;                                     // asking a server for this node's allocations
   bool sync_again = false;                                  // asked to sync while one was under way
+  // A task's change is reported on its own, compared with what the cluster
+  // last said of the allocation (or what was sent since), without asking
+  // for all of the node's allocations again; the sync every
+  // assigned_interval mends whatever a lost report left behind.
+  std::map<std::string, v1::AllocationUpdate> reported;     // alloc id -> the cluster's view, as far as known
+  std::set<std::string> changed;                            // alloc ids whose task changed since the last report
+  bool reporting = false;                                   // a report is under way
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "node";
 };

@@ -9,6 +9,7 @@
 #include "runtime/named_actor.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/wire.hpp"
+#include "runtime/thread_name.hpp"
 #include "runtime/describe.hpp"
 #include "troupe/v1/registry.pb.h"
 #include "troupe/v1/service.pb.h"
@@ -48,12 +49,12 @@ const std::string& id_of(task* self) { return self->state.alloc.id(); }
 /// A transition, one-way to the monitor, which numbers and keeps task events; dropped
 /// while it is down (the log line and the tasks table still have it). A
 /// service's task also tells the node actor, which reports the change to
-/// the cluster at once rather than at its next poll.
+/// the cluster at once rather than at its next sync.
 void announce(task* self, const std::string& from, const std::string& to, const std::string& reason) {
   auto& names = *self->state.deps->ctx->names;
   if (!self->state.alloc.service().empty())
     if (auto node = names.get("node"))
-      caf::anon_send(node, wire::make_pb(v1::AllocationsChanged{}));
+      caf::anon_send(node, atoms::report_atom_v, id_of(self));
   auto monitor = names.get("monitor");
   if (!monitor)
     return;
@@ -465,6 +466,7 @@ caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<
   st.ports = std::move(ports);
   st.health = health_tracker{health_settings::of(st.alloc.spec().health())};
   st.log = logging::get("task");
+  name_this_thread("task " + st.status.name()); // detached: this thread is the task's own
   claim_or_wait(self);
   return supervised_behavior(
     self,

@@ -288,7 +288,8 @@ class Troupe:
 
     def __init__(self, opts, root):
         self.opts, self.root = opts, root
-        self.cl = mb.Cluster(RuncSide(os.path.abspath(opts.troupe), opts.troupectl), 3, root)
+        self.size = opts.agents
+        self.cl = mb.Cluster(RuncSide(os.path.abspath(opts.troupe), opts.troupectl), self.size, root)
         self.agents = self.cl.agents
         self.node_ids = {}
         self.by_name = {a.name: a for a in self.agents}
@@ -316,9 +317,9 @@ class Troupe:
             self.cl.check_alive()
             raft = self.get("/v1/raft", timeout=1.0)
             nodes = self.get("/v1/nodes", timeout=1.0)
-            return raft and len(raft.get("voters", [])) == 3 and nodes and \
-                sum(1 for n in nodes.get("nodes", []) if n.get("state") == "alive") == 3
-        wait_for(ready, "3 voters and 3 alive nodes", 90, 0.2)
+            return raft and len(raft.get("voters", [])) == self.size and nodes and \
+                sum(1 for n in nodes.get("nodes", []) if n.get("state") == "alive") == self.size
+        wait_for(ready, "%d voters and %d alive nodes" % (self.size, self.size), 90, 0.2)
         for a in self.agents:
             st = self.get("/v1/status", agent=a)
             if not st or not st.get("id"):
@@ -822,6 +823,7 @@ def main():
     ap.add_argument("--dockerd", default="/usr/sbin/dockerd")
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per system (3)")
+    ap.add_argument("--agents", type=int, default=3, help="Troupe agents, all Raft voters (3; Swarm runs one node)")
     ap.add_argument("--systems", default="troupe,swarm", help="troupe, swarm or both (troupe,swarm)")
     ap.add_argument("--json", help="write every sample to this file")
     ap.add_argument("--commit", help="the commit the Troupe binaries were built from, for the report "
