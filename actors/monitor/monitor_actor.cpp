@@ -41,6 +41,7 @@ void flush(monitor_state& st) {
   if (count == 0)
     return;
   auto written = st.ctx->env->write([&](storage::write_txn& txn) -> status {
+    txn.sync_data_only(); // a power loss may take the newest events back, never the log
     if (auto s = append_all(txn, st.actor_events, p.actor); !s)
       return s;
     if (auto s = append_all(txn, st.task_events, p.task); !s)

@@ -150,6 +150,7 @@ result<v1::TaskStatus> start_allocation(node* self, const v1::Allocation& alloc,
   status.set_state("pending");
   status.set_image(alloc.spec().image());
   auto saved = st.ctx->env->write([&](storage::write_txn& txn) -> troupe::status {
+    txn.sync_data_only(); // see save() in task_actor.cpp
     if (auto a = allocations_table.put(txn, alloc.id(), alloc); !a)
       return a;
     return tasks_table.put(txn, alloc.id(), status);
@@ -219,6 +220,7 @@ void stop_allocation(node* self, const std::string& alloc_id,
         st.tasks.erase(alloc_id);
         st.ports.erase(alloc_id);
         auto gone = st.ctx->env->write([&](storage::write_txn& txn) -> status {
+          txn.sync_data_only(); // see save() in task_actor.cpp
           if (auto a = allocations_table.erase(txn, alloc_id); !a)
             return a.error();
           if (auto t = tasks_table.erase(txn, alloc_id); !t)
@@ -566,6 +568,9 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
   deps->containers_root = dir / "containers";
   deps->logs_root = dir / "logs";
   deps->volumes_root = dir / "volumes";
+  // Exits come from the watch; the poll only catches what it cannot see.
+  deps->exits = std::make_shared<runc::exit_watch>();
+  deps->poll = std::chrono::seconds{1};
   st.deps = std::move(deps);
   // A task actor that dies (not through a stop) is started again: it adopts
   // its container if that still runs.

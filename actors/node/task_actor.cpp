@@ -39,6 +39,11 @@ using task = caf::stateful_actor<task_state>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 constexpr health_atom health_atom_v{};
 
+/// (exited_atom, generation): the shim of that generation's container has
+/// exited (the node's exit watch says so).
+using exited_atom = caf::atom_constant<caf::atom("exited")>;
+constexpr exited_atom exited_atom_v{};
+
 /// claim_atom: time to try again to take the allocation from a predecessor.
 using claim_atom = caf::atom_constant<caf::atom("claim")>;
 constexpr claim_atom claim_atom_v{};
@@ -69,10 +74,14 @@ void announce(task* self, const std::string& from, const std::string& to, const 
 }
 
 /// The status into the tasks table; a failure is logged (the log line and
-/// the monitor still have what changed).
+/// the monitor still have what changed). One sync, not two: an agent that
+/// crashes finds it (the page cache has it), and a power loss that undoes
+/// it took the containers it describes as well; the node learns again
+/// from the cluster and the driver what runs.
 void save(task* self) {
   auto& st = self->state;
   auto saved = st.deps->ctx->env->write([&](storage::write_txn& txn) {
+    txn.sync_data_only();
     return tasks_table.put(txn, id_of(self), st.status);
   });
   if (!saved)
@@ -117,6 +126,20 @@ std::string container_id(const std::string& alloc_id) {
 
 void schedule_poll(task* self) {
   self->delayed_send(self, self->state.deps->poll, caf::tick_atom_v, self->state.generation);
+}
+
+/// The container of this generation runs: its end is looked for at every
+/// poll and, with the node's exit watch, as soon as its shim exits.
+void watch_exit(task* self) {
+  auto& st = self->state;
+  schedule_poll(self);
+  if (!st.deps->exits)
+    return;
+  auto me = caf::actor_cast<caf::weak_actor_ptr>(self->ctrl());
+  st.deps->exits->watch(bundle_dir(*st.deps, id_of(self)), [me, generation = st.generation] {
+    if (auto alive = me.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(alive), exited_atom_v, generation);
+  });
 }
 
 /// How long a task waits for its image to be pulled before it fails.
@@ -197,7 +220,7 @@ void launch(task* self, const v1::ImageRecord& image_record) {
   auto why = "pid " + std::to_string(started->pid);
   watch_health(self, false);
   transition(self, "running", started->note.empty() ? why : why + "; " + started->note);
-  schedule_poll(self);
+  watch_exit(self);
 }
 
 milliseconds restart_delay(const v1::TaskStatus& status, const v1::RestartPolicy& policy) {
@@ -243,9 +266,9 @@ void rotate_logs(task* self) {
       self->state.log->warn("rotate_failed alloc={} reason=\"{}\"", id_of(self), rotated.error().message());
 }
 
-void poll(task* self) {
+/// Handles the container's end if it has ended: true then.
+bool look_for_exit(task* self) {
   auto& st = self->state;
-  rotate_logs(self);
   auto ended = st.deps->driver->wait_exit(bundle_dir(*st.deps, id_of(self)), milliseconds{0});
   if (!ended) {
     // The shim died without a record (killed, or the host rebooted): the
@@ -253,11 +276,18 @@ void poll(task* self) {
     runc::exit_info lost;
     lost.exit_code = -1;
     st.log->warn("exit_unknown alloc={} reason=\"{}\"", id_of(self), ended.error().message());
-    return on_exit(self, lost);
+    on_exit(self, lost);
+    return true;
   }
   if (*ended)
-    return on_exit(self, **ended);
-  schedule_poll(self);
+    on_exit(self, **ended);
+  return ended->has_value();
+}
+
+void poll(task* self) {
+  rotate_logs(self);
+  if (!look_for_exit(self))
+    schedule_poll(self);
 }
 
 /// One probe of the running container. A failed probe of a container that
@@ -297,7 +327,7 @@ void adopt(task* self, int pid) {
   self->state.status.set_pid(pid);
   watch_health(self, true);
   transition(self, "running", "adopted after restart (pid " + std::to_string(pid) + ")");
-  schedule_poll(self);
+  watch_exit(self);
 }
 
 int64_t file_mtime_ms(const std::filesystem::path& file) {
@@ -473,6 +503,10 @@ caf::behavior task_actor(caf::stateful_actor<task_state>* self, std::shared_ptr<
     [self](caf::tick_atom, uint64_t generation) {
       if (generation == self->state.generation && self->state.status.state() == "running")
         poll(self);
+    },
+    [self](exited_atom, uint64_t generation) {
+      if (generation == self->state.generation && self->state.status.state() == "running")
+        look_for_exit(self);
     },
     [self](health_atom, uint64_t generation) {
       if (generation == self->state.generation && self->state.status.state() == "running")

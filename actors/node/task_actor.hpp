@@ -21,6 +21,7 @@
 #include "actors/image/store.hpp"
 #include "actors/node/health.hpp"
 #include "actors/node/runc/driver.hpp"
+#include "actors/node/runc/exit_watch.hpp"
 #include "runtime/logging.hpp"
 #include "storage/table.hpp"
 #include "troupe/v1/task.pb.h"
@@ -39,6 +40,7 @@ struct task_deps {
   std::filesystem::path logs_root;        // <data dir>/logs/<alloc id>/{stdout,stderr}.log
   std::filesystem::path volumes_root;     // <data dir>/volumes/<name>
   std::chrono::milliseconds poll{200};    // how often a running container's exit is checked
+  std::shared_ptr<runc::exit_watch> exits; // if set: tells of a shim's exit at once (poll is then a safety net)
   std::uint64_t log_max_bytes = 10 << 20; // a log past this is rotated at the next poll
   int log_keep = 3;                       // rotated files kept: stdout.log.1 .. stdout.log.3
 };

@@ -8,10 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include <doctest/doctest.h>
 
+#include "actors/node/runc/exit_watch.hpp"
 #include "actors/node/runc/shim.hpp"
 #include "actors/node/runc/test_support.hpp"
 
@@ -375,4 +377,42 @@ TEST_CASE("exec in a container that does not run, or with a program not on its P
   auto missing = world.driver->exec("running", {"no-such-program-troupe"}, 1s);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().message().find("no-such-program-troupe") != std::string::npos);
+}
+
+TEST_CASE("the exit watch calls back once a shim exits, not before, and at once without a shim") {
+  process_world world;
+  TROUPE_SKIP_WITHOUT_SHIM(world);
+  exit_watch watch;
+  std::atomic<int> short_calls{0}, long_calls{0}, none_calls{0};
+
+  watch.watch(world.dir() / "no-such-bundle", [&] { ++none_calls; });
+  CHECK(none_calls == 1); // nothing holds it: the caller looks for itself
+
+  REQUIRE(world.start(world.config("short", {"sh", "-c", "sleep 0.3"})).ok());
+  REQUIRE(world.start(world.config("long", {"sleep", "1000"})).ok());
+  watch.watch(world.bundle("short"), [&] { ++short_calls; });
+  watch.watch(world.bundle("long"), [&] { ++long_calls; });
+  CHECK(watch.watching() == 2);
+  // The shim writes the exit record, then exits: the callback finds it.
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    seen = short_calls == 1;
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(seen);
+  auto ended = world.driver->wait_exit(world.bundle("short"), 0ms);
+  REQUIRE(ended.ok());
+  CHECK(ended->has_value());
+  CHECK(long_calls == 0);
+  CHECK(watch.watching() == 1);
+
+  REQUIRE(world.driver->kill("long", SIGKILL).ok());
+  seen = false;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    seen = long_calls == 1;
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(seen);
+  CHECK(short_calls == 1);
+  CHECK(watch.watching() == 0);
 }

@@ -104,11 +104,6 @@ bool alive(const std::filesystem::path& bundle) {
   return held;
 }
 
-namespace {
-
-// A pidfd of the shim holding `bundle`'s lock (it writes its pid there), or
-// -1. Opened while the lock is held, so the pid is the holder's, not a
-// reused one; a stale pid only costs callers their periodic re-check.
 int holder_pidfd(const std::filesystem::path& bundle) {
   std::ifstream in{bundle / lock_file};
   int pid = 0;
@@ -121,8 +116,6 @@ int holder_pidfd(const std::filesystem::path& bundle) {
   }
   return fd;
 }
-
-} // namespace
 
 bool wait_gone(const std::filesystem::path& bundle, std::chrono::milliseconds timeout) {
   auto deadline = clock::now() + timeout;

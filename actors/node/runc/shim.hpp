@@ -68,6 +68,12 @@ result<arguments> parse_argv(int argc, char** argv);
 /// True while a shim holds `bundle`/shim.lock (the container is monitored).
 bool alive(const std::filesystem::path& bundle);
 
+/// A pidfd of the shim holding `bundle`/shim.lock (it writes its pid
+/// there), or -1. Opened while the lock is held, so the pid is the
+/// holder's, not a reused one; a stale pid only costs callers their
+/// periodic re-check.
+int holder_pidfd(const std::filesystem::path& bundle);
+
 /// Waits up to `timeout` until no shim holds `bundle`/shim.lock: false if
 /// one still does then. Wakes when the shim exits (a pidfd of the pid it
 /// wrote into the lock file), or every 10 ms without one.
