@@ -140,27 +140,44 @@ void recover(node* self) {
   st.log->info("recovered allocations={} running_tasks={}", found.size(), st.tasks.size());
 }
 
-/// Records an allocation (and its pending status) in LMDB and starts its
-/// task actor.
-result<v1::TaskStatus> start_allocation(node* self, const v1::Allocation& alloc, std::map<std::string, int> ports) {
-  auto& st = self->state;
+/// What a new allocation's task is before its actor runs.
+v1::TaskStatus pending(const v1::Allocation& alloc) {
   v1::TaskStatus status;
   status.set_alloc_id(alloc.id());
   status.set_name(alloc.spec().name());
   status.set_state("pending");
   status.set_image(alloc.spec().image());
+  return status;
+}
+
+/// Records allocations (and their pending statuses) in LMDB, all in one
+/// transaction, and starts their task actors.
+status start_allocations(node* self, const std::vector<v1::Allocation>& allocs) {
+  auto& st = self->state;
   auto saved = st.ctx->env->write([&](storage::write_txn& txn) -> troupe::status {
     txn.sync_data_only(); // see save() in task_actor.cpp
-    if (auto a = allocations_table.put(txn, alloc.id(), alloc); !a)
-      return a;
-    return tasks_table.put(txn, alloc.id(), status);
+    for (const auto& alloc : allocs) {
+      if (auto a = allocations_table.put(txn, alloc.id(), alloc); !a)
+        return a;
+      if (auto t = tasks_table.put(txn, alloc.id(), pending(alloc)); !t)
+        return t;
+    }
+    return {};
   });
   if (!saved)
     return saved.error();
-  st.log->info("allocation id={} name={} image={}{}", alloc.id(), alloc.spec().name(), alloc.spec().image(),
-               alloc.service().empty() ? "" : " service=" + alloc.service() + " version=" + std::to_string(alloc.version()));
-  spawn_task(self, alloc, v1::TaskStatus{}, std::move(ports));
-  return status;
+  for (const auto& alloc : allocs) {
+    st.log->info("allocation id={} name={} image={}{}", alloc.id(), alloc.spec().name(), alloc.spec().image(),
+                 alloc.service().empty() ? "" : " service=" + alloc.service() + " version=" + std::to_string(alloc.version()));
+    spawn_task(self, alloc, v1::TaskStatus{}, ports_of(alloc));
+  }
+  return {};
+}
+
+result<v1::TaskStatus> start_allocation(node* self, const v1::Allocation& alloc) {
+  if (auto started = start_allocations(self, {alloc}); !started)
+    return started.error();
+  return pending(alloc);
 }
 
 caf::result<wire::pb<v1::RunTaskReply>> run_task(node* self, v1::TaskSpec& spec) {
@@ -182,7 +199,7 @@ caf::result<wire::pb<v1::RunTaskReply>> run_task(node* self, v1::TaskSpec& spec)
     p.set_port(static_cast<uint32_t>((*ports)[p.name()]));  // dynamic ports stay as allocated
   alloc.set_desired("run");
   alloc.set_created_at_ms(unix_ms());
-  auto status = start_allocation(self, alloc, *ports);
+  auto status = start_allocation(self, alloc);
   if (!status)
     return caf::make_error(caf::sec::runtime_error, status.error().message());
   v1::RunTaskReply rep;
@@ -416,6 +433,7 @@ void converge(node* self, const v1::AllocationList& list) {
   auto& st = self->state;
   auto local = assigned_here(st);
   std::set<std::string> wanted;
+  std::vector<v1::Allocation> starts;
   for (const auto& r : list.allocations()) {
     if (r.desired() != "run")
       continue;
@@ -429,9 +447,10 @@ void converge(node* self, const v1::AllocationList& list) {
     alloc.set_created_at_ms(unix_ms());
     alloc.set_service(r.service());
     alloc.set_version(r.version());
-    if (auto started = start_allocation(self, alloc, ports_of(alloc)); !started)
-      st.log->error("start_failed alloc={} reason=\"{}\"", r.id(), started.error().message());
+    starts.push_back(std::move(alloc));
   }
+  if (auto started = start_allocations(self, starts); !started)
+    st.log->error("start_failed allocs={} reason=\"{}\"", starts.size(), started.error().message());
   for (const auto& [id, alloc] : local)
     if (!wanted.count(id) && st.tasks.count(id) && st.stopping.insert(id).second) {
       // Once: a stop waits out the task's grace period, over many rounds.

@@ -145,7 +145,7 @@ result<prepared_rootfs> copy_layer(const fs::path& image, const fs::path& dir, s
   if (auto s = copy_tree(image, rootfs, entries); !s)
     return s.error().with_context("copying image rootfs " + quote(image.native()));
   return prepared_rootfs{rootfs, layer_kind::copy,
-                         why + "; copied the image rootfs instead (" + std::to_string(entries) + " entries)"};
+                         why + "; copied the image rootfs instead (" + std::to_string(entries) + " entries)", {}};
 }
 
 } // namespace
@@ -173,25 +173,29 @@ std::vector<fs::path> mounts_under(const fs::path& dir) {
   return found;
 }
 
-result<prepared_rootfs> prepare_writable_layer(const fs::path& image_rootfs, const fs::path& container_dir,
-                                               layer_preference preference) {
+namespace {
+
+// container_dir made (and checked to have nothing mounted in it).
+status make_container_dir(const fs::path& image_rootfs, const fs::path& container_dir) {
   if (!image_rootfs.is_absolute() || !is_dir(image_rootfs))
     return error{"image rootfs " + quote(image_rootfs.native()) + " is not a directory"};
   if (!container_dir.is_absolute())
     return error{"container dir " + quote(container_dir.native()) + " is not an absolute path"};
   std::error_code ec;
   // A new container's dir does not exist yet, and nothing can be mounted
-  // in it: mountinfo (one line per container running) is read only for a
-  // dir that is there already.
+  // in it: mountinfo is read only for a dir that is there already.
   if (fs::exists(container_dir, ec) && !mounts_under(container_dir).empty())
     return error{"container dir " + quote(container_dir.native()) + " still has a mounted layer"};
   fs::create_directories(container_dir, ec);
   if (ec)
     return error{"creating " + quote(container_dir.native()) + ": " + ec.message()};
-  if (preference == layer_preference::copy_only)
-    return copy_layer(image_rootfs, container_dir, "copy requested");
+  return {};
+}
 
+// upper/ work/ merged/ made; the overlay's options.
+result<prepared_rootfs> make_overlay_dirs(const fs::path& image_rootfs, const fs::path& container_dir) {
   fs::path upper = container_dir / "upper", work = container_dir / "work", merged = container_dir / "merged";
+  std::error_code ec;
   for (const auto& d : {upper, work, merged}) {
     fs::create_directories(d, ec);
     if (ec)
@@ -199,11 +203,34 @@ result<prepared_rootfs> prepare_writable_layer(const fs::path& image_rootfs, con
   }
   std::string options = "lowerdir=" + overlay_escape(image_rootfs.native()) +
                         ",upperdir=" + overlay_escape(upper.native()) + ",workdir=" + overlay_escape(work.native());
-  if (::mount("overlay", merged.c_str(), "overlay", 0, options.c_str()) == 0)
-    return prepared_rootfs{merged, layer_kind::overlay, {}};
-  std::string why = "overlay mount on " + quote(merged.native()) + " failed: " + std::strerror(errno);
-  for (const auto& d : {upper, work, merged})
-    fs::remove_all(d, ec);
+  return prepared_rootfs{merged, layer_kind::overlay, {}, options};
+}
+
+} // namespace
+
+result<prepared_rootfs> prepare_overlay_dirs(const fs::path& image_rootfs, const fs::path& container_dir) {
+  if (auto s = make_container_dir(image_rootfs, container_dir); !s)
+    return s.error();
+  return make_overlay_dirs(image_rootfs, container_dir);
+}
+
+result<prepared_rootfs> prepare_writable_layer(const fs::path& image_rootfs, const fs::path& container_dir,
+                                               layer_preference preference) {
+  if (auto s = make_container_dir(image_rootfs, container_dir); !s)
+    return s.error();
+  if (preference == layer_preference::copy_only)
+    return copy_layer(image_rootfs, container_dir, "copy requested");
+  auto layer = make_overlay_dirs(image_rootfs, container_dir);
+  if (!layer)
+    return layer;
+  if (::mount("overlay", layer->path.c_str(), "overlay", 0, layer->mount_options.c_str()) == 0) {
+    layer->mount_options.clear();
+    return layer;
+  }
+  std::string why = "overlay mount on " + quote(layer->path.native()) + " failed: " + std::strerror(errno);
+  std::error_code ec;
+  for (const char* d : {"upper", "work", "merged"})
+    fs::remove_all(container_dir / d, ec);
   return copy_layer(image_rootfs, container_dir, why);
 }
 

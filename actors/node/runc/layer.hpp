@@ -20,6 +20,7 @@ struct prepared_rootfs {
   std::filesystem::path path; // the container's root: merged/ or rootfs/
   layer_kind kind = layer_kind::overlay;
   std::string note;           // empty for overlay; why a copy was made otherwise
+  std::string mount_options;  // set: the overlay is still to be mounted on `path` with these
 };
 
 enum class layer_preference {
@@ -33,6 +34,14 @@ enum class layer_preference {
 result<prepared_rootfs> prepare_writable_layer(const std::filesystem::path& image_rootfs,
                                                const std::filesystem::path& container_dir,
                                                layer_preference preference = layer_preference::overlay_or_copy);
+
+/// Creates container_dir/{upper,work,merged} for an overlay that whoever
+/// runs the container mounts (troupe-shim does, in a mount namespace of
+/// its own: each container start copies the host's mount table, so a host
+/// table that grew with every running container made every start slower).
+/// No mount is made here; mount_options in the result says what to mount.
+result<prepared_rootfs> prepare_overlay_dirs(const std::filesystem::path& image_rootfs,
+                                             const std::filesystem::path& container_dir);
 
 /// Unmounts everything mounted under container_dir (lazily when busy) and
 /// removes the directory. Refuses to remove anything while a mount is still

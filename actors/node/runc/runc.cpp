@@ -156,7 +156,7 @@ result<started_container> runc_driver::start(const container_config& config, con
   // Leftovers of a start that crashed half-way: nothing runs from them.
   if (auto s = release_writable_layer(bundle_dir); !s)
     return s.error().with_context(context);
-  auto layer = prepare_writable_layer(config.rootfs, bundle_dir, config_.layer);
+  auto layer = prepare_layer(config.rootfs, bundle_dir);
   if (!layer)
     return layer.error().with_context(context);
   auto fail = [&](const error& e) -> result<started_container> {
@@ -174,14 +174,36 @@ result<started_container> runc_driver::start(const container_config& config, con
   std::error_code ec;
   fs::create_directories(stdout_log.parent_path(), ec);
   fs::create_directories(stderr_log.parent_path(), ec);
-  auto pid = launch_shim(config, bundle_dir, stdout_log, stderr_log);
-  if (!pid)
+  auto pid = launch_shim(config, bundle_dir, stdout_log, stderr_log, *layer);
+  if (!pid) {
+    if (!layer->mount_options.empty()) { // the next start tries the mount here, and falls back to a copy
+      std::lock_guard lock{overlays_->mu};
+      overlays_->good.erase(config.rootfs.native());
+    }
     return fail(pid.error());
+  }
   return started_container{*pid, layer->kind, layer->note};
 }
 
+result<prepared_rootfs> runc_driver::prepare_layer(const fs::path& image_rootfs, const fs::path& bundle_dir) const {
+  bool known = false;
+  if (config_.layer != layer_preference::copy_only) {
+    std::lock_guard lock{overlays_->mu};
+    known = overlays_->good.count(image_rootfs.native()) > 0;
+  }
+  if (known)
+    return prepare_overlay_dirs(image_rootfs, bundle_dir);
+  auto layer = prepare_writable_layer(image_rootfs, bundle_dir, config_.layer);
+  if (layer && layer->kind == layer_kind::overlay) {
+    std::lock_guard lock{overlays_->mu};
+    overlays_->good.insert(image_rootfs.native());
+  }
+  return layer;
+}
+
 result<int> runc_driver::launch_shim(const container_config& config, const fs::path& bundle_dir,
-                                     const fs::path& stdout_log, const fs::path& stderr_log) const {
+                                     const fs::path& stdout_log, const fs::path& stderr_log,
+                                     const prepared_rootfs& layer) const {
   if (!is_executable(config_.shim_binary))
     return error{"troupe-shim " + quote(config_.shim_binary.native()) + " is not executable"};
   shim::arguments args;
@@ -194,6 +216,8 @@ result<int> runc_driver::launch_shim(const container_config& config, const fs::p
   if (auto memory = cgroup_dir(mode_, "memory", cgroups_path(config.id)))
     args.memory_cgroup = *memory; // without it the shim cannot tell OOM kills
   args.timeout = config_.command_timeout;
+  args.overlay = layer.mount_options;
+  args.rootfs = layer.path;
   return shim::launch(config_.shim_binary, args, 2 * config_.command_timeout + std::chrono::seconds{5});
 }
 

@@ -20,7 +20,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -111,9 +114,22 @@ private:
   std::vector<std::string> runc_argv(std::initializer_list<std::string> args) const;
   result<command_result> run_runc(std::initializer_list<std::string> args) const;
   result<int> launch_shim(const container_config& config, const std::filesystem::path& bundle_dir,
-                          const std::filesystem::path& stdout_log, const std::filesystem::path& stderr_log) const;
+                          const std::filesystem::path& stdout_log, const std::filesystem::path& stderr_log,
+                          const prepared_rootfs& layer) const;
+  result<prepared_rootfs> prepare_layer(const std::filesystem::path& image_rootfs,
+                                        const std::filesystem::path& bundle_dir) const;
+
+  /// Image rootfs dirs an overlay was mounted over here: their containers'
+  /// overlays are left to the shim (prepare_overlay_dirs); the first
+  /// container of an image mounts on the host, which tells whether overlay
+  /// works over it or a copy is needed.
+  struct overlay_images {
+    std::mutex mu;
+    std::set<std::string> good;
+  };
 
   driver_config config_;
+  std::shared_ptr<overlay_images> overlays_ = std::make_shared<overlay_images>();
   cgroup_mode mode_;
   bool swap_limit_;
   std::string runc_version_;

@@ -281,6 +281,19 @@ TEST_CASE("two containers share one image rootfs and write only to their own lay
   REQUIRE(ids.ok());
   std::sort(ids->begin(), ids->end());
   CHECK(*ids == std::vector<std::string>{"one", "two"});
+  // The first container of an image mounts its overlay on the host (which
+  // tells that overlay works over this image); the next ones leave it to
+  // their shim, in a mount namespace the host's table does not show.
+  CHECK(mounts_under(world.bundle("one")).size() == 1);
+  CHECK(mounts_under(world.bundle("two")).empty());
+  auto seen = world.driver->exec("two", {"cat", "/written", "/etc/image-marker"}, 10s); // exec joins that namespace
+  REQUIRE_MESSAGE(seen.ok(), (seen.ok() ? "" : seen.error().message()));
+  CHECK(seen->out.find("two\n") == 0);
+  CHECK(seen->exit_code == 0);
+  for (const char* id : {"one", "two"})
+    REQUIRE(world.driver->remove(id, world.bundle(id)).ok());
+  CHECK(mounts_under(world.dir()).empty());
+  CHECK_FALSE(fs::exists(world.bundle("two")));
 }
 
 TEST_CASE("with overlay not wanted a container runs on a copy of the image") {

@@ -59,6 +59,8 @@ std::vector<std::string> to_argv(const std::filesystem::path& shim_binary, const
     argv.insert(argv.end(), {"--runc", a.runc.native(), "--root", a.root.native()});
   else
     argv.insert(argv.end(), {"--process", a.process_spec.native()});
+  if (!a.overlay.empty())
+    argv.insert(argv.end(), {"--overlay", a.overlay, "--rootfs", a.rootfs.native()});
   return argv;
 }
 
@@ -84,6 +86,10 @@ result<arguments> parse_argv(int argc, char** argv) {
   a.stdout_log = values["stdout"];
   a.stderr_log = values["stderr"];
   a.memory_cgroup = values["memory-cgroup"];
+  a.overlay = values["overlay"];
+  a.rootfs = values["rootfs"];
+  if (!a.overlay.empty() && (a.rootfs.empty() || !a.process_spec.empty()))
+    return error{"troupe-shim: --overlay needs --rootfs, and runc mode"};
   if (!values["timeout-ms"].empty()) {
     try {
       a.timeout = std::chrono::milliseconds{std::stoll(values["timeout-ms"])};

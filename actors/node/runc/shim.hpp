@@ -44,6 +44,8 @@ struct arguments {
   std::filesystem::path memory_cgroup; // where the OOM-kill counter is read; may be empty
   std::chrono::milliseconds timeout{30000}; // per runc call
   std::filesystem::path process_spec; // set: process mode, the command in this file runs without runc
+  std::string overlay;                // runc mode, set: mount an overlay with these options on `rootfs`
+  std::filesystem::path rootfs;       // first, in a mount namespace of the shim's own
 };
 
 /// The process mode's command, resolved by the process driver. Written to

@@ -73,6 +73,26 @@ TEST_CASE("the shim's flags name its mode: runc needs runc and its root, process
   auto refused = shim::parse_argv(static_cast<int>(raw.size()), raw.data());
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().message().find("--runc") != std::string::npos);
+
+  // runc mode with the overlay for the shim to mount: its options and target survive.
+  a.runc = "/usr/sbin/runc";
+  a.root = "/state";
+  a.overlay = "lowerdir=/img,upperdir=/b/upper,workdir=/b/work";
+  a.rootfs = "/b/merged";
+  argv = shim::to_argv("/bin/troupe-shim", a);
+  raw.clear();
+  for (auto& word : argv)
+    raw.push_back(word.data());
+  auto overlay = shim::parse_argv(static_cast<int>(raw.size()), raw.data());
+  REQUIRE_MESSAGE(overlay.ok(), (overlay.ok() ? "" : overlay.error().message()));
+  CHECK(overlay->overlay == a.overlay);
+  CHECK(overlay->rootfs == a.rootfs);
+  a.rootfs.clear();
+  argv = shim::to_argv("/bin/troupe-shim", a);
+  raw.clear();
+  for (auto& word : argv)
+    raw.push_back(word.data());
+  CHECK_FALSE(shim::parse_argv(static_cast<int>(raw.size()), raw.data()).ok());
 }
 
 TEST_CASE("the pid file gives the pid and, when written by the process mode, its start time") {

@@ -2,7 +2,9 @@
 // driver with fd 3 as its report pipe; outlives the agent that started it.
 // This file: main and the runc mode; the process mode is shim_process.cpp.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +55,22 @@ int read_pid(const std::filesystem::path& file) {
   return pid;
 }
 
+// The container's overlay, mounted in a mount namespace of the shim's own,
+// which the container's is made from: the host's mount table does not
+// grow with the containers (every container start copies it, and the
+// copy's size is what a start costs), and the mount goes once the shim
+// and the container are gone. Empty when mounted, else what failed.
+std::string mount_rootfs(const shim::arguments& a) {
+  if (::unshare(CLONE_NEWNS) != 0)
+    return std::string{"unshare(CLONE_NEWNS): "} + std::strerror(errno);
+  // Slave: what the host mounts later still reaches us, ours never the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+    return std::string{"making / a slave mount: "} + std::strerror(errno);
+  if (::mount("overlay", a.rootfs.c_str(), "overlay", 0, a.overlay.c_str()) != 0)
+    return "overlay mount on " + a.rootfs.native() + " failed: " + std::strerror(errno);
+  return {};
+}
+
 // runc mode: `runc run --detach`, the init reparented to us when runc
 // exits. One runc process rather than `runc create` + `runc start`: the
 // same container (the init inherits our log fds as its stdio, runc writes
@@ -65,6 +83,11 @@ int run_runc(const shim::arguments& a) {
   if (!begin_run(a, {shim::exit_file, shim::pid_file, shim::runc_log}, out, err))
     return 1;
   auto oom_before = read_oom_kills(a.memory_cgroup);
+  if (!a.overlay.empty())
+    if (auto why = mount_rootfs(a); !why.empty()) {
+      report("error " + why);
+      return 1;
+    }
 
   // Detached, without a terminal: pass-through stdio, the init inherits
   // these fds. --no-subreaper: runc exits at once and reaps nothing of ours.
