@@ -586,6 +586,8 @@ caf::behavior node_actor(caf::stateful_actor<node_state>* self, agent_context_pt
   deps->images = st.ctx->images;
   deps->containers_root = dir / "containers";
   deps->logs_root = dir / "logs";
+  for (const auto& per_container : {deps->containers_root, deps->logs_root})
+    runc::mark_unrelated_subdirs(per_container);
   deps->volumes_root = dir / "volumes";
   // Exits come from the watch; the poll only catches what it cannot see.
   deps->exits = std::make_shared<runc::exit_watch>();

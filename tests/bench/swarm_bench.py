@@ -764,8 +764,32 @@ def stop_pid(pid, grace=10.0):
 # ---------------------------------------------------------------------------
 
 
+def cpu_idle_share(seconds):
+    """The share of this machine's CPU time that was idle over `seconds`."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v[:8])
+    i0, t0 = sample()
+    time.sleep(seconds)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def settle(limit=60.0, idle=0.85, window=2.0):
+    """Waits until the machine is quiet (`idle` of its CPU over `window`
+    seconds), at most `limit` seconds: a system just started (dockerd and
+    containerd after swarm init, agents after joining) keeps working for a
+    while, and that must not land on the other system's first round.
+    Returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit and cpu_idle_share(window) < idle:
+        pass
+    return time.monotonic() - t0
+
+
 def measure(system, rnd):
-    r = {"system": system.label, "round": rnd, "loadavg_before": mb.loadavg()}
+    r = {"system": system.label, "round": rnd, "settled_s": settle(), "loadavg_before": mb.loadavg()}
     r["deploy_10"] = system.deploy(10, "deploy 10")
     r["update_10"], r["update_done"], r["update_batched"] = system.update(10, "2")
     r["update_fast"], r["update_fast_done"], r["update_fast_batched"] = system.update(10, "3", FAST_MONITOR)
@@ -885,12 +909,13 @@ def main():
                 out["rounds"].append(r)
                 print("round %d %-6s deploy->10 %.2f s; update 10 (par 2) %.2f s, done %.2f s%s; "
                       "monitor %s: %.2f s, done %.2f s%s; kill->10 %.2f s; "
-                      "deploy->50 %.2f s; scale->100 %.2f s; kill->100 %.2f s (%.0f s; load %s)" % (
+                      "deploy->50 %.2f s; scale->100 %.2f s; kill->100 %.2f s (%.0f s after %.0f s settling; load %s)" % (
                           rnd, s.label, r["deploy_10"], r["update_10"], r["update_done"],
                           "" if r["update_batched"] else " (not in batches)", FAST_MONITOR, r["update_fast"],
                           r["update_fast_done"], "" if r["update_fast_batched"] else " (not in batches)",
                           r["kill_10"],
-                          r["deploy_50"], r["scale_100"], r["kill_100"], time.monotonic() - t,
+                          r["deploy_50"], r["scale_100"], r["kill_100"], time.monotonic() - t - r["settled_s"],
+                          r["settled_s"],
                           r["loadavg_after"][0] if r["loadavg_after"] else "?"), flush=True)
         if len(systems) == 2:
             out["summary"] = summarize(out["rounds"])

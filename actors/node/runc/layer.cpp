@@ -1,6 +1,8 @@
 #include "actors/node/runc/layer.hpp"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -149,6 +151,20 @@ result<prepared_rootfs> copy_layer(const fs::path& image, const fs::path& dir, s
 }
 
 } // namespace
+
+void mark_unrelated_subdirs(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  int flags = 0;
+  if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_TOPDIR_FL) == 0) {
+    flags |= FS_TOPDIR_FL;
+    (void)::ioctl(fd, FS_IOC_SETFLAGS, &flags);
+  }
+  ::close(fd);
+}
 
 std::vector<fs::path> mounts_under(const fs::path& dir) {
   std::vector<fs::path> found;

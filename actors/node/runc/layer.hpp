@@ -49,6 +49,16 @@ result<prepared_rootfs> prepare_overlay_dirs(const std::filesystem::path& image_
 /// A missing container_dir is fine.
 status release_writable_layer(const std::filesystem::path& container_dir);
 
+/// Creates `dir` if needed and marks it as the top of unrelated directory
+/// trees (chattr +T, FS_TOPDIR_FL): ext2/3/4's Orlov allocator then
+/// spreads its subdirectories over the block groups instead of packing
+/// them next to `dir`. One dir per container is made and removed under it;
+/// packed together, every new inode was searched for past the freshly
+/// deleted ones of the containers before (ext4 without a journal skips
+/// inodes deleted in the last minute one by one). Where the filesystem
+/// has no such flag nothing changes; failures are ignored.
+void mark_unrelated_subdirs(const std::filesystem::path& dir);
+
 /// Mount points at or under `dir`, deepest first (from /proc/self/mountinfo).
 std::vector<std::filesystem::path> mounts_under(const std::filesystem::path& dir);
 

@@ -1,5 +1,8 @@
 #include "actors/node/runc/layer.hpp"
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -127,4 +130,23 @@ TEST_CASE("rotate_if_larger keeps numbered copies and empties the live log") {
   std::fclose(writer);
   CHECK(read_file(log) == "after\n");
   CHECK(rotate_if_larger(scratch.path() / "missing", 1, 1).ok());
+}
+
+TEST_CASE("a dir of per-container dirs is made and marked as the top of unrelated trees where the filesystem can") {
+  scratch_dir scratch;
+  auto dir = scratch.path() / "containers";
+  mark_unrelated_subdirs(dir);
+  REQUIRE(fs::is_directory(dir));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  int flags = 0;
+  bool has_flags = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  ::close(fd);
+  if (!has_flags) {
+    MESSAGE("skipped the flag check: " << scratch.path().native() << "'s filesystem has no inode flags");
+    return;
+  }
+  CHECK((flags & FS_TOPDIR_FL) != 0);
+  mark_unrelated_subdirs(dir); // again: nothing changes, nothing fails
+  CHECK(fs::is_directory(dir));
 }

@@ -108,6 +108,7 @@ result<runc_driver> runc_driver::detect(driver_config config) {
   fs::create_directories(c.state_root, ec);
   if (ec)
     return error{"creating state_root " + quote(c.state_root.native()) + ": " + ec.message()};
+  mark_unrelated_subdirs(c.state_root); // runc makes a dir per container in it
   fs::permissions(c.state_root, fs::perms::owner_all, ec);
   return driver;
 }

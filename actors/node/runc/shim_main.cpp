@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -83,6 +84,11 @@ int run_runc(const shim::arguments& a) {
   if (!begin_run(a, {shim::exit_file, shim::pid_file, shim::runc_log}, out, err))
     return 1;
   auto oom_before = read_oom_kills(a.memory_cgroup);
+  // runc (and the runc init it starts, which gets GOMAXPROCS passed on) is
+  // one short task: Go's runtime would start a P per CPU whose threads
+  // spin and sleep looking for work. One P costs 3-6% less CPU per start
+  // (measured: 50 starts at once, this machine). An operator's setting wins.
+  ::setenv("GOMAXPROCS", "1", 0);
   if (!a.overlay.empty())
     if (auto why = mount_rootfs(a); !why.empty()) {
       report("error " + why);
