@@ -8,19 +8,18 @@
 #include <cstddef>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 namespace troupe::runc {
 
 class exit_watch {
 public:
-  /// Starts the thread. Without epoll or an eventfd (which Linux has since
-  /// 2.6) every watch() calls back at once.
+  /// Starts the thread. Without epoll or an eventfd every watch() calls
+  /// back at once.
   exit_watch();
   /// Stops the thread; the callbacks of shims still running never run.
+  /// Safe from a callback too (the thread then ends on its own).
   ~exit_watch();
   exit_watch(const exit_watch&) = delete;
   exit_watch& operator=(const exit_watch&) = delete;
@@ -36,12 +35,10 @@ public:
   std::size_t watching() const;
 
 private:
-  void run();
+  struct state;
+  static void run(const std::shared_ptr<state>& s);
 
-  int epoll_ = -1;
-  int wake_ = -1; // eventfd: stop
-  mutable std::mutex mu_;
-  std::map<int, std::function<void()>> watched_; // pidfd -> callback
+  std::shared_ptr<state> state_; // shared with the thread, which may outlive *this
   std::thread thread_;
 };
 

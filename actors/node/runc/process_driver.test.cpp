@@ -416,3 +416,18 @@ TEST_CASE("the exit watch calls back once a shim exits, not before, and at once 
   CHECK(short_calls == 1);
   CHECK(watch.watching() == 0);
 }
+
+TEST_CASE("an exit watch whose last owner lets go of it from a callback ends cleanly") {
+  process_world world;
+  TROUPE_SKIP_WITHOUT_SHIM(world);
+  REQUIRE(world.start(world.config("brief", {"sh", "-c", "sleep 0.2"})).ok());
+  auto owned = std::make_unique<exit_watch>();
+  std::atomic<bool> destroyed{false};
+  owned->watch(world.bundle("brief"), [&] {
+    owned.reset(); // on the watch's own thread: it cannot join itself
+    destroyed = true;
+  });
+  for (int i = 0; i < 500 && !destroyed; ++i)
+    std::this_thread::sleep_for(10ms);
+  CHECK(destroyed);
+}
