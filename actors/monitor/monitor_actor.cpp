@@ -212,7 +212,10 @@ caf::behavior monitor_actor(caf::stateful_actor<monitor_state>* self, agent_cont
       flush(self->state);
     },
     [self](wire::pb<v1::GetClusterEvents>& q) { return query_cluster(self, q.msg); },
-    [self](atoms::expire_atom, uint64_t id) { expire_waiter(self->state, id); },
+    [self](atoms::expire_atom, uint64_t id) {
+      flush(self->state); // may answer the waiter with what is pending
+      expire_waiter(self->state, id);
+    },
     [self](wire::pb<v1::GetEvents>& q) {
       flush(self->state);
       return wire::make_pb(read<v1::EventList>(self->state, self->state.actor_events, q.msg));

@@ -395,9 +395,6 @@ std::map<std::string, v1::Allocation> assigned_here(node_state& st) {
   return out;
 }
 
-/// Converges this node to what the cluster assigned it: starts the
-/// allocations it should run and does not, stops those it runs that the
-/// state no longer wants here; then reports what changed in its tasks.
 /// What the cluster should know of a task.
 v1::AllocationUpdate update_of(const std::string& id, const v1::TaskStatus& t) {
   v1::AllocationUpdate up;
@@ -429,6 +426,9 @@ void send_updates(node* self, v1::AllocationUpdates updates, std::function<void(
 
 void sync_assigned(node* self);
 
+/// Converges this node to what the cluster assigned it: starts the
+/// allocations it should run and does not, stops those it runs that the
+/// state no longer wants here; then reports what changed in its tasks.
 void converge(node* self, const v1::AllocationList& list) {
   auto& st = self->state;
   auto local = assigned_here(st);
