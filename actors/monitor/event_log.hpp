@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "storage/environment.hpp"
 #include "storage/table.hpp"
@@ -31,37 +32,42 @@ public:
         return true;
       });
     });
-    next_first_ = first_;
-    next_last_ = last_;
     return loaded;
   }
 
-  /// Numbers `ev` and stores it in `txn`, dropping the oldest past
-  /// capacity; other appends (to this log or others) may share the
-  /// transaction. The numbers it takes are the log's once keep() follows
-  /// the commit; rewind() forgets them (call it first in a transaction that
-  /// may be retried, and after one that failed).
-  status append(storage::write_txn& txn, Event& ev) {
-    ev.set_seq(next_last_ + 1);
-    if (auto put = table_.put(txn, key_of(ev.seq()), ev); !put)
-      return put;
-    next_last_ = ev.seq();
-    while (next_last_ - next_first_ + 1 > capacity_) {
-      if (auto gone = table_.erase(txn, key_of(next_first_)); !gone)
-        return gone.error();
-      ++next_first_;
+  /// Keeps `ev` for the next write_staged(): events are written in
+  /// batches, one transaction for all of a burst (and for other logs').
+  void stage(Event ev) { staged_.push_back(std::move(ev)); }
+  std::size_t staged() const { return staged_.size(); }
+
+  /// Numbers the staged events and stores them in `txn`, dropping the
+  /// oldest past capacity; other logs may write in the same transaction.
+  /// The environment may run a transaction again: each run starts over.
+  status write_staged(storage::write_txn& txn) {
+    next_first_ = first_;
+    next_last_ = last_;
+    for (auto& ev : staged_) {
+      ev.set_seq(next_last_ + 1);
+      if (auto put = table_.put(txn, key_of(ev.seq()), ev); !put)
+        return put;
+      next_last_ = ev.seq();
+      while (next_last_ - next_first_ + 1 > capacity_) {
+        if (auto gone = table_.erase(txn, key_of(next_first_)); !gone)
+          return gone.error();
+        ++next_first_;
+      }
     }
     return {};
   }
 
-  void keep() {
-    first_ = next_first_;
-    last_ = next_last_;
-  }
-
-  void rewind() {
-    next_first_ = first_;
-    next_last_ = last_;
+  /// After the transaction: the numbers write_staged() took are the log's
+  /// if it committed; the staged events are gone either way.
+  void settle(bool committed) {
+    if (committed) {
+      first_ = next_first_;
+      last_ = next_last_;
+    }
+    staged_.clear();
   }
 
   /// Events with seq > after, at most `limit` (0: all), oldest first.
@@ -96,6 +102,7 @@ private:
   uint64_t last_ = 0;
   uint64_t next_first_ = 1;  // first_ and last_ as an unsettled transaction leaves them
   uint64_t next_last_ = 0;
+  std::vector<Event> staged_;
 };
 
 } // namespace troupe::monitor

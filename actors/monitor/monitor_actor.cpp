@@ -13,56 +13,43 @@ namespace {
 
 using actor = caf::stateful_actor<monitor_state>;
 
-/// Keeps `ev` for the next flush, which it asks for if none is on its way.
-template <class Event>
-void stage(actor* self, std::vector<Event>& into, Event ev) {
-  into.push_back(std::move(ev));
-  if (!std::exchange(self->state.pending.flush_sent, true))
-    self->send(self, atoms::flush_atom_v);
-}
-
+/// Stages `ev` in `log` and asks for a flush if none is on its way.
 template <class Log, class Event>
-status append_all(storage::write_txn& txn, Log& log, std::vector<Event>& events) {
-  log.rewind(); // a transaction the environment retries starts over
-  for (auto& ev : events)
-    if (auto s = log.append(txn, ev); !s)
-      return s;
-  return {};
+void stage(actor* self, Log& log, Event ev) {
+  log.stage(std::move(ev));
+  if (!std::exchange(self->state.flush_sent, true))
+    self->send(self, atoms::flush_atom_v);
 }
 
 void wake_waiters(monitor_state& st);
 
-/// Writes the pending events, all in one transaction, and answers the
-/// blocking queries that new events satisfy. A failed write loses them
+/// Writes the staged events of every log in one transaction and answers
+/// the blocking queries that new events satisfy. A failed write loses them
 /// (logged): the log lines still have what happened.
 void flush(monitor_state& st) {
-  auto& p = st.pending;
-  auto count = p.actor.size() + p.task.size() + p.member.size() + p.cluster.size();
+  auto count = st.actor_events.staged() + st.task_events.staged() + st.member_events.staged() +
+               st.cluster_events.staged();
   if (count == 0)
     return;
+  bool cluster = st.cluster_events.staged() > 0;
   auto written = st.ctx->env->write([&](storage::write_txn& txn) -> status {
     txn.sync_data_only(); // a power loss may take the newest events back, never the log
-    if (auto s = append_all(txn, st.actor_events, p.actor); !s)
-      return s;
-    if (auto s = append_all(txn, st.task_events, p.task); !s)
-      return s;
-    if (auto s = append_all(txn, st.member_events, p.member); !s)
-      return s;
-    return append_all(txn, st.cluster_events, p.cluster);
+    auto s = st.actor_events.write_staged(txn);
+    if (s.ok())
+      s = st.task_events.write_staged(txn);
+    if (s.ok())
+      s = st.member_events.write_staged(txn);
+    if (s.ok())
+      s = st.cluster_events.write_staged(txn);
+    return s;
   });
-  auto settle = [&](auto& log) { written ? log.keep() : log.rewind(); };
-  settle(st.actor_events);
-  settle(st.task_events);
-  settle(st.member_events);
-  settle(st.cluster_events);
+  st.actor_events.settle(written.ok());
+  st.task_events.settle(written.ok());
+  st.member_events.settle(written.ok());
+  st.cluster_events.settle(written.ok());
   if (!written)
     st.log->error("store_failed events={} reason=\"{}\"", count, written.error().message());
-  bool cluster = !p.cluster.empty();
-  p.actor.clear();
-  p.task.clear();
-  p.member.clear();
-  p.cluster.clear();
-  if (written && cluster)
+  else if (cluster)
     wake_waiters(st);
 }
 
@@ -147,7 +134,7 @@ void stage_cluster(actor* self, v1::ClusterEvent ev) {
   ev.set_node(self->state.ctx->config.name);
   if (ev.at_ms() == 0)
     ev.set_at_ms(unix_ms());
-  stage(self, self->state.pending.cluster, std::move(ev));
+  stage(self, self->state.cluster_events, std::move(ev));
 }
 
 /// Answers at once when there is something (or no wait is asked for),
@@ -200,15 +187,15 @@ caf::behavior monitor_actor(caf::stateful_actor<monitor_state>* self, agent_cont
     self,
     [self](wire::pb<v1::ActorEvent>& ev) {
       stage_cluster(self, unified(ev.msg));
-      stage(self, self->state.pending.actor, std::move(ev.msg));
+      stage(self, self->state.actor_events, std::move(ev.msg));
     },
     [self](wire::pb<v1::TaskEvent>& ev) {
       stage_cluster(self, unified(ev.msg));
-      stage(self, self->state.pending.task, std::move(ev.msg));
+      stage(self, self->state.task_events, std::move(ev.msg));
     },
     [self](wire::pb<v1::ClusterEvent>& ev) { stage_cluster(self, std::move(ev.msg)); },
     [self](atoms::flush_atom) {
-      self->state.pending.flush_sent = false;
+      self->state.flush_sent = false;
       flush(self->state);
     },
     [self](wire::pb<v1::GetClusterEvents>& q) { return query_cluster(self, q.msg); },
@@ -226,7 +213,7 @@ caf::behavior monitor_actor(caf::stateful_actor<monitor_state>* self, agent_cont
     },
     [self](wire::pb<v1::MemberEvent>& ev) {
       stage_cluster(self, unified(ev.msg));
-      stage(self, self->state.pending.member, std::move(ev.msg));
+      stage(self, self->state.member_events, std::move(ev.msg));
     },
     [self](wire::pb<v1::GetMemberEvents>& q) {
       flush(self->state);

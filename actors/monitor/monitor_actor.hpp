@@ -42,16 +42,10 @@ struct monitor_state {
     v1::GetClusterEvents query;
     caf::response_promise rp;
   };
-  // Events handled but not yet in LMDB: a burst of them is written in one
-  // transaction (one fsync rather than two per event), by the flush_atom
+  // Events are staged in their logs and a burst of them is written in one
+  // transaction (one sync rather than two per event), by the flush_atom
   // the actor sends itself with the first, or before a query reads a log.
-  struct unwritten {
-    std::vector<v1::ActorEvent> actor;
-    std::vector<v1::TaskEvent> task;
-    std::vector<v1::MemberEvent> member;
-    std::vector<v1::ClusterEvent> cluster;
-    bool flush_sent = false;
-  } pending;
+  bool flush_sent = false;
   std::vector<waiter> waiters;  // blocking queries waiting for an event
   uint64_t next_waiter = 0;
   v1::TaskUsageList usage;  // the node's last report: running tasks only
